@@ -1,0 +1,77 @@
+"""zklock: distributed locks on Apache ZooKeeper, through kazoo.
+
+::
+
+    import zklock
+    lock = zklock.Lock(client, "/locks/report")
+    with lock as lease:
+        store.write(data, fencing_token=lease.token)
+"""
+
+from __future__ import annotations
+
+from ._recipe import Contender
+from .errors import (
+    AcquireCancelled,
+    AlreadyHeld,
+    ClientNotConnected,
+    ConnectionLost,
+    InvalidIdentifier,
+    InvalidPath,
+    InvalidTimeout,
+    LeaseError,
+    LockInDoubt,
+    LockLost,
+    LockStateError,
+    LockTimeout,
+    NoAuthorization,
+    NotHeld,
+    SessionExpired,
+    UsageError,
+    ZkLockError,
+    ZooKeeperError,
+)
+from .lease import Lease, LeaseListener, LeaseState
+from .lock import Hold, Lock, locked
+from .retry import RetryPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AcquireCancelled",
+    "AlreadyHeld",
+    "ClientNotConnected",
+    "ConnectionLost",
+    "Contender",
+    "Hold",
+    "InvalidIdentifier",
+    "InvalidPath",
+    "InvalidTimeout",
+    "Lease",
+    "LeaseError",
+    "LeaseListener",
+    "LeaseState",
+    "Lock",
+    "LockInDoubt",
+    "LockLost",
+    "LockStateError",
+    "LockTimeout",
+    "NoAuthorization",
+    "NotHeld",
+    "RetryPolicy",
+    "SessionExpired",
+    "UsageError",
+    "ZkLockError",
+    "ZooKeeperError",
+    "__version__",
+    "locked",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if hasattr(_obj, "__module__") and not isinstance(_obj, str):
+        try:
+            _obj.__module__ = "zklock"
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj

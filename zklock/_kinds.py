@@ -1,0 +1,67 @@
+"""Lock kinds: the one point where lock kinds differ, as pure decisions on the sorted queue.
+
+A kind says which marker its own nodes carry, which markers it queues behind, and, given the
+queue in order and its own node, whether it holds the lock or which node to watch.  The recipe
+(``_recipe.py``) does all I/O and never branches on the kind otherwise, so a read lock, a write
+lock or a semaphore is a new :class:`LockKind`, not a new algorithm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ._names import NodeName
+
+__all__ = ["EXCLUSIVE", "Decision", "ExclusiveKind", "LockKind"]
+
+# kazoo's recipes write these markers: "__lock__" for Lock/WriteLock, "__rlock__" for ReadLock.
+EXCLUSIVE_MARKER = "__lock__"
+SHARED_MARKER = "__rlock__"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a contender does next: hold the lock, or wait for ``watch`` to go away."""
+
+    holds: bool
+    watch: str | None = None
+
+
+class LockKind(Protocol):
+    """The strategy every lock kind implements (Curator's LockInternalsDriver)."""
+
+    @property
+    def marker(self) -> str:
+        """The marker written into this kind's own node names."""
+
+    @property
+    def queued_behind(self) -> tuple[str, ...]:
+        """Markers of the nodes this kind is ordered against (its own included)."""
+
+    def decide(self, queue: Sequence[NodeName], me: NodeName) -> Decision:
+        """Given the relevant contenders in queue order (``me`` among them), decide."""
+
+
+@dataclass(frozen=True)
+class ExclusiveKind:
+    """Up to ``max_leases`` holders at once (1 = a mutex); each waiter watches one node ahead.
+
+    The node watched is the one ``max_leases`` places ahead, which for a mutex is the immediate
+    predecessor: one release wakes exactly one waiter (no herd).
+    """
+
+    marker: str = EXCLUSIVE_MARKER
+    queued_behind: tuple[str, ...] = (EXCLUSIVE_MARKER, SHARED_MARKER)
+    max_leases: int = 1
+
+    def decide(self, queue: Sequence[NodeName], me: NodeName) -> Decision:
+        """Hold if fewer than ``max_leases`` contenders are ahead, else watch the blocking one."""
+        index = queue.index(me)
+        if index < self.max_leases:
+            return Decision(holds=True)
+        return Decision(holds=False, watch=queue[index - self.max_leases].name)
+
+
+EXCLUSIVE = ExclusiveKind()

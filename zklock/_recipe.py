@@ -1,0 +1,373 @@
+"""THE lock recipe: ephemeral-sequential nodes, one predecessor watch, one deadline.
+
+Every lock kind runs this code; what differs between kinds is the pure decision in
+``_kinds.py``.  This is the only lock code that sends requests through kazoo.
+
+One acquire, in order:
+
+1. Send the create (Create2, which also returns the node's ``czxid``: the fencing token) and a
+   ``get_children`` of the lock path back to back, without waiting in between.  ZooKeeper runs
+   one session's requests in order, so the listing already holds the new node: an uncontended
+   acquire costs one round trip.  A missing parent is created on the NoNode answer, never
+   checked beforehand.
+2. Sort the contenders (serial-number order, ``_names.py``) and ask the kind: hold, or watch one
+   node ahead.  The watch is a ``get`` with a watch (as Curator's ``getData``), so no watch is
+   left on a node that is already gone; a gone predecessor means list again at once.
+3. Wait on one event, set by the watch, by ``cancel()``, or by any connection state change,
+   for at most what is left of the deadline.  Then list again (one request) and go to 2.
+
+Transient errors restart the run under the retry policy.  A create whose reply was lost is
+found again by its attempt id and kept only if its ``ephemeralOwner`` is the current session.
+However the acquire ends, every node it created and does not keep is deleted, retried on
+reconnect while the session lives (``CreateLedger`` + ``SessionWatcher.delete_later``).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.protocol.states import KeeperState
+
+from ._attempts import CreateLedger, OwnNode
+from ._deadline import Deadline
+from ._kinds import LockKind
+from ._names import NodeName, new_attempt_id, node_prefix, parse_node_name, queue_order
+from ._session import SessionWatcher
+from .errors import (
+    AcquireCancelled,
+    ClientNotConnected,
+    ConnectionLost,
+    ZkLockError,
+    translate_kazoo_errors,
+)
+from .lease import Lease, LeaseListener, LeaseState
+from .retry import RetryPolicy
+
+__all__ = ["Contender", "LockRecipe", "ReleaseOutcome", "Wakeup"]
+
+log = logging.getLogger("zklock.recipe")
+
+
+class Wakeup:
+    """What a waiting acquire sleeps on; ``cancel()`` ends the acquire from another thread."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Make the acquire raise :class:`AcquireCancelled` as soon as it wakes."""
+        self.cancelled = True
+        self.event.set()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep between retries, cut short by cancellation or a state change."""
+        self.event.wait(seconds)
+        self.event.clear()
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One node in a lock's queue, as :meth:`LockRecipe.contenders` lists it."""
+
+    node: str
+    identifier: str
+    token: int
+    session_id: int
+    created_at: float
+    """Creation time of the node, as a Unix timestamp (from the server's ctime)."""
+
+
+def _is_lost(lease: Lease) -> bool:
+    # A function, not an inline test: the state can change between two reads.
+    return lease.state is LeaseState.LOST
+
+
+class ReleaseOutcome(enum.Enum):
+    """How a release ended."""
+
+    RELEASED = "released"
+    ALREADY_LOST = "already lost"
+
+
+class LockRecipe:
+    """Acquire and release one lock path for one lock kind on one kazoo client."""
+
+    def __init__(
+        self, client: KazooClient, path: str, kind: LockKind, identifier: str, retry: RetryPolicy
+    ) -> None:
+        self.client = client
+        self.path = path
+        self.kind = kind
+        self.identifier = identifier
+        self.retry = retry
+        self._data = identifier.encode("utf-8")
+
+    # ------------------------------------------------------------------ shared helpers
+    def check_client(self) -> None:
+        """Refuse a client that was never started or is stopped/closed (kazoo would hang)."""
+        if self.client.client_state in (KeeperState.CLOSED, KeeperState.AUTH_FAILED):
+            raise ClientNotConnected(
+                "the KazooClient is not started (call client.start()) or was stopped/closed"
+            )
+
+    def _session(self) -> SessionWatcher:
+        return SessionWatcher.of(self.client)
+
+    def request_timeout(self) -> float:
+        """How long one request may go unanswered before it counts as a connection loss."""
+        if self.retry.request_timeout is not None:
+            return self.retry.request_timeout
+        return self._session().session_timeout
+
+    def _wait(self, result: Any, deadline: Deadline) -> Any:
+        """Wait for one reply, never past the deadline nor the request timeout."""
+        timeout = deadline.cap(self.request_timeout())
+        with translate_kazoo_errors():
+            return result.get(timeout=timeout)
+
+    def _context(self) -> str:
+        session_id = self._session().session_id
+        return f"lock {self.path} (session 0x{session_id or 0:x})"
+
+    # ------------------------------------------------------------------ acquire
+    def acquire(
+        self,
+        deadline: Deadline,
+        blocking: bool,
+        wakeup: Wakeup,
+        listeners: tuple[LeaseListener, ...] = (),
+    ) -> Lease | None:
+        """Queue for the lock; return a HELD lease, or None when the deadline passed first.
+
+        With ``blocking=False`` only one decision is made.  Raises :class:`AcquireCancelled`
+        after ``wakeup.cancel()``, and the translated error when retries are exhausted.
+        """
+        self.check_client()
+        session = self._session()
+        ledger = CreateLedger(on_late_node=self._discard)
+        session.subscribe(wakeup.event)
+        kept: OwnNode | None = None
+        try:
+            for attempt in self.retry.controller(deadline, wakeup.sleep, self._context):
+                with attempt:
+                    kept = self._run(deadline, blocking, wakeup, ledger)
+            if kept is None:
+                return None
+            lease = Lease(
+                path=self.path, node=kept.path, token=kept.czxid, session_id=kept.session_id,
+                identifier=self.identifier, liveness=session, listeners=listeners,
+            )
+            session.track(lease)
+            if session.session_id != kept.session_id:  # lost between the reply and now
+                lease._transition(LeaseState.LOST, "session expired during acquire")
+            log.info("%s: acquired %s (token %d)", self._context(), kept.path, kept.czxid)
+            return lease
+        finally:
+            session.unsubscribe(wakeup.event)
+            self._abandon(ledger, kept)
+
+    def _run(
+        self, deadline: Deadline, blocking: bool, wakeup: Wakeup, ledger: CreateLedger
+    ) -> OwnNode | None:
+        if wakeup.cancelled:
+            raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
+        self.check_client()
+        session_id = self._session().session_id
+        me = ledger.adopt(session_id)
+        if me is None and ledger.unknown:
+            self._find_lost_creates(deadline, ledger)
+            me = ledger.adopt(session_id)
+        if me is None:
+            me, children = self._create(deadline, ledger)
+        else:
+            children = self._children(deadline)
+        own_name = me.path.rsplit("/", 1)[1]
+        while True:
+            queue = self._queue(children)
+            mine = next((node for node in queue if node.name == own_name), None)
+            if mine is None:
+                ledger.forget_current()
+                raise ConnectionLost(f"contender node {me.path} disappeared; queueing again")
+            decision = self.kind.decide(queue, mine)
+            if decision.holds:
+                return me
+            if not blocking or deadline.expired():
+                return None
+            wakeup.event.clear()
+            if wakeup.cancelled:
+                raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
+            if self._watch(f"{self.path}/{decision.watch}", wakeup.event, deadline):
+                wakeup.event.wait(deadline.remaining())
+                if wakeup.cancelled:
+                    raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
+                if deadline.expired() and not wakeup.event.is_set():
+                    return None
+            children = self._children(deadline)
+
+    def _create(self, deadline: Deadline, ledger: CreateLedger) -> tuple[OwnNode, list[str]]:
+        """Pipelined Create2 + get_children; creates the parent on NoNode and tries again."""
+        for _ in range(3):
+            attempt_id = new_attempt_id()
+            prefix = f"{self.path}/{node_prefix(attempt_id, self.kind.marker)}"
+            sent_at = time.monotonic()
+            created = self.client.create_async(
+                prefix, self._data, ephemeral=True, sequence=True, include_data=True
+            )
+            listing = self.client.get_children_async(self.path)
+            ledger.sent(attempt_id, created, self.path)
+            try:
+                path, stat = self._wait(created, deadline)
+            except ZkLockError as error:
+                if isinstance(error.__cause__, NoNodeError):
+                    ledger.refused(attempt_id)
+                    self._make_parent(deadline)
+                    continue
+                raise
+            node = OwnNode(path, stat.czxid, stat.ephemeralOwner)
+            ledger.found(attempt_id, node)
+            ledger.use(node)
+            self._session().note_contact(sent_at)
+            return node, self._wait(listing, deadline)
+        raise ConnectionLost(f"parent of {self.path!r} keeps disappearing")
+
+    def _make_parent(self, deadline: Deadline) -> None:
+        log.info("%s: creating the lock path", self._context())
+        try:
+            self._wait(self.client.ensure_path_async(self.path), deadline)
+        except ZkLockError as error:
+            if not isinstance(error.__cause__, NodeExistsError):
+                raise
+
+    def _children(self, deadline: Deadline) -> list[str]:
+        sent_at = time.monotonic()
+        children: list[str] = self._wait(self.client.get_children_async(self.path), deadline)
+        self._session().note_contact(sent_at)
+        return children
+
+    def _queue(self, children: list[str]) -> list[NodeName]:
+        markers = self.kind.queued_behind
+        parsed = [node for node in (parse_node_name(c, markers) for c in children) if node]
+        return queue_order(parsed)
+
+    def _watch(self, path: str, event: threading.Event, deadline: Deadline) -> bool:
+        """Watch ``path`` for deletion; False if it is already gone."""
+        try:
+            self._wait(self.client.get_async(path, watch=lambda _event: event.set()), deadline)
+        except ZkLockError as error:
+            if isinstance(error.__cause__, NoNodeError):
+                return False
+            raise
+        return True
+
+    def _find_lost_creates(self, deadline: Deadline, ledger: CreateLedger) -> None:
+        """Look for nodes of creates whose reply was lost; keep only the current session's."""
+        children = self._children(deadline)
+        for name in children:
+            for attempt_id in list(ledger.unknown):
+                if attempt_id in name:
+                    path = f"{self.path}/{name}"
+                    try:
+                        _data, stat = self._wait(self.client.get_async(path), deadline)
+                    except ZkLockError as error:
+                        if isinstance(error.__cause__, NoNodeError):
+                            ledger.refused(attempt_id)
+                            continue
+                        raise
+                    ledger.found(attempt_id, OwnNode(path, stat.czxid, stat.ephemeralOwner))
+        # Ids still unknown after a listing sent after their create: that create never ran.
+        for attempt_id in list(ledger.unknown):
+            ledger.refused(attempt_id)
+
+    def _abandon(self, ledger: CreateLedger, kept: OwnNode | None) -> None:
+        """Delete every node this acquire made but does not keep (kazoo issue #732)."""
+        extra, unknown = ledger.close(kept)
+        session = self._session()
+        for node in extra:
+            self._discard(node)
+        if unknown and session.session_id is not None:
+            session.find_and_delete_later(self.path, unknown, session.session_id)
+
+    def _discard(self, node: OwnNode) -> None:
+        log.info("%s: deleting contender node %s", self._context(), node.path)
+        self._session().delete_later(node.path, node.session_id)
+
+    # ------------------------------------------------------------------ release
+    def release(self, lease: Lease, wakeup: Wakeup) -> ReleaseOutcome:
+        """Delete the lease's node; retried while the session may live.
+
+        Returns ALREADY_LOST when the lease was lost before the node could be deleted (the
+        node went with its session, or is queued for deletion on reconnect).
+        """
+        session = self._session()
+        try:
+            if lease.state is LeaseState.LOST:
+                return ReleaseOutcome.ALREADY_LOST
+            session.subscribe(wakeup.event)
+            until_lost = Deadline(max(0.0, session.contact_deadline() - time.monotonic()))
+            sent: list[Any] = []  # deletes whose reply was lost may still have run
+            try:
+                for attempt in self.retry.controller(until_lost, wakeup.sleep, self._context):
+                    with attempt:
+                        if any(result.successful() for result in sent):
+                            break
+                        if _is_lost(lease):
+                            return ReleaseOutcome.ALREADY_LOST
+                        sent.append(self.client.delete_async(lease.node))
+                        self._wait(sent[-1], Deadline(None))
+            except ZkLockError as error:
+                if isinstance(error.__cause__, NoNodeError):
+                    if len(sent) > 1:  # an earlier delete, answered too late, did it
+                        lease._transition(LeaseState.RELEASED)
+                        return ReleaseOutcome.RELEASED
+                    lease._transition(LeaseState.LOST, "lock node was already gone at release")
+                    return ReleaseOutcome.ALREADY_LOST
+                lease._transition(LeaseState.LOST, f"release failed: {error}")
+                raise
+            finally:
+                session.unsubscribe(wakeup.event)
+            lease._transition(LeaseState.RELEASED)
+            log.info("%s: released %s", self._context(), lease.node)
+            return ReleaseOutcome.RELEASED
+        finally:
+            if _is_lost(lease):
+                session.delete_later(lease.node, lease.session_id)
+            session.untrack(lease)
+
+    # ------------------------------------------------------------------ inspection
+    def contenders(self, deadline: Deadline) -> list[Contender]:
+        """The queue in order: holders first, with identifiers, tokens and sessions."""
+        self.check_client()
+        try:
+            children = self._children(deadline)
+        except ZkLockError as error:
+            if isinstance(error.__cause__, NoNodeError):
+                return []
+            raise
+        queue = self._queue(children)
+        pending = [(node, self.client.get_async(f"{self.path}/{node.name}")) for node in queue]
+        found: list[Contender] = []
+        for node, result in pending:
+            try:
+                data, stat = self._wait(result, deadline)
+            except ZkLockError as error:
+                if isinstance(error.__cause__, NoNodeError):
+                    continue  # left the queue while we looked
+                raise
+            found.append(
+                Contender(
+                    node=f"{self.path}/{node.name}",
+                    identifier=data.decode("utf-8", "replace"),
+                    token=stat.czxid,
+                    session_id=stat.ephemeralOwner,
+                    created_at=stat.ctime / 1000.0,
+                )
+            )
+        return found

@@ -1,0 +1,337 @@
+"""Connection state: one kazoo listener per client drives every lease on that client.
+
+:class:`SessionWatcher` is the only zklock code that listens to kazoo's connection states.  It
+moves leases between HELD, SUSPENDED and LOST, knows when the server was last heard from,
+wakes waiting acquires on any state change, and deletes nodes that a failed acquire could not
+delete itself (retried on every reconnect while their session lives).
+
+The local LOST bound.  The server expires a session once it has heard nothing from the client
+for the session timeout ``T``, counted from the last request it *received*.  The watcher records
+the time each answered request was *sent* (``note_contact``), which is never later than the
+server's receipt; so at ``last_contact + T`` the server cannot yet have expired the session.  At
+that moment, if the connection is still down, every lease on the client is declared LOST
+(Curator's "simulated LOST"), before any other client can be granted the lock.  While leases
+are held, a watchdog thread sends a cheap request every ``T / 5`` so ``last_contact`` stays
+fresh, and it is the thread that declares the local LOST.  It exits when no lease is held.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from typing import Any, Callable
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+from kazoo.protocol.states import KazooState
+
+from .lease import Lease, LeaseState
+
+__all__ = ["SessionWatcher"]
+
+log = logging.getLogger("zklock.session")
+
+_HEARTBEATS_PER_TIMEOUT = 5
+
+
+class SessionWatcher:
+    """The state listener, liveness record and cleanup queue of one ``KazooClient``."""
+
+    _registry: weakref.WeakKeyDictionary[KazooClient, SessionWatcher] = (
+        weakref.WeakKeyDictionary()
+    )
+    _registry_lock = threading.Lock()
+
+    @classmethod
+    def of(cls, client: KazooClient) -> SessionWatcher:
+        """The watcher of ``client``, created (and its listener added) on first use."""
+        with cls._registry_lock:
+            watcher = cls._registry.get(client)
+            if watcher is None:
+                watcher = cls._registry[client] = cls(client)
+            return watcher
+
+    def __init__(self, client: KazooClient, clock: Callable[[], float] = time.monotonic) -> None:
+        self._client_ref = weakref.ref(client)
+        self._clock = clock
+        self._mutex = threading.Lock()
+        self._leases: set[Lease] = set()
+        self._wakeups: set[threading.Event] = set()
+        self._orphans: dict[str, int] = {}  # node path -> owning session id
+        self._orphan_attempts: dict[tuple[str, str], int] = {}  # (parent, attempt id) -> session
+        self._connected = client.state == KazooState.CONNECTED
+        self._session_id = self._current_session_id(client)
+        self._last_contact = clock()
+        self._generation = 0
+        self._watchdog: threading.Thread | None = None
+        self._watchdog_wake = threading.Event()
+        client.add_listener(self._on_state)
+
+    # ------------------------------------------------------------------ liveness
+    @property
+    def session_timeout(self) -> float:
+        """The session timeout in seconds, as requested by the client.
+
+        kazoo does not keep the negotiated value; servers clamp it to
+        ``[minSessionTimeout, maxSessionTimeout]``, so the server's maximum must not be lower.
+        """
+        client = self._client_ref()
+        if client is None:
+            return 0.0
+        milliseconds: int = client._session_timeout
+        return float(milliseconds) / 1000.0
+
+    def contact_deadline(self) -> float:
+        """Monotonic time after which the server may have expired the session."""
+        return self._last_contact + self.session_timeout
+
+    def note_contact(self, sent_at: float) -> None:
+        """Record that a request sent at ``sent_at`` was answered by the server."""
+        with self._mutex:
+            if sent_at > self._last_contact:
+                self._last_contact = sent_at
+
+    @property
+    def session_id(self) -> int | None:
+        """The id of the client's current session, or None before the first connect."""
+        return self._session_id
+
+    # ------------------------------------------------------------------ leases and waiters
+    def track(self, lease: Lease) -> None:
+        """Drive ``lease`` from now on; start the watchdog if it is not running."""
+        with self._mutex:
+            self._leases.add(lease)
+            if self._watchdog is None:
+                self._watchdog_wake.clear()
+                self._watchdog = threading.Thread(
+                    target=self._watchdog_loop,
+                    name=f"zklock-watchdog-0x{self._session_id or 0:x}",
+                    daemon=True,
+                )
+                self._watchdog.start()
+
+    def untrack(self, lease: Lease) -> None:
+        """Stop driving ``lease`` (released or lost)."""
+        with self._mutex:
+            self._leases.discard(lease)
+            idle = not self._leases
+        if idle:
+            self._watchdog_wake.set()
+
+    def subscribe(self, event: threading.Event) -> None:
+        """Set ``event`` on every connection state change (wakes a waiting acquire)."""
+        with self._mutex:
+            self._wakeups.add(event)
+
+    def unsubscribe(self, event: threading.Event) -> None:
+        """Undo :meth:`subscribe`."""
+        with self._mutex:
+            self._wakeups.discard(event)
+
+    # ------------------------------------------------------------------ cleanup queue
+    def delete_later(self, node: str, session_id: int) -> None:
+        """Delete ``node`` (owned by ``session_id``) now if possible, else after reconnecting.
+
+        Given up only when that session is gone, since its ephemeral nodes go with it.
+        """
+        with self._mutex:
+            if session_id != self._session_id:
+                return
+            self._orphans[node] = session_id
+            connected = self._connected
+        if connected:
+            self._send_delete(node, session_id)
+
+    def find_and_delete_later(self, parent: str, attempt_ids: set[str], session_id: int) -> None:
+        """Delete the nodes of create attempts whose outcome is unknown, once they can be listed.
+
+        A listing sent after the create (kazoo sends one session's requests in order) shows
+        the node if the create ran; then the matching nodes are deleted with :meth:`delete_later`.
+        """
+        with self._mutex:
+            if session_id != self._session_id or not attempt_ids:
+                return
+            for attempt_id in attempt_ids:
+                self._orphan_attempts[(parent, attempt_id)] = session_id
+            connected = self._connected
+        if connected:
+            self._send_listing(parent, set(attempt_ids), session_id)
+
+    def _send_listing(self, parent: str, attempt_ids: set[str], session_id: int) -> None:
+        client = self._client_ref()
+        if client is None:
+            return
+
+        def listed(result: Any) -> None:
+            try:
+                children = result.get()
+            except NoNodeError:
+                children = []
+            except Exception as error:  # stays queued until the next reconnect
+                log.warning("listing %s for abandoned creates failed: %r", parent, error)
+                return
+            with self._mutex:
+                for attempt_id in attempt_ids:
+                    self._orphan_attempts.pop((parent, attempt_id), None)
+            for name in children:
+                if any(attempt_id in name for attempt_id in attempt_ids):
+                    self.delete_later(f"{parent}/{name}", session_id)
+
+        try:
+            client.get_children_async(parent).rawlink(listed)
+        except Exception as error:
+            log.warning("could not list %s: %r", parent, error)
+
+    def _send_delete(self, node: str, session_id: int) -> None:
+        client = self._client_ref()
+        if client is None:
+            return
+
+        def done(result: Any) -> None:
+            try:
+                result.get()
+            except NoNodeError:
+                pass
+            except Exception as error:  # stays queued until the next reconnect
+                log.warning("delete of %s (session 0x%x) failed: %r; retry on reconnect",
+                            node, session_id, error)
+                return
+            with self._mutex:
+                self._orphans.pop(node, None)
+            log.info("deleted abandoned node %s (session 0x%x)", node, session_id)
+
+        try:
+            client.delete_async(node).rawlink(done)
+        except Exception as error:
+            log.warning("could not send delete of %s: %r", node, error)
+
+    def pending_deletes(self) -> list[str]:
+        """Nodes still waiting to be deleted (for tests and diagnostics)."""
+        with self._mutex:
+            return sorted(self._orphans) + sorted(
+                f"{parent}/*{attempt}*" for parent, attempt in self._orphan_attempts
+            )
+
+    # ------------------------------------------------------------------ kazoo's listener
+    @staticmethod
+    def _current_session_id(client: KazooClient) -> int | None:
+        client_id = client.client_id
+        return int(client_id[0]) if client_id else None
+
+    def _on_state(self, state: str) -> None:
+        # Runs in kazoo's connection thread: never block here, only send async requests.
+        client = self._client_ref()
+        if client is None:
+            return
+        with self._mutex:
+            self._generation += 1
+            generation = self._generation
+            leases = list(self._leases)
+            wakeups = list(self._wakeups)
+            old_session = self._session_id
+            if state == KazooState.CONNECTED:
+                self._connected = True
+                self._session_id = self._current_session_id(client)
+                self._last_contact = self._clock()
+            else:
+                self._connected = False
+            new_session = self._session_id != old_session
+            if state == KazooState.LOST or new_session:
+                self._orphans.clear()  # their session, and so the nodes, are gone
+                self._orphan_attempts.clear()
+                self._leases.clear()
+            orphans = dict(self._orphans)
+            orphan_attempts: dict[str, set[str]] = {}
+            for (parent, attempt_id), _owner in self._orphan_attempts.items():
+                orphan_attempts.setdefault(parent, set()).add(attempt_id)
+        session = f"0x{old_session:x}" if old_session else "none"
+        log.info("client state %s (session %s, %d leases)", state, session, len(leases))
+
+        if state == KazooState.SUSPENDED:
+            for lease in leases:
+                lease._transition(LeaseState.SUSPENDED, "connection to ZooKeeper lost")
+        elif state == KazooState.LOST:
+            for lease in leases:
+                lease._transition(LeaseState.LOST, "session expired or client closed")
+        elif new_session:
+            for lease in leases:
+                lease._transition(LeaseState.LOST, "reconnected with a new session")
+        else:
+            for lease in leases:
+                self._verify(client, lease, generation)
+            for node, owner in orphans.items():
+                self._send_delete(node, owner)
+            if self._session_id is not None:
+                for parent, attempt_ids in orphan_attempts.items():
+                    self._send_listing(parent, attempt_ids, self._session_id)
+        self._watchdog_wake.set()
+        for event in wakeups:
+            event.set()
+
+    def _verify(self, client: KazooClient, lease: Lease, generation: int) -> None:
+        """After a reconnect with the same session: HELD again only if the node is still ours."""
+        sent_at = self._clock()
+
+        def verified(result: Any) -> None:
+            try:
+                _data, stat = result.get()
+            except NoNodeError:
+                lease._transition(LeaseState.LOST, "lock node was deleted")
+                self.untrack(lease)
+                return
+            except Exception as error:  # connection lost again: the next reconnect retries
+                log.info("could not verify %s after reconnect: %r", lease.node, error)
+                return
+            if stat.ephemeralOwner != lease.session_id:
+                lease._transition(LeaseState.LOST, "lock node belongs to another session")
+                self.untrack(lease)
+                return
+            self.note_contact(sent_at)
+            with self._mutex:
+                current = generation == self._generation and self._connected
+            if current:
+                lease._transition(LeaseState.HELD, None)
+
+        client.get_async(lease.node).rawlink(verified)
+
+    # ------------------------------------------------------------------ watchdog thread
+    def _watchdog_loop(self) -> None:
+        while True:
+            with self._mutex:
+                if not self._leases:
+                    self._watchdog = None
+                    return
+                connected = self._connected
+                leases = list(self._leases)
+            now = self._clock()
+            deadline = self.contact_deadline()
+            period = max(0.01, self.session_timeout / _HEARTBEATS_PER_TIMEOUT)
+            if now >= deadline:
+                for lease in leases:
+                    lease._transition(
+                        LeaseState.LOST, "no reply from ZooKeeper within the session timeout"
+                    )
+                    self.untrack(lease)
+                continue
+            if connected:
+                self._heartbeat()
+            wait = period if connected else min(period, deadline - now)
+            self._watchdog_wake.wait(wait)
+            self._watchdog_wake.clear()
+
+    def _heartbeat(self) -> None:
+        client = self._client_ref()
+        if client is None:
+            return
+        sent_at = self._clock()
+
+        def answered(result: Any) -> None:
+            if result.successful():
+                self.note_contact(sent_at)
+
+        try:
+            client.exists_async("/").rawlink(answered)
+        except Exception as error:
+            log.debug("heartbeat not sent: %r", error)

@@ -1,0 +1,84 @@
+"""Checks on user input, done before anything is sent to ZooKeeper."""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+
+from .errors import InvalidIdentifier, InvalidPath, InvalidTimeout
+
+__all__ = ["MAX_IDENTIFIER_BYTES", "check_identifier", "check_lock_path", "check_timeout"]
+
+MAX_IDENTIFIER_BYTES = 1024
+MAX_PATH_CHARS = 1024
+
+
+def _has_forbidden_char(text: str) -> bool:
+    # ZooKeeper's PathUtils refuses these: controls, and code points it reserves.
+    for char in text:
+        code = ord(char)
+        if (
+            code <= 0x1F
+            or 0x7F <= code <= 0x9F
+            or 0xD800 <= code <= 0xF8FF
+            or 0xFFF0 <= code <= 0xFFFF
+        ):
+            return True
+    return False
+
+
+def check_lock_path(path: object) -> str:
+    """Return ``path`` if it is a usable lock path, else raise :class:`InvalidPath`."""
+    if not isinstance(path, str):
+        raise InvalidPath(f"lock path must be a str, not {type(path).__name__}")
+    if not path.startswith("/"):
+        raise InvalidPath(f"lock path must be absolute (start with '/'): {path!r}")
+    if path == "/":
+        raise InvalidPath("lock path cannot be the root '/'")
+    if len(path) > MAX_PATH_CHARS:
+        raise InvalidPath(f"lock path is longer than {MAX_PATH_CHARS} characters")
+    if path.endswith("/"):
+        raise InvalidPath(f"lock path must not end with '/': {path!r}")
+    if _has_forbidden_char(path):
+        raise InvalidPath(f"lock path holds a control or reserved character: {path!r}")
+    for part in path[1:].split("/"):
+        if part == "":
+            raise InvalidPath(f"lock path has an empty component ('//'): {path!r}")
+        if part in (".", ".."):
+            raise InvalidPath(f"lock path must not contain '.' or '..': {path!r}")
+    if path == "/zookeeper" or path.startswith("/zookeeper/"):
+        raise InvalidPath(f"paths under /zookeeper belong to ZooKeeper itself: {path!r}")
+    return path
+
+
+def check_identifier(identifier: object) -> str:
+    """Return ``identifier`` if it is short printable text, else raise :class:`InvalidIdentifier`."""
+    if not isinstance(identifier, str):
+        raise InvalidIdentifier(f"identifier must be a str, not {type(identifier).__name__}")
+    if any(unicodedata.category(char) == "Cc" for char in identifier):
+        raise InvalidIdentifier(f"identifier holds control characters: {identifier!r}")
+    size = len(identifier.encode("utf-8", "surrogatepass"))
+    if size > MAX_IDENTIFIER_BYTES:
+        raise InvalidIdentifier(f"identifier is {size} bytes; the limit is {MAX_IDENTIFIER_BYTES}")
+    return identifier
+
+
+def check_timeout(timeout: object, blocking: bool = True) -> float | None:
+    """Normalise an acquire timeout: ``None``/``-1`` = wait forever, ``0`` = one try.
+
+    As ``threading.Lock.acquire``: other negative values are refused, and so is a timeout
+    given to a non-blocking call.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise InvalidTimeout(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    if math.isnan(timeout):
+        raise InvalidTimeout("timeout must not be NaN")
+    if timeout == -1:
+        return None
+    if timeout < 0:
+        raise InvalidTimeout(f"timeout must be >= 0 (or -1 for no limit), not {timeout}")
+    if not blocking:
+        raise InvalidTimeout("a timeout cannot be given to a non-blocking acquire")
+    return None if math.isinf(timeout) else float(timeout)

@@ -1,0 +1,192 @@
+"""Every error zklock raises, in one hierarchy, and the one place kazoo's errors are translated.
+
+::
+
+    ZkLockError
+    ├── UsageError (ValueError)              bad input, caught before any request is sent
+    │   ├── InvalidPath
+    │   ├── InvalidIdentifier
+    │   └── InvalidTimeout
+    ├── ClientNotConnected (RuntimeError)     the KazooClient was never started, or is stopped/closed
+    ├── LockStateError (RuntimeError)         the call does not fit the lock's state
+    │   ├── NotHeld                           release() of a lock this object does not hold
+    │   └── AlreadyHeld                       a thread acquiring a lock it already holds
+    ├── LockTimeout (TimeoutError)            hold()/with/decorator gave up waiting (acquire() returns False)
+    ├── AcquireCancelled                      a pending acquire was cancelled by Lock.cancel()
+    ├── LeaseError                            the lease can no longer be trusted
+    │   ├── LockInDoubt                       connection lost, the session may still live (SUSPENDED)
+    │   └── LockLost                          the lock node is gone, or its session is (LOST)
+    └── ZooKeeperError                        a request failed on the server or on the connection
+        ├── ConnectionLost                    no answer: connection loss, or a request that timed out
+        ├── SessionExpired                    the server expired the session
+        └── NoAuthorization                   ACLs or authentication refused the request
+
+No other zklock module names a kazoo exception: they call :func:`translate_kazoo_errors` or
+:func:`is_transient` from here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from kazoo import exceptions as kazoo_errors
+from kazoo.handlers.threading import KazooTimeoutError
+
+__all__ = [
+    "AcquireCancelled",
+    "AlreadyHeld",
+    "ClientNotConnected",
+    "ConnectionLost",
+    "InvalidIdentifier",
+    "InvalidPath",
+    "InvalidTimeout",
+    "LeaseError",
+    "LockInDoubt",
+    "LockLost",
+    "LockStateError",
+    "LockTimeout",
+    "NoAuthorization",
+    "NotHeld",
+    "SessionExpired",
+    "UsageError",
+    "ZkLockError",
+    "ZooKeeperError",
+    "is_transient",
+    "translate_kazoo_errors",
+]
+
+
+class ZkLockError(Exception):
+    """Base class of every error raised by zklock."""
+
+
+class UsageError(ZkLockError, ValueError):
+    """An argument is invalid; raised before anything is sent to ZooKeeper."""
+
+
+class InvalidPath(UsageError):
+    """A lock path is not an absolute, well-formed ZooKeeper path that zklock may use."""
+
+
+class InvalidIdentifier(UsageError):
+    """An identifier is not text, is too long, or holds control characters."""
+
+
+class InvalidTimeout(UsageError):
+    """A timeout is negative (other than -1), not a number, or given to a non-blocking call."""
+
+
+class ClientNotConnected(ZkLockError, RuntimeError):
+    """The KazooClient was never started, or has been stopped or closed."""
+
+
+class LockStateError(ZkLockError, RuntimeError):
+    """The call does not fit the state this lock object is in."""
+
+
+class NotHeld(LockStateError):
+    """``release()`` was called on a lock this object does not hold (as ``threading.Lock``)."""
+
+
+class AlreadyHeld(LockStateError):
+    """A thread tried to acquire a non-reentrant lock it already holds; waiting would never end."""
+
+
+class LockTimeout(ZkLockError, TimeoutError):
+    """The lock could not be acquired before the deadline (raised by ``hold()``, ``with``, decorators).
+
+    ``acquire()`` reports the same condition by returning ``False``.
+    """
+
+    def __init__(self, path: str, timeout: float | None) -> None:
+        self.path = path
+        self.timeout = timeout
+        super().__init__(f"could not acquire {path!r} within {timeout} s")
+
+    def __reduce__(self) -> tuple[type[LockTimeout], tuple[str, float | None]]:
+        return (type(self), (self.path, self.timeout))
+
+
+class AcquireCancelled(ZkLockError):
+    """A pending acquire was cancelled from another thread by ``Lock.cancel()``."""
+
+
+class LeaseError(ZkLockError):
+    """The lease on a lock can no longer be trusted; stop acting as the holder."""
+
+    def __init__(self, message: str, path: str | None = None, node: str | None = None) -> None:
+        self.path = path
+        self.node = node
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type[LeaseError], tuple[str, str | None, str | None]]:
+        return (type(self), (str(self), self.path, self.node))
+
+
+class LockInDoubt(LeaseError):
+    """The connection is lost and the session may or may not still live (the lease is SUSPENDED)."""
+
+
+class LockLost(LeaseError):
+    """The lock is no longer held: its node or its session is gone (the lease is LOST)."""
+
+
+class ZooKeeperError(ZkLockError):
+    """A ZooKeeper request failed; ``__cause__`` holds kazoo's original error."""
+
+
+class ConnectionLost(ZooKeeperError):
+    """The connection was lost or a request got no answer in time; the outcome is unknown."""
+
+
+class SessionExpired(ZooKeeperError):
+    """The ZooKeeper session expired; its ephemeral nodes are gone."""
+
+
+class NoAuthorization(ZooKeeperError):
+    """ZooKeeper refused the request: ACLs or authentication."""
+
+
+# Errors after which the same request may succeed: the connection, or a session that kazoo
+# replaces with a new one.  Everything else is a definite answer from the server.
+_TRANSIENT = (
+    kazoo_errors.ConnectionLoss,
+    kazoo_errors.OperationTimeoutError,
+    kazoo_errors.SessionExpiredError,
+    KazooTimeoutError,
+    ConnectionLost,
+    SessionExpired,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Return True when retrying the same request later may succeed (connection or session)."""
+    return isinstance(error, _TRANSIENT)
+
+
+def _translate(error: Exception) -> ZkLockError:
+    if isinstance(error, ZkLockError):
+        return error
+    if isinstance(error, (kazoo_errors.ConnectionLoss, kazoo_errors.OperationTimeoutError)):
+        return ConnectionLost(f"connection to ZooKeeper lost: {error!r}")
+    if isinstance(error, KazooTimeoutError):
+        return ConnectionLost(f"no answer from ZooKeeper in time: {error!r}")
+    if isinstance(error, kazoo_errors.SessionExpiredError):
+        return SessionExpired("the ZooKeeper session expired")
+    if isinstance(error, kazoo_errors.ConnectionClosedError):
+        return ClientNotConnected("the KazooClient is stopped or closed")
+    if isinstance(error, (kazoo_errors.NoAuthError, kazoo_errors.AuthFailedError)):
+        return NoAuthorization(f"ZooKeeper refused the request: {error!r}")
+    return ZooKeeperError(f"ZooKeeper request failed: {error!r}")
+
+
+@contextlib.contextmanager
+def translate_kazoo_errors() -> Iterator[None]:
+    """Re-raise kazoo's errors (and request time-outs) as zklock errors, chained to the original."""
+    try:
+        yield
+    except ZkLockError:
+        raise
+    except (kazoo_errors.KazooException, KazooTimeoutError) as error:
+        raise _translate(error) from error

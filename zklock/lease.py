@@ -1,0 +1,172 @@
+"""The lease: what a holder gets from ``acquire()``/``hold()``, and how it learns it is gone.
+
+A :class:`Lease` is a small value object (lock path, node, fencing token, session) plus one
+state that only moves forward::
+
+    HELD <-> SUSPENDED          connection lost / restored with the node verified
+      |         |
+      +--> LOST <+              session expired, node gone, or silence past the session timeout
+      +--> RELEASED             released by its holder
+
+Connection-state handling (``_session.py``) moves the state; the lease itself only adds the
+clock: once more time has passed since the server last answered than the session allows, the
+lease reports itself LOST when asked, with no thread involved.  A process frozen by a GC pause
+or SIGSTOP thus learns on waking, before kazoo notices anything.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from typing import Callable, Protocol
+
+from .errors import LockInDoubt, LockLost, NotHeld
+
+__all__ = ["Lease", "LeaseListener", "LeaseState", "Liveness"]
+
+log = logging.getLogger("zklock.lease")
+
+
+class LeaseState(enum.Enum):
+    """Where a lease stands."""
+
+    HELD = "held"
+    """The node exists and the session was heard from within its timeout."""
+    SUSPENDED = "suspended"
+    """The connection is lost; the session (and so the lock) may or may not still live."""
+    LOST = "lost"
+    """The lock is gone: session expired, node deleted, or silence past the session timeout."""
+    RELEASED = "released"
+    """The holder released the lock."""
+
+
+class Liveness(Protocol):
+    """Where a lease asks how long its session is surely alive (``_session.SessionWatcher``)."""
+
+    def contact_deadline(self) -> float:
+        """Monotonic time after which the server may have expired the session."""
+
+
+LeaseListener = Callable[["Lease", LeaseState], None]
+"""Called as ``listener(lease, new_state)`` on every state change; must not block."""
+
+_TERMINAL = (LeaseState.LOST, LeaseState.RELEASED)
+
+
+class Lease:
+    """A held lock: its node, its fencing token, and its live state.
+
+    ``token`` is the lock node's creation zxid (``czxid``): strictly increasing across all
+    holders of the lock over the ensemble's life, also when the parent node is recreated, so
+    a resource can refuse any holder whose token is lower than one it has already seen.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        node: str,
+        token: int,
+        session_id: int,
+        identifier: str,
+        liveness: Liveness,
+        listeners: tuple[LeaseListener, ...] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = path
+        """The lock's path (the parent of its contender nodes)."""
+        self.node = node
+        """Full path of this holder's ephemeral-sequential node."""
+        self.token = token
+        """The fencing token: the node's czxid."""
+        self.session_id = session_id
+        """The ZooKeeper session that owns the node."""
+        self.identifier = identifier
+        """The identifier stored in the node (who holds it)."""
+        self.acquired_at = clock()
+        """When the lock was acquired, on the monotonic clock."""
+        self.acquired_at_wall = time.time()
+        """When the lock was acquired, as a Unix timestamp."""
+        self.lost = threading.Event()
+        """Set once the lease is LOST."""
+        self.reason: str | None = None
+        """Why the lease left HELD for the last time (``None`` while HELD)."""
+        self._liveness = liveness
+        self._clock = clock
+        self._state = LeaseState.HELD
+        self._mutex = threading.Lock()
+        self._listeners: list[LeaseListener] = list(listeners)
+
+    # ------------------------------------------------------------------ reading the state
+    @property
+    def state(self) -> LeaseState:
+        """The current state; a HELD or SUSPENDED lease past its session deadline turns LOST."""
+        state = self._state
+        if state not in _TERMINAL and self._clock() >= self._liveness.contact_deadline():
+            self._transition(LeaseState.LOST, "no reply from ZooKeeper within the session timeout")
+            return self._state
+        return state
+
+    @property
+    def valid(self) -> bool:
+        """True only while the lease is HELD and the session was heard from within its timeout."""
+        return self.state is LeaseState.HELD
+
+    def check(self) -> None:
+        """Raise unless the lease is valid: call it between the steps of a long critical section.
+
+        Raises :class:`LockLost` once lost, :class:`LockInDoubt` while suspended, and
+        :class:`NotHeld` after release.
+        """
+        state = self.state
+        if state is LeaseState.HELD:
+            return
+        if state is LeaseState.SUSPENDED:
+            raise LockInDoubt(
+                f"lock {self.path!r} is in doubt: {self.reason}", self.path, self.node
+            )
+        if state is LeaseState.LOST:
+            raise LockLost(f"lock {self.path!r} was lost: {self.reason}", self.path, self.node)
+        raise NotHeld(f"lock {self.path!r} was released")
+
+    # ------------------------------------------------------------------ listeners
+    def add_listener(self, listener: LeaseListener) -> None:
+        """Call ``listener(lease, new_state)`` on every later state change."""
+        with self._mutex:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: LeaseListener) -> None:
+        """Stop calling ``listener``."""
+        with self._mutex:
+            self._listeners.remove(listener)
+
+    # ------------------------------------------------------------------ moving the state
+    def _transition(self, new: LeaseState, reason: str | None = None) -> bool:
+        """Move to ``new`` if allowed (LOST and RELEASED are final); tell the listeners."""
+        with self._mutex:
+            old = self._state
+            if old is new or old in _TERMINAL:
+                return False
+            self._state = new
+            self.reason = None if new is LeaseState.HELD else reason
+            listeners = tuple(self._listeners)
+        log.info(
+            "lease %s (session 0x%x): %s -> %s%s", self.node, self.session_id, old.value,
+            new.value, f" ({reason})" if reason else "",
+        )
+        if new is LeaseState.LOST:
+            self.lost.set()
+        for listener in listeners:
+            try:
+                listener(self, new)
+            except Exception:
+                log.exception("lease listener %r failed", listener)
+        return True
+
+    def __repr__(self) -> str:
+        return (
+            f"Lease(path={self.path!r}, node={self.node!r}, token={self.token}, "
+            f"session_id=0x{self.session_id:x}, state={self._state.value})"
+        )

@@ -1,0 +1,272 @@
+"""The exclusive distributed lock, shaped like ``threading.Lock``.
+
+``Lock`` is the thin API over the shared recipe (``_recipe.py``): it validates input, turns a
+timeout into one :class:`~zklock._deadline.Deadline`, lets threads of one process share the
+object (one holder at a time, the others wait locally without creating more znodes), and maps
+outcomes to the ``threading.Lock`` contract: ``acquire()`` returns a bool, ``with`` and the
+decorators raise :class:`~zklock.errors.LockTimeout`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import socket
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+from kazoo.client import KazooClient
+
+from ._deadline import Deadline
+from ._kinds import EXCLUSIVE, LockKind
+from ._recipe import Contender, LockRecipe, ReleaseOutcome, Wakeup
+from ._validate import check_identifier, check_lock_path, check_timeout
+from .errors import AcquireCancelled, AlreadyHeld, LockLost, LockTimeout, NotHeld
+from .lease import Lease, LeaseListener, LeaseState
+from .retry import DEFAULT_RETRY, RetryPolicy
+
+__all__ = ["Hold", "Lock", "locked"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _default_identifier() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _add_note(error: BaseException, note: str) -> None:
+    add_note = getattr(error, "add_note", None)  # Python >= 3.11
+    if add_note is not None:
+        add_note(note)
+
+
+class Lock(contextlib.ContextDecorator):
+    """An exclusive lock on ``path``, held through an ephemeral-sequential node.
+
+    ``client`` is a started ``KazooClient``.  ``identifier`` is stored in the lock node so
+    others can see who holds or waits (default ``"<hostname>:<pid>"``).  ``retry`` is a
+    :class:`~zklock.retry.RetryPolicy`; ``listener`` is called as ``listener(lease, state)`` on
+    every state change of every lease this lock hands out.
+
+    Node names are those of ``kazoo.recipe.lock.Lock``, so a zklock Lock and a kazoo Lock on
+    the same path exclude each other.
+    """
+
+    kind: ClassVar[LockKind] = EXCLUSIVE
+
+    def __init__(
+        self,
+        client: KazooClient,
+        path: str,
+        identifier: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        listener: LeaseListener | None = None,
+    ) -> None:
+        self.path = check_lock_path(path)
+        self.identifier = check_identifier(
+            _default_identifier() if identifier is None else identifier
+        )
+        self._recipe = LockRecipe(
+            client, self.path, self.kind, self.identifier, retry or DEFAULT_RETRY
+        )
+        self._listeners: tuple[LeaseListener, ...] = (listener,) if listener else ()
+        self._cond = threading.Condition()
+        self._busy = False  # a thread of this process is acquiring or holding
+        self._owner: int | None = None
+        self._lease: Lease | None = None
+        self._pending: set[Wakeup] = set()
+
+    # ------------------------------------------------------------------ the threading.Lock API
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Acquire the lock; return True once held, False if ``timeout`` passed first.
+
+        ``timeout`` is a total deadline in seconds (``None`` or ``-1``: no limit; ``0``: one
+        try).  ``blocking=False`` makes one try.  Raises :class:`AlreadyHeld` if the calling
+        thread already holds this lock, :class:`AcquireCancelled` after :meth:`cancel`, and a
+        :class:`~zklock.errors.ZooKeeperError` if ZooKeeper stays unreachable until the
+        deadline (or the retry policy stops).
+        """
+        seconds = check_timeout(timeout, blocking)
+        if seconds == 0:
+            blocking = False
+        self._recipe.check_client()
+        # A one-try acquire still gets its round trip: bounded by the request timeout.
+        deadline = Deadline(seconds if blocking else self._recipe.request_timeout())
+        wakeup = Wakeup()
+        with self._cond:
+            if self._busy and self._owner == threading.get_ident():
+                raise AlreadyHeld(f"this thread already holds {self.path!r}")
+            self._pending.add(wakeup)
+            claimed = False
+            try:
+                while self._busy:
+                    if wakeup.cancelled:
+                        raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
+                    remaining = deadline.remaining() if blocking else 0.0
+                    if remaining == 0:
+                        return False
+                    self._cond.wait(remaining)
+                self._busy = True
+                self._owner = threading.get_ident()
+                claimed = True
+            finally:
+                if not claimed:
+                    self._pending.discard(wakeup)
+        try:
+            lease = self._recipe.acquire(deadline, blocking, wakeup, self._listeners)
+        except BaseException:
+            self._leave()
+            raise
+        finally:
+            with self._cond:
+                self._pending.discard(wakeup)
+        if lease is None:
+            self._leave()
+            return False
+        with self._cond:
+            self._lease = lease
+        return True
+
+    def release(self) -> None:
+        """Release the lock.
+
+        Raises :class:`NotHeld` if this object does not hold it, and :class:`LockLost` if the
+        lease was lost before it could be released (the critical section was not protected).
+        """
+        with self._cond:
+            lease = self._lease
+            if lease is None:
+                raise NotHeld(f"release of {self.path!r}, which this lock object does not hold")
+            self._lease = None
+        try:
+            outcome = self._recipe.release(lease, Wakeup())
+        finally:
+            self._leave()
+        if outcome is ReleaseOutcome.ALREADY_LOST:
+            raise LockLost(
+                f"lock {self.path!r} was lost before release: {lease.reason}", self.path, lease.node
+            )
+
+    def locked(self) -> bool:
+        """True while this object holds the lock and the lease is not known to be lost."""
+        lease = self._lease
+        return lease is not None and lease.state in (LeaseState.HELD, LeaseState.SUSPENDED)
+
+    @property
+    def lease(self) -> Lease | None:
+        """The current lease (it may report LOST until released), or None when not held."""
+        return self._lease
+
+    def cancel(self) -> None:
+        """Make every acquire pending on this object right now raise :class:`AcquireCancelled`."""
+        with self._cond:
+            for wakeup in self._pending:
+                wakeup.cancel()
+            self._cond.notify_all()
+
+    def contenders(self, timeout: float | None = None) -> list[Contender]:
+        """The lock's queue in order (the holder first), with identifiers and tokens."""
+        seconds = check_timeout(timeout)
+        return self._recipe.contenders(
+            Deadline(seconds if seconds is not None else self._recipe.request_timeout())
+        )
+
+    # ------------------------------------------------------------------ with / decorator
+    def hold(self, timeout: float | None = None, *, raise_on_lost: bool = True) -> Hold:
+        """A context manager (and decorator) that holds the lock, raising LockTimeout on timeout.
+
+        ``with lock.hold(timeout=5) as lease:`` gives the :class:`~zklock.lease.Lease`.  On
+        leaving, if the lease was lost meanwhile, :class:`LockLost` is raised (or noted on the
+        exception already leaving the block) unless ``raise_on_lost=False``.
+        """
+        check_timeout(timeout)
+        return Hold(self, timeout, raise_on_lost)
+
+    def __enter__(self) -> Lease:
+        return Hold(self, None, True).__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        Hold(self, None, True).__exit__(exc_type, exc, traceback)
+
+    # ------------------------------------------------------------------ internals
+    def _leave(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._owner = None
+            self._lease = None
+            self._cond.notify_all()
+
+    def __repr__(self) -> str:
+        state = self._lease.state.value if self._lease else "unlocked"
+        return f"{type(self).__name__}(path={self.path!r}, {state})"
+
+
+class Hold(contextlib.ContextDecorator):
+    """Holds a lock for the span of a ``with`` block or a decorated call (see ``Lock.hold``)."""
+
+    def __init__(self, lock: Lock, timeout: float | None, raise_on_lost: bool) -> None:
+        self.lock = lock
+        self.timeout = timeout
+        self.raise_on_lost = raise_on_lost
+
+    def __enter__(self) -> Lease:
+        if not self.lock.acquire(timeout=self.timeout):
+            raise LockTimeout(self.lock.path, self.timeout)
+        lease = self.lock.lease
+        assert lease is not None
+        return lease
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            self.lock.release()
+        except LockLost as lost:
+            if exc is not None:
+                _add_note(exc, f"zklock: the lock was lost while this block ran: {lost}")
+            elif self.raise_on_lost:
+                raise
+        except Exception as error:
+            if exc is None:
+                raise
+            _add_note(exc, f"zklock: releasing the lock also failed: {error!r}")
+
+
+def locked(
+    client: KazooClient,
+    path: str,
+    *,
+    timeout: float | None = None,
+    identifier: str | None = None,
+    retry: RetryPolicy | None = None,
+) -> Callable[[F], F]:
+    """Decorate a function so each call runs holding the lock on ``path``.
+
+    ``timeout`` bounds the wait for each call; :class:`LockTimeout` is raised when it passes.
+    Works on functions and methods; one :class:`Lock` is shared by all calls.
+    """
+    check_timeout(timeout)
+    lock = Lock(client, path, identifier, retry=retry)
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with lock.hold(timeout):
+                return func(*args, **kwargs)
+
+        wrapper.lock = lock  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -1,0 +1,106 @@
+"""Retry policies for transient ZooKeeper errors, made of tenacity's own pieces.
+
+A :class:`RetryPolicy` holds three tenacity objects: ``stop`` (when to give up), ``wait``
+(how long to sleep between tries) and ``retry`` (which errors are worth another try).  They
+compose as in tenacity::
+
+    from tenacity import stop_after_attempt, stop_after_delay, wait_fixed
+    policy = RetryPolicy(stop=stop_after_attempt(5) | stop_after_delay(10), wait=wait_fixed(0.1))
+    lock = zklock.Lock(client, "/locks/report", retry=policy)
+
+Whatever the user's ``stop`` says, each run is also bounded by the acquire's deadline: the
+policy's stop is joined with ``|`` to :class:`stop_at_deadline`, which (like tenacity's
+``stop_before_delay``) gives up *before* a sleep that would overrun the deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import tenacity
+from tenacity import RetryCallState
+from tenacity.retry import retry_base, retry_if_exception
+from tenacity.stop import stop_base, stop_never
+from tenacity.wait import wait_base, wait_random_exponential
+
+from ._deadline import Deadline
+from .errors import is_transient
+
+__all__ = ["DEFAULT_RETRY", "RetryPolicy", "stop_at_deadline"]
+
+log = logging.getLogger("zklock.retry")
+
+
+class stop_at_deadline(stop_base):
+    """Stop when the next sleep would end at or past ``deadline``."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        """Return True to give up now."""
+        remaining = self.deadline.remaining()
+        return remaining is not None and remaining <= retry_state.upcoming_sleep
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How zklock retries a ZooKeeper request that failed transiently.
+
+    ``stop``, ``wait`` and ``retry`` are tenacity objects (or plain callables of the same
+    shape).  ``request_timeout`` bounds how long one request may go unanswered before it counts
+    as a connection loss; ``None`` means the client's session timeout.
+    """
+
+    stop: stop_base | Callable[[RetryCallState], bool] = stop_never
+    wait: wait_base | Callable[[RetryCallState], float] = field(
+        default_factory=lambda: wait_random_exponential(multiplier=0.05, max=2.0)
+    )
+    retry: retry_base | Callable[[RetryCallState], bool] = field(
+        default_factory=lambda: retry_if_exception(is_transient)
+    )
+    request_timeout: float | None = None
+
+    def copy(self, **changes: Any) -> RetryPolicy:
+        """A new policy with some fields replaced (policies are immutable)."""
+        return replace(self, **changes)
+
+    def controller(
+        self,
+        deadline: Deadline,
+        sleep: Callable[[float], None],
+        context: Callable[[], str],
+    ) -> tenacity.Retrying:
+        """A tenacity ``Retrying`` bound to ``deadline``, sleeping with ``sleep``.
+
+        ``context`` describes the operation for the log line written before each retry.
+        """
+
+        def log_retry(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.info(
+                "%s: retry %d in %.3f s after %r", context(), state.attempt_number,
+                state.upcoming_sleep, error,
+            )
+
+        return tenacity.Retrying(
+            stop=self.stop | stop_at_deadline(deadline)
+            if isinstance(self.stop, stop_base)
+            else _stop_either(self.stop, stop_at_deadline(deadline)),
+            wait=self.wait,
+            retry=self.retry,
+            sleep=sleep,
+            before_sleep=log_retry,
+            reraise=True,
+        )
+
+
+def _stop_either(
+    first: Callable[[RetryCallState], bool], second: stop_base
+) -> Callable[[RetryCallState], bool]:
+    return lambda state: first(state) or second(state)
+
+
+DEFAULT_RETRY = RetryPolicy()
