@@ -259,8 +259,12 @@ class LockRecipe:
 
     def _watch(self, path: str, event: threading.Event, deadline: Deadline) -> bool:
         """Watch ``path`` for deletion; False if it is already gone."""
+        def woken(watched: Any) -> None:
+            log.debug("%s: woken by %s on %s", self._context(), watched.type, watched.path)
+            event.set()
+
         try:
-            self._wait(self.client.get_async(path, watch=lambda _event: event.set()), deadline)
+            self._wait(self.client.get_async(path, watch=woken), deadline)
         except ZkLockError as error:
             if isinstance(error.__cause__, NoNodeError):
                 return False

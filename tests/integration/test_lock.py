@@ -1,0 +1,327 @@
+"""The exclusive Lock against a real ZooKeeper: exclusion, deadlines, with/decorator, threads,
+cancellation, kazoo interop, no herd, no leaked nodes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from kazoo.recipe.lock import Lock as KazooLock
+
+import zklock
+
+WORKERS = Path(__file__).parent / "workers"
+
+
+def test_processes_contending_never_overlap_and_lose_no_update(zookeeper, zk_client, zk_path):
+    processes, rounds = 8, 6
+    counter = f"{zk_path}-counter"
+    zk_client.create(counter, b"0", makepath=True)
+    try:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(WORKERS / "contend.py"), zookeeper.connect_string,
+                 f"{zk_path}/lock", counter, str(rounds), f"worker-{i}"],
+                stdout=subprocess.PIPE, text=True,
+            )
+            for i in range(processes)
+        ]
+        sections = []
+        for proc in procs:
+            out, _ = proc.communicate(timeout=120)
+            assert proc.returncode == 0
+            sections += [json.loads(line) for line in out.splitlines()]
+        value, _ = zk_client.get(counter)
+    finally:
+        zk_client.delete(counter)
+    assert len(sections) == processes * rounds
+    assert int(value) == processes * rounds  # no lost update
+    sections.sort(key=lambda s: s["enter"])
+    for before, after in zip(sections, sections[1:]):
+        assert before["exit"] <= after["enter"], f"overlap: {before} / {after}"
+        assert before["token"] < after["token"]  # fencing tokens follow the order of holding
+    assert {s["who"] for s in sections} == {f"worker-{i}" for i in range(processes)}
+
+
+def test_acquire_release_locked_and_lease(zk_client, zk_path):
+    lock = zklock.Lock(zk_client, f"{zk_path}/a", identifier="me")
+    assert not lock.locked() and lock.lease is None
+    assert lock.acquire() is True
+    assert lock.locked()
+    lease = lock.lease
+    assert lease is not None and lease.state is zklock.LeaseState.HELD and lease.valid
+    assert lease.node.startswith(f"{zk_path}/a/") and "__lock__" in lease.node
+    assert lease.session_id == zk_client.client_id[0]
+    _data, stat = zk_client.get(lease.node)
+    assert stat.czxid == lease.token and stat.ephemeralOwner == lease.session_id
+    assert [c.identifier for c in lock.contenders()] == ["me"]
+    lock.release()
+    assert not lock.locked() and lease.state is zklock.LeaseState.RELEASED
+    assert zk_client.get_children(f"{zk_path}/a") == []
+    with pytest.raises(zklock.NotHeld):
+        lock.release()
+
+
+def test_timeout_is_a_total_deadline_with_waiters_ahead(zk_client_factory, zk_path):
+    path = f"{zk_path}/deadline"
+    holder = zklock.Lock(zk_client_factory(), path, identifier="holder")
+    assert holder.acquire()
+    # Waiters ahead of us that give up one after another: kazoo restarts its timeout on each
+    # predecessor wait; ours must not.
+    ahead = [zklock.Lock(zk_client_factory(), path, identifier=f"ahead-{i}") for i in range(3)]
+    threads = [threading.Thread(target=lk.acquire, kwargs={"timeout": 0.3 + 0.2 * i})
+               for i, lk in enumerate(ahead)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.1)
+    waiter = zklock.Lock(zk_client_factory(), path, identifier="late")
+    started = time.monotonic()
+    assert waiter.acquire(timeout=1.0) is False
+    elapsed = time.monotonic() - started
+    for thread in threads:
+        thread.join()
+    assert 1.0 <= elapsed < 1.4, elapsed
+    assert [c.identifier for c in holder.contenders()] == ["holder"]  # all waiters cleaned up
+    holder.release()
+
+
+def test_non_blocking_and_zero_timeout(zk_client_factory, zk_path):
+    path = f"{zk_path}/nb"
+    first = zklock.Lock(zk_client_factory(), path)
+    other = zklock.Lock(zk_client_factory(), path)
+    assert first.acquire(blocking=False)
+    assert other.acquire(blocking=False) is False
+    assert other.acquire(timeout=0) is False
+    assert len(first.contenders()) == 1  # the failed tries left no node
+    first.release()
+    assert other.acquire(blocking=False)
+    other.release()
+
+
+def test_with_block_releases_on_exception_and_yields_the_lease(zk_client, zk_path):
+    lock = zklock.Lock(zk_client, f"{zk_path}/w")
+    with pytest.raises(RuntimeError, match="boom"):
+        with lock as lease:
+            assert isinstance(lease, zklock.Lease) and lease.valid
+            raise RuntimeError("boom")
+    assert not lock.locked()
+    assert zk_client.get_children(f"{zk_path}/w") == []
+
+
+def test_hold_raises_lock_timeout(zk_client_factory, zk_path):
+    path = f"{zk_path}/h"
+    holder = zklock.Lock(zk_client_factory(), path)
+    with holder.hold(timeout=1) as lease:
+        assert lease.valid
+        with pytest.raises(zklock.LockTimeout) as caught:
+            with zklock.Lock(zk_client_factory(), path).hold(timeout=0.2):
+                pytest.fail("body ran without the lock")
+        assert isinstance(caught.value, TimeoutError)
+
+
+def test_decorators_on_functions_and_methods(zk_client, zk_path):
+    lock = zklock.Lock(zk_client, f"{zk_path}/d1")
+    seen: list[bool] = []
+
+    @lock
+    def critical() -> str:
+        seen.append(lock.locked())
+        return "done"
+
+    class Account:
+        @zklock.locked(zk_client, f"{zk_path}/d2", timeout=5)
+        def debit(self, amount: int) -> int:
+            seen.append(zk_client.get_children(f"{zk_path}/d2") != [])
+            return amount
+
+    assert critical() == "done" and critical() == "done"
+    assert Account().debit(7) == 7
+    assert seen == [True, True, True]
+    assert not lock.locked()
+
+
+def test_shared_lock_object_between_threads(zk_client, zk_path):
+    path = f"{zk_path}/threads"
+    lock = zklock.Lock(zk_client, path)
+    inside = 0
+    max_inside = 0
+    max_nodes = 0
+    guard = threading.Lock()
+
+    def work() -> None:
+        nonlocal inside, max_inside, max_nodes
+        for _ in range(5):
+            with lock:
+                with guard:
+                    inside += 1
+                    max_inside = max(max_inside, inside)
+                max_nodes = max(max_nodes, len(zk_client.get_children(path)))
+                time.sleep(0.005)
+                with guard:
+                    inside -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert max_inside == 1
+    assert max_nodes == 1  # the other threads waited locally, without znodes
+
+
+def test_reentry_by_the_holding_thread_fails_fast(zk_client, zk_path):
+    lock = zklock.Lock(zk_client, f"{zk_path}/re")
+    with lock:
+        with pytest.raises(zklock.AlreadyHeld):
+            lock.acquire(timeout=5)
+
+
+def test_cancel_from_another_thread(zk_client_factory, zk_path):
+    path = f"{zk_path}/cancel"
+    holder = zklock.Lock(zk_client_factory(), path)
+    assert holder.acquire()
+    waiter = zklock.Lock(zk_client_factory(), path)
+    outcome: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            waiter.acquire()
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    for _ in range(100):
+        if len(holder.contenders()) == 2:
+            break
+        time.sleep(0.02)
+    waiter.cancel()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], zklock.AcquireCancelled)
+    assert len(holder.contenders()) == 1  # the cancelled waiter's node is gone
+    holder.release()
+    assert waiter.acquire(timeout=5)  # a cancel is not sticky
+    waiter.release()
+
+
+def test_interop_with_kazoo_lock_both_ways(zk_client_factory, zk_path):
+    path = f"{zk_path}/interop"
+    ours = zklock.Lock(zk_client_factory(), path, identifier="zklock")
+    theirs = KazooLock(zk_client_factory(), path, identifier="kazoo")
+    assert ours.acquire()
+    assert theirs.acquire(blocking=False) is False
+    assert theirs.contenders() == ["zklock"]
+    ours.release()
+    assert theirs.acquire(timeout=5)
+    assert ours.acquire(blocking=False) is False
+    assert [c.identifier for c in ours.contenders()] == ["kazoo"]
+    got: list[bool] = []
+    thread = threading.Thread(target=lambda: got.append(ours.acquire(timeout=5)))
+    thread.start()
+    time.sleep(0.2)
+    theirs.release()
+    thread.join()
+    assert got == [True]
+    ours.release()
+
+
+class _Wakeups(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "woken by" in record.getMessage():
+            self.count += 1
+
+
+def test_no_herd_one_release_wakes_one_waiter(zk_client_factory, zk_path):
+    path = f"{zk_path}/herd"
+    clients = [zk_client_factory() for _ in range(5)]
+    holder = zklock.Lock(clients[0], path, identifier="holder")
+    assert holder.acquire()
+    waiters = [zklock.Lock(clients[i % 5], path, identifier=f"w{i}") for i in range(50)]
+    results: list[zklock.Lock] = []
+    release_next = threading.Event()
+
+    def wait(lock: zklock.Lock) -> None:
+        assert lock.acquire(timeout=60)
+        results.append(lock)
+        release_next.wait(60)
+        lock.release()
+
+    threads = [threading.Thread(target=wait, args=(w,)) for w in waiters]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while len(holder.contenders()) < 51 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(holder.contenders()) == 51
+    time.sleep(0.2)  # all waiters are now parked on their predecessor's watch
+    counter = _Wakeups()
+    recipe_log = logging.getLogger("zklock.recipe")
+    old_level = recipe_log.level
+    recipe_log.setLevel(logging.DEBUG)
+    recipe_log.addHandler(counter)
+    try:
+        holder.release()
+        while not results and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # give any herd time to show up
+        assert counter.count == 1
+        assert len(results) == 1
+    finally:
+        recipe_log.removeHandler(counter)
+        recipe_log.setLevel(old_level)
+        release_next.set()
+        for thread in threads:
+            thread.join(60)
+    assert len(results) == 50
+
+
+@pytest.mark.parametrize("bad", ["relative", "/trailing/", "/zookeeper/x", "/a//b", "/ctl\x07"])
+def test_bad_paths_are_refused_with_a_typed_error(zk_client, bad):
+    with pytest.raises(zklock.InvalidPath):
+        zklock.Lock(zk_client, bad)
+
+
+def test_bad_identifier_and_timeout(zk_client, zk_path):
+    with pytest.raises(zklock.InvalidIdentifier):
+        zklock.Lock(zk_client, f"{zk_path}/x", identifier="x" * 5000)
+    lock = zklock.Lock(zk_client, f"{zk_path}/x")
+    with pytest.raises(zklock.InvalidTimeout):
+        lock.acquire(timeout=-5)
+    with pytest.raises(zklock.InvalidTimeout):
+        lock.acquire(blocking=False, timeout=3)
+
+
+def test_client_never_started_or_closed_fails_fast(zookeeper, zk_path):
+    from kazoo.client import KazooClient
+
+    fresh = KazooClient(hosts=zookeeper.connect_string)
+    started = time.monotonic()
+    with pytest.raises(zklock.ClientNotConnected):
+        zklock.Lock(fresh, f"{zk_path}/x").acquire(timeout=5)
+    fresh.start()
+    fresh.stop()
+    fresh.close()
+    with pytest.raises(zklock.ClientNotConnected):
+        zklock.Lock(fresh, f"{zk_path}/x").acquire()
+    assert time.monotonic() - started < 5
+
+
+def test_missing_parent_is_created_and_deleted_parent_recreated(zk_client, zk_path):
+    path = f"{zk_path}/deep/er/lock"
+    lock = zklock.Lock(zk_client, path)
+    with lock:
+        pass
+    zk_client.delete(f"{zk_path}/deep", recursive=True)
+    with lock:  # the same object again: nothing cached says the parent exists
+        assert zk_client.exists(path)
