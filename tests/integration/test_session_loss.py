@@ -1,0 +1,301 @@
+"""Session loss, fencing tokens and retries, against a real ZooKeeper (issue: session loss).
+
+Timings printed by these tests are measured figures (run pytest with -s to see them).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.protocol.states import KazooState
+from tenacity import stop_after_attempt
+
+import zklock
+from zklock.testing import TcpProxy, expire_session
+
+WORKERS = Path(__file__).parent / "workers"
+
+
+def _wait_for(predicate, timeout: float = 10.0, step: float = 0.01) -> bool:
+    ends = time.monotonic() + timeout
+    while time.monotonic() < ends:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+class StateLog:
+    """A lease listener recording (state, monotonic time)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[zklock.LeaseState, float]] = []
+
+    def __call__(self, lease: zklock.Lease, state: zklock.LeaseState) -> None:
+        self.seen.append((state, time.monotonic()))
+
+    def states(self) -> list[zklock.LeaseState]:
+        return [state for state, _ in self.seen]
+
+    def first(self, state: zklock.LeaseState) -> float:
+        return next(at for seen, at in self.seen if seen is state)
+
+
+@pytest.fixture
+def proxy(zookeeper):
+    with TcpProxy(zookeeper.connect_string) as proxy:
+        yield proxy
+
+
+def test_server_side_expiry_while_holding(zk_client_factory, zk_path):
+    path = f"{zk_path}/expiry"
+    victim = zk_client_factory(timeout=4.0)
+    log = StateLog()
+    lock = zklock.Lock(victim, path, listener=log)
+    other = zklock.Lock(zk_client_factory(), path)
+    with pytest.raises(zklock.LockLost):
+        with lock as lease:
+            expired_at = time.monotonic()
+            expire_session(victim)
+            assert lease.lost.wait(10)
+            lost_at = time.monotonic()
+            assert lease.state is zklock.LeaseState.LOST and not lease.valid
+            with pytest.raises(zklock.LockLost):
+                lease.check()
+            assert not lock.locked()
+            assert other.acquire(timeout=10)
+            other_at = time.monotonic()
+    assert log.states()[-1] is zklock.LeaseState.LOST
+    print(f"\nTIMING expiry->lost event {lost_at - expired_at:.3f}s, "
+          f"listener {log.first(zklock.LeaseState.LOST) - expired_at:.3f}s, "
+          f"other acquired {other_at - expired_at:.3f}s")
+    other.release()
+
+
+def test_short_connection_drop_suspends_then_restores(zk_client_factory, zk_path, proxy):
+    client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
+    log = StateLog()
+    lock = zklock.Lock(client, f"{zk_path}/drop", listener=log)
+    with lock as lease:
+        session = client.client_id[0]
+        proxy.drop()
+        assert _wait_for(lambda: zklock.LeaseState.SUSPENDED in log.states(), 5)
+        assert _wait_for(lambda: log.states()[-1:] == [zklock.LeaseState.HELD], 10)
+        assert client.client_id[0] == session
+        assert lease.valid
+        _data, stat = client.get(lease.node)
+        assert stat.ephemeralOwner == session
+    assert log.states() == [
+        zklock.LeaseState.SUSPENDED, zklock.LeaseState.HELD, zklock.LeaseState.RELEASED
+    ]
+
+
+def test_partition_longer_than_session_holder_hears_first(zk_client_factory, zk_path, proxy):
+    path = f"{zk_path}/partition"
+    holder_client = zk_client_factory(hosts=proxy.connect_string, timeout=2.0)
+    log = StateLog()
+    holder = zklock.Lock(holder_client, path, listener=log)
+    other = zklock.Lock(zk_client_factory(), path)
+    assert holder.acquire()
+    lease = holder.lease
+    cut_at = time.monotonic()
+    proxy.blackhole()
+    assert other.acquire(timeout=20)
+    other_at = time.monotonic()
+    assert lease.lost.is_set()
+    lost_at = log.first(zklock.LeaseState.LOST)
+    print(f"\nTIMING partition: holder declared LOST after {lost_at - cut_at:.3f}s, "
+          f"other acquired after {other_at - cut_at:.3f}s (margin {other_at - lost_at:.3f}s)")
+    assert lost_at < other_at
+    proxy.heal()
+    with pytest.raises(zklock.LockLost):
+        holder.release()
+    other.release()
+    assert _wait_for(lambda: holder_client.state == KazooState.CONNECTED, 15)
+
+
+def test_sigstopped_holder_knows_on_waking(zookeeper, zk_client_factory, zk_path):
+    path = f"{zk_path}/frozen"
+    session_timeout = 2.0
+    child = subprocess.Popen(
+        [sys.executable, str(WORKERS / "hold_then_freeze.py"), zookeeper.connect_string, path,
+         str(session_timeout)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout is not None
+        held = json.loads(child.stdout.readline())
+        child.send_signal(signal.SIGSTOP)
+        other = zklock.Lock(zk_client_factory(), path, identifier="other")
+        assert other.acquire(timeout=20)  # the frozen holder's session expired
+        assert other.lease.token > held["held"]
+        child.send_signal(signal.SIGCONT)
+        report = json.loads(child.stdout.readline())
+        assert report["valid"] is False
+        assert report["check"] in ("LockLost", "LockInDoubt")
+        assert other.lease.valid  # the other process holds it all along
+        other.release()
+        assert child.wait(timeout=20) == 0
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGCONT)
+            child.kill()
+            child.wait()
+
+
+@pytest.mark.ensemble
+def test_leader_killed_while_holding_the_lease_survives(zookeeper_ensemble):
+    ensemble = zookeeper_ensemble
+    client = KazooClient(hosts=ensemble.connect_string(), timeout=15.0)
+    client.start(timeout=30)
+    path = f"/zklock-test/leader-kill-{time.monotonic_ns()}"
+    try:
+        log = StateLog()
+        lock = zklock.Lock(client, path, listener=log)
+        assert lock.acquire(timeout=10)
+        lease = lock.lease
+        session = client.client_id[0]
+        leader = ensemble.leader()
+        ensemble.kill(leader)
+        try:
+            assert _wait_for(lambda: client.state == KazooState.CONNECTED
+                             and lease.state is zklock.LeaseState.HELD, 30, 0.05)
+            assert client.client_id[0] == session
+            lease.check()
+            _data, stat = client.get(lease.node)
+            assert stat.ephemeralOwner == session
+            lock.release()
+        finally:
+            ensemble.restart(leader)
+        assert zklock.LeaseState.LOST not in log.states()
+    finally:
+        client.delete(path, recursive=True)
+        client.stop()
+        client.close()
+
+
+def test_tokens_strictly_increase_across_processes_and_parent_recreation(
+    zookeeper, zk_client, zk_path
+):
+    path = f"{zk_path}/tokens/lock"
+    counter = f"{zk_path}-tokens-counter"
+    zk_client.create(counter, b"0", makepath=True)
+    sections = []
+    try:
+        for phase in range(2):
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, str(WORKERS / "contend.py"), zookeeper.connect_string, path,
+                     counter, "125", f"p{phase}-{i}"],
+                    stdout=subprocess.PIPE, text=True,
+                )
+                for i in range(4)
+            ]
+            for proc in procs:
+                out, _ = proc.communicate(timeout=180)
+                assert proc.returncode == 0
+                sections += [json.loads(line) for line in out.splitlines()]
+            zk_client.delete(f"{zk_path}/tokens", recursive=True)  # parent gone: counter restarts
+    finally:
+        zk_client.delete(counter)
+    assert len(sections) == 1000
+    sections.sort(key=lambda s: s["enter"])
+    tokens = [s["token"] for s in sections]
+    assert all(a < b for a, b in zip(tokens, tokens[1:]))
+
+
+def test_connection_loss_during_create_leaks_nothing(zk_client_factory, zk_path, proxy):
+    path = f"{zk_path}/create-loss"
+    client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
+    observer = zk_client_factory()
+    lock = zklock.Lock(client, path, retry=zklock.RetryPolicy(request_timeout=0.5))
+    observer.ensure_path(path)
+    proxy.blackhole()
+    got: list[bool] = []
+    thread = threading.Thread(target=lambda: got.append(lock.acquire(timeout=15)))
+    thread.start()
+    time.sleep(0.3)  # the create is on its way into the void
+    proxy.drop()
+    proxy.heal()
+    thread.join(20)
+    assert got == [True]
+    assert len(observer.get_children(path)) == 1  # exactly one node: no leak, no double
+    lock.release()
+    assert _wait_for(lambda: observer.get_children(path) == [], 5)
+
+
+def test_retry_policy_limits_are_honoured_and_nothing_leaks(zk_client_factory, zk_path, proxy):
+    path = f"{zk_path}/limits"
+    client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
+    observer = zk_client_factory()
+    observer.ensure_path(path)
+    policy = zklock.RetryPolicy(stop=stop_after_attempt(2), request_timeout=0.3)
+    lock = zklock.Lock(client, path, retry=policy)
+    proxy.blackhole()
+    started = time.monotonic()
+    with pytest.raises(zklock.ConnectionLost):
+        lock.acquire(timeout=30)
+    elapsed = time.monotonic() - started
+    assert elapsed < 3.0, elapsed  # two attempts of 0.3 s plus one short backoff, not 30 s
+    assert not lock.locked()
+    proxy.heal()
+    # Whatever the blackholed creates did on the server is cleaned up after reconnecting.
+    assert _wait_for(lambda: observer.get_children(path) == [], 10)
+
+
+def test_connection_drop_while_waiting(zk_client_factory, zk_path, proxy):
+    path = f"{zk_path}/wait-loss"
+    holder = zklock.Lock(zk_client_factory(), path, identifier="holder")
+    assert holder.acquire()
+    waiter_client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
+    waiter = zklock.Lock(waiter_client, path, identifier="waiter")
+    got: list[bool] = []
+    thread = threading.Thread(target=lambda: got.append(waiter.acquire(timeout=20)))
+    thread.start()
+    assert _wait_for(lambda: len(holder.contenders()) == 2)
+    proxy.drop()
+    time.sleep(0.3)
+    assert [c.identifier for c in holder.contenders()] == ["holder", "waiter"]
+    holder.release()
+    thread.join(25)
+    assert got == [True]
+    assert [c.identifier for c in waiter.contenders()] == ["waiter"]
+    waiter.release()
+
+
+def test_connection_loss_during_release(zk_client_factory, zk_path, proxy):
+    path = f"{zk_path}/release-loss"
+    client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
+    lock = zklock.Lock(client, path, retry=zklock.RetryPolicy(request_timeout=0.5))
+    other = zklock.Lock(zk_client_factory(), path)
+    assert lock.acquire()
+    lease = lock.lease
+    proxy.blackhole()
+    done: list[BaseException | None] = []
+
+    def release() -> None:
+        try:
+            lock.release()
+            done.append(None)
+        except BaseException as error:
+            done.append(error)
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    time.sleep(1.0)
+    assert not done  # still trying: the session may live
+    assert other.acquire(blocking=False) is False  # and nobody else holds it meanwhile
+    proxy.heal()
+    thread.join(15)
+    assert done == [None]
+    assert lease.state is zklock.LeaseState.RELEASED
+    assert other.acquire(timeout=5)
+    other.release()

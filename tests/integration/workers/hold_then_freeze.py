@@ -1,0 +1,47 @@
+"""Hold a lock, then report what the lease says on the first step after a freeze (SIGSTOP)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from kazoo.client import KazooClient
+
+import zklock
+
+
+def main() -> int:
+    hosts, path, session_timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    client = KazooClient(hosts=hosts, timeout=session_timeout)
+    client.start(timeout=15)
+    lock = zklock.Lock(client, path, identifier="frozen")
+    lock.acquire()
+    lease = lock.lease
+    assert lease is not None
+    print(json.dumps({"held": lease.token}), flush=True)
+    last = time.monotonic()
+    while True:
+        time.sleep(0.01)
+        now = time.monotonic()
+        if now - last > session_timeout / 2:  # we were frozen
+            valid = lease.valid  # the very first look after waking
+            try:
+                lease.check()
+                checked = "passed"
+            except zklock.LeaseError as error:
+                checked = type(error).__name__
+            print(json.dumps({"gap": now - last, "valid": valid, "check": checked}), flush=True)
+            break
+        last = now
+    try:
+        lock.release()
+    except zklock.LockLost:
+        pass
+    client.stop()
+    client.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
