@@ -10,7 +10,8 @@ for the session timeout ``T``, counted from the last request it *received*.  The
 the time each answered request was *sent* (``note_contact``), which is never later than the
 server's receipt; so at ``last_contact + T`` the server cannot yet have expired the session.  At
 that moment, if the connection is still down, every lease on the client is declared LOST
-(Curator's "simulated LOST"), before any other client can be granted the lock.  While leases
+(Curator's "simulated LOST"), before any other client can be granted the lock.  The watcher
+acts at ``last_contact + 0.9 T``: the last tenth absorbs a watchdog woken late.  While leases
 are held, a watchdog thread sends a cheap request every ``T / 5`` so ``last_contact`` stays
 fresh, and it is the thread that declares the local LOST.  It exits when no lease is held.
 """
@@ -34,6 +35,8 @@ __all__ = ["SessionWatcher"]
 log = logging.getLogger("zklock.session")
 
 _HEARTBEATS_PER_TIMEOUT = 5
+_SAFETY_SHARE = 0.1  # of the session timeout, kept back from the local LOST bound
+_IDLE_LINGER = 0.2  # seconds the watchdog thread outlives the last lease
 
 
 class SessionWatcher:
@@ -84,8 +87,12 @@ class SessionWatcher:
         return float(milliseconds) / 1000.0
 
     def contact_deadline(self) -> float:
-        """Monotonic time after which the server may have expired the session."""
-        return self._last_contact + self.session_timeout
+        """Monotonic time after which the server may soon expire the session.
+
+        A safety share of the timeout is kept back, so that a watchdog woken a little late
+        by the scheduler still declares the loss before the server can act on it.
+        """
+        return self._last_contact + self.session_timeout * (1.0 - _SAFETY_SHARE)
 
     def note_contact(self, sent_at: float) -> None:
         """Record that a request sent at ``sent_at`` was answered by the server."""
@@ -103,6 +110,7 @@ class SessionWatcher:
         """Drive ``lease`` from now on; start the watchdog if it is not running."""
         with self._mutex:
             self._leases.add(lease)
+            self._watchdog_wake.set()  # a lingering watchdog resumes its watch
             if self._watchdog is None:
                 self._watchdog_wake.clear()
                 self._watchdog = threading.Thread(
@@ -298,26 +306,38 @@ class SessionWatcher:
 
     # ------------------------------------------------------------------ watchdog thread
     def _watchdog_loop(self) -> None:
+        idle_since: float | None = None
         while True:
+            now = self._clock()
             with self._mutex:
                 if not self._leases:
-                    self._watchdog = None
-                    return
+                    # Linger a moment: a lock taken again right away reuses this thread.
+                    idle_since = idle_since if idle_since is not None else now
+                    if now - idle_since >= _IDLE_LINGER:
+                        self._watchdog = None
+                        return
+                else:
+                    idle_since = None
                 connected = self._connected
                 leases = list(self._leases)
-            now = self._clock()
             deadline = self.contact_deadline()
             period = max(0.01, self.session_timeout / _HEARTBEATS_PER_TIMEOUT)
-            if now >= deadline:
+            if leases and now >= deadline:
                 for lease in leases:
                     lease._transition(
                         LeaseState.LOST, "no reply from ZooKeeper within the session timeout"
                     )
                     self.untrack(lease)
                 continue
-            if connected:
+            # Any answered request counts as contact, so a busy client sends no heartbeat.
+            if leases and connected and now - self._last_contact >= period:
                 self._heartbeat()
-            wait = period if connected else min(period, deadline - now)
+            if idle_since is not None:
+                wait = _IDLE_LINGER
+            elif connected:
+                wait = period
+            else:
+                wait = min(period, deadline - now)
             self._watchdog_wake.wait(wait)
             self._watchdog_wake.clear()
 
