@@ -1,0 +1,265 @@
+"""zklock.lease: the lease state machine, on a fake clock and a fake liveness record."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from zklock.errors import LeaseError, LockInDoubt, LockLost, NotHeld
+from zklock.lease import Lease, LeaseState
+
+HELD, SUSPENDED, LOST, RELEASED = LeaseState.HELD, LeaseState.SUSPENDED, LeaseState.LOST, LeaseState.RELEASED
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeLiveness:
+    """Stands in for the session watcher: the server was last heard from ``T`` before this."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def contact_deadline(self) -> float:
+        return self.deadline
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def liveness(clock):
+    return FakeLiveness(clock.now + 10.0)
+
+
+@pytest.fixture
+def changes():
+    return []
+
+
+@pytest.fixture
+def lease(clock, liveness, changes):
+    return Lease(
+        path="/locks/a",
+        node="/locks/a/0123456789abcdef0123456789abcdef__lock__0000000004",
+        token=0x1_0000_002A,
+        session_id=0xABC,
+        identifier="host:42",
+        liveness=liveness,
+        listeners=(lambda lease, state: changes.append(state),),
+        clock=clock,
+    )
+
+
+def test_a_new_lease_is_held(lease, changes):
+    assert lease.state is HELD
+    assert lease.valid
+    lease.check()
+    assert lease.reason is None
+    assert not lease.lost.is_set()
+    assert changes == []
+
+
+def test_value_fields(lease, clock):
+    assert lease.path == "/locks/a"
+    assert lease.node.endswith("__lock__0000000004")
+    assert lease.token == 0x1_0000_002A
+    assert lease.session_id == 0xABC
+    assert lease.identifier == "host:42"
+    assert lease.acquired_at == clock.now
+    assert lease.acquired_at_wall > 0
+
+
+def test_repr(lease):
+    text = repr(lease)
+    assert "token=4294967338" in text
+    assert "session_id=0xabc" in text
+    assert "state=held" in text
+
+
+def test_suspended_then_held_again(lease, changes):
+    assert lease._transition(SUSPENDED, "connection to ZooKeeper lost")
+    assert lease.state is SUSPENDED
+    assert not lease.valid
+    assert lease.reason == "connection to ZooKeeper lost"
+    assert not lease.lost.is_set()
+    assert lease._transition(HELD)
+    assert lease.state is HELD
+    assert lease.valid
+    assert lease.reason is None
+    assert changes == [SUSPENDED, HELD]
+
+
+def test_check_while_suspended_raises_in_doubt(lease):
+    lease._transition(SUSPENDED, "connection to ZooKeeper lost")
+    with pytest.raises(LockInDoubt, match="in doubt: connection to ZooKeeper lost") as raised:
+        lease.check()
+    assert isinstance(raised.value, LeaseError)
+    assert raised.value.path == lease.path
+    assert raised.value.node == lease.node
+
+
+def test_lost_is_final(lease, changes):
+    assert lease._transition(LOST, "session expired")
+    assert lease.lost.is_set()
+    for later in (HELD, SUSPENDED, RELEASED):
+        assert lease._transition(later, "too late") is False
+    assert lease.state is LOST
+    assert lease.reason == "session expired"
+    assert changes == [LOST]
+
+
+def test_check_once_lost_raises_lock_lost(lease):
+    lease._transition(SUSPENDED, "connection lost")
+    lease._transition(LOST, "session expired")
+    with pytest.raises(LockLost, match="was lost: session expired") as raised:
+        lease.check()
+    assert (raised.value.path, raised.value.node) == (lease.path, lease.node)
+
+
+def test_released_is_final_and_not_lost(lease, changes):
+    assert lease._transition(RELEASED)
+    assert lease._transition(LOST, "late") is False
+    assert lease.state is RELEASED
+    assert not lease.lost.is_set()
+    assert not lease.valid
+    with pytest.raises(NotHeld, match="released"):
+        lease.check()
+    assert changes == [RELEASED]
+
+
+def test_same_state_again_is_no_change(lease, changes):
+    assert lease._transition(HELD) is False
+    lease._transition(SUSPENDED, "a")
+    assert lease._transition(SUSPENDED, "b") is False
+    assert lease.reason == "a"
+    assert changes == [SUSPENDED]
+
+
+# ---------------------------------------------------------------- the local clock bound
+def test_invalid_once_the_clock_passes_the_contact_deadline(lease, clock, liveness, changes):
+    clock.now = liveness.deadline - 0.001
+    assert lease.valid
+    clock.now = liveness.deadline
+    # No thread has run: reading the state is enough (a process waking from a long pause).
+    assert not lease.valid
+    assert lease.state is LOST
+    assert lease.lost.is_set()
+    assert "session timeout" in (lease.reason or "")
+    assert changes == [LOST]
+    with pytest.raises(LockLost):
+        lease.check()
+
+
+def test_a_suspended_lease_past_the_deadline_is_lost(lease, clock, liveness, changes):
+    lease._transition(SUSPENDED, "connection lost")
+    clock.now = liveness.deadline + 5
+    with pytest.raises(LockLost):
+        lease.check()
+    assert changes == [SUSPENDED, LOST]
+
+
+def test_fresh_contact_keeps_the_lease_valid(lease, clock, liveness):
+    for _ in range(5):
+        clock.now += 8.0
+        liveness.deadline = clock.now + 10.0  # a heartbeat was answered
+        assert lease.valid
+
+
+def test_a_released_lease_stays_released_past_the_deadline(lease, clock, liveness):
+    lease._transition(RELEASED)
+    clock.now = liveness.deadline + 100
+    assert lease.state is RELEASED
+    assert not lease.lost.is_set()
+
+
+def test_deadline_already_passed_at_creation(clock):
+    lease = Lease(
+        path="/l", node="/l/n", token=1, session_id=1, identifier="x",
+        liveness=FakeLiveness(clock.now - 1), clock=clock,
+    )
+    assert lease.state is LOST
+
+
+# ---------------------------------------------------------------- listeners
+def test_listeners_get_the_lease_and_the_new_state(lease):
+    seen = []
+    lease.add_listener(lambda lease, state: seen.append((lease, state, lease.reason)))
+    lease._transition(SUSPENDED, "why")
+    lease._transition(LOST, "gone")
+    assert seen == [(lease, SUSPENDED, "why"), (lease, LOST, "gone")]
+
+
+def test_removed_listener_is_not_called(lease):
+    seen = []
+
+    def listener(lease, state):
+        seen.append(state)
+
+    lease.add_listener(listener)
+    lease._transition(SUSPENDED, "x")
+    lease.remove_listener(listener)
+    lease._transition(HELD)
+    assert seen == [SUSPENDED]
+
+
+def test_a_failing_listener_is_logged_not_raised(lease, changes, caplog):
+    def broken(lease, state):
+        raise RuntimeError("listener bug")
+
+    lease.add_listener(broken)
+    after = []
+    lease.add_listener(lambda lease, state: after.append(state))
+    with caplog.at_level(logging.ERROR, logger="zklock.lease"):
+        assert lease._transition(LOST, "session expired") is True
+    assert lease.state is LOST
+    assert lease.lost.is_set()
+    assert changes == [LOST] and after == [LOST]  # the others still ran
+    [record] = [r for r in caplog.records if r.name == "zklock.lease" and r.levelno == logging.ERROR]
+    assert "listener" in record.getMessage()
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
+
+
+def test_a_listener_may_read_the_lease_without_deadlock(lease):
+    states = []
+    lease.add_listener(lambda lease, state: states.append((lease.state, lease.valid)))
+    lease._transition(SUSPENDED, "x")
+    assert states == [(SUSPENDED, False)]
+
+
+def test_lost_event_wakes_a_waiter(lease):
+    woke = threading.Event()
+
+    def waiter():
+        if lease.lost.wait(5):
+            woke.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    lease._transition(LOST, "node deleted")
+    thread.join(5)
+    assert woke.is_set()
+
+
+def test_concurrent_transitions_notify_lost_once(lease, changes):
+    barrier = threading.Barrier(8)
+
+    def race():
+        barrier.wait()
+        lease._transition(LOST, "race")
+
+    threads = [threading.Thread(target=race) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert changes == [LOST]
