@@ -1,0 +1,62 @@
+"""zklock's public surface: one sorted __all__, every name importable and owned by "zklock"."""
+
+from __future__ import annotations
+
+import inspect
+
+import zklock
+
+
+def test_all_is_sorted_and_unique():
+    assert list(zklock.__all__) == sorted(zklock.__all__)
+    assert len(set(zklock.__all__)) == len(zklock.__all__)
+
+
+def test_every_exported_name_is_importable():
+    namespace: dict[str, object] = {}
+    exec(f"from zklock import {', '.join(zklock.__all__)}", namespace)
+    for name in zklock.__all__:
+        assert namespace[name] is getattr(zklock, name)
+
+
+def test_star_import_gives_exactly_all():
+    namespace: dict[str, object] = {}
+    exec("from zklock import *", namespace)
+    assert set(namespace) - {"__builtins__"} == set(zklock.__all__)
+
+
+def test_classes_and_functions_belong_to_zklock():
+    for name in zklock.__all__:
+        member = getattr(zklock, name)
+        if inspect.isclass(member) or inspect.isfunction(member):
+            assert member.__module__ == "zklock", name
+
+
+def test_public_names_do_not_start_with_an_underscore():
+    for name in zklock.__all__:
+        assert not name.startswith("_") or name == "__version__", name
+
+
+def test_private_modules_are_not_exported():
+    for name in zklock.__all__:
+        assert not inspect.ismodule(getattr(zklock, name)), name
+
+
+def test_every_public_error_is_exported():
+    from zklock import errors
+
+    for name in errors.__all__:
+        member = getattr(errors, name)
+        if inspect.isclass(member):
+            assert name in zklock.__all__, name
+
+
+def test_version_is_a_string():
+    assert isinstance(zklock.__version__, str)
+    assert zklock.__version__.count(".") >= 1
+
+
+def test_version_matches_the_distribution():
+    from importlib.metadata import version
+
+    assert version("zklock") == zklock.__version__
