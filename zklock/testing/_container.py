@@ -1,0 +1,257 @@
+"""One ZooKeeper server in a Docker container, through testcontainers.
+
+The harness owns its containers: Ryuk is off (its image cannot be pulled without a registry), so
+:meth:`ZooKeeperContainer.stop` removes the container, and every container carries the label
+``io.zklock.testing`` (plus testcontainers' ``org.testcontainers=true``) for leak checks and
+sweeps. The client port is published on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Optional
+
+from docker.errors import APIError, ImageNotFound, NotFound
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.waiting_utils import WaitStrategy
+
+from ._errors import ImageNotAvailableError, ZooKeeperStartError
+from ._fourletter import SERVING_MODES, server_mode, wait_for_mode
+from ._settings import LOOPBACK, PullPolicy, Settings, apply_testcontainers_settings
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from testcontainers.core.waiting_utils import WaitStrategyTarget
+
+__all__ = [
+    "CLIENT_PORT",
+    "CONTAINER_LABEL",
+    "DEFAULT_MAX_SESSION_TIMEOUT",
+    "DEFAULT_MIN_SESSION_TIMEOUT",
+    "DEFAULT_TICK_TIME",
+    "HARNESS_SESSION",
+    "SESSION_LABEL",
+    "ZooKeeperContainer",
+    "ZooKeeperReady",
+    "free_loopback_ports",
+]
+
+CLIENT_PORT = 2181
+#: Label on every container and network the harness creates.
+CONTAINER_LABEL = "io.zklock.testing"
+#: Label naming the process (harness session) that created a container.
+SESSION_LABEL = "io.zklock.testing.session"
+#: This process's harness session: the value of :data:`SESSION_LABEL` on its containers.
+HARNESS_SESSION = uuid.uuid4().hex[:12]
+
+#: Test defaults: with a 200 ms tick a lost session ends within about a second, while
+#: ``maxSessionTimeout`` stays above kazoo's default request of 10 s, so the server never clamps
+#: a client's requested timeout below what it asked for.
+DEFAULT_TICK_TIME = 200
+DEFAULT_MIN_SESSION_TIMEOUT = 400
+DEFAULT_MAX_SESSION_TIMEOUT = 20_000
+#: A small JVM (about 60 MiB per server), understood by both our image and the official one.
+DEFAULT_JVMFLAGS = "-Xms16m -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData"
+_LOG_LINES = 80
+
+
+def free_loopback_ports(count: int) -> list[int]:
+    """Return ``count`` distinct TCP ports on 127.0.0.1 that were free a moment ago."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.bind((LOOPBACK, 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+class ZooKeeperReady(WaitStrategy):
+    """Wait until ``srvr`` reports one of ``modes`` (by default any serving mode).
+
+    Gives up early, with :class:`ZooKeeperStartError`, when the container exits.
+    """
+
+    def __init__(self, modes: Iterable[str] = SERVING_MODES) -> None:
+        super().__init__()
+        self._modes = tuple(modes)
+        self.with_poll_interval(0.05)
+        self.with_startup_timeout(60)
+
+    def wait_until_ready(self, container: WaitStrategyTarget) -> None:
+        """Block until the server in ``container`` serves, or raise ZooKeeperStartError."""
+        if isinstance(container, ZooKeeperContainer):
+            host, port = container.address
+        else:
+            host, port = container.get_container_host_ip(), container.get_exposed_port(CLIENT_PORT)
+
+        def still_running() -> None:
+            container.reload()
+            if container.status in ("exited", "dead"):
+                raise ZooKeeperStartError(f"ZooKeeper container {container.status} while starting")
+
+        try:
+            wait_for_mode(
+                host,
+                port,
+                self._modes,
+                timeout=self._startup_timeout,
+                poll_interval=self._poll_interval,
+                check=still_running,
+            )
+        except TimeoutError as exc:
+            raise ZooKeeperStartError(str(exc)) from exc
+
+
+class ZooKeeperContainer(DockerContainer):
+    """A ZooKeeper server (standalone unless told otherwise) in a container.
+
+    ::
+
+        with ZooKeeperContainer() as zk:
+            client = KazooClient(hosts=zk.get_connect_string())
+
+    ``image`` and ``pull`` default to :class:`Settings` from the environment. The server gets
+    fast-session test settings (see :data:`DEFAULT_TICK_TIME`), all four-letter words, no
+    AdminServer and a small JVM; the builder methods change them. ``host_port`` fixes the
+    published port (default: a random free one). With ``wait=False``, :meth:`start` returns as
+    soon as the container runs (ensemble members only serve once a quorum is up). ``labels``
+    and other keyword arguments go to ``docker create``.
+    """
+
+    def __init__(
+        self,
+        image: Optional[str] = None,
+        *,
+        host_port: Optional[int] = None,
+        pull: Optional[PullPolicy] = None,
+        wait: bool = True,
+        startup_timeout: float = 60.0,
+        labels: Optional[Mapping[str, str]] = None,
+        **kwargs: Any,
+    ) -> None:
+        apply_testcontainers_settings()
+        if image is None or pull is None:
+            settings = Settings.from_env()
+            image = settings.image if image is None else image
+            pull = settings.pull if pull is None else pull
+        all_labels = {**(labels or {}), CONTAINER_LABEL: "true", SESSION_LABEL: HARNESS_SESSION}
+        super().__init__(image, labels=all_labels, **kwargs)
+        self._pull = pull
+        self._config: dict[str, str] = {}
+        # docker-py takes (host_ip, host_port) here; testcontainers types the value as a port.
+        self.ports[f"{CLIENT_PORT}/tcp"] = (LOOPBACK, host_port)  # type: ignore[assignment]
+        self.with_envs(
+            ZOO_4LW_COMMANDS_WHITELIST="*",
+            ZOO_ADMINSERVER_ENABLED="false",
+            JVMFLAGS=DEFAULT_JVMFLAGS,
+        )
+        self.with_tick_time(DEFAULT_TICK_TIME)
+        self.with_session_timeouts(DEFAULT_MIN_SESSION_TIMEOUT, DEFAULT_MAX_SESSION_TIMEOUT)
+        if wait:
+            self.waiting_for(ZooKeeperReady().with_startup_timeout(timedelta(seconds=startup_timeout)))
+
+    # ----------------------------------------------------------------------------- builders
+    def with_tick_time(self, milliseconds: int) -> Self:
+        """Set ``tickTime`` (ZOO_TICK_TIME), the unit of ZooKeeper's timeouts."""
+        if milliseconds <= 0:
+            raise ValueError(f"tick time must be positive, not {milliseconds}")
+        return self.with_env("ZOO_TICK_TIME", str(milliseconds))
+
+    def with_session_timeouts(self, minimum: int, maximum: int) -> Self:
+        """Set ``minSessionTimeout`` and ``maxSessionTimeout`` in milliseconds.
+
+        The server clamps each client's requested timeout into this range.
+        """
+        if not 0 < minimum <= maximum:
+            raise ValueError(f"need 0 < minimum <= maximum, not {minimum}, {maximum}")
+        return self.with_config("minSessionTimeout", str(minimum)).with_config(
+            "maxSessionTimeout", str(maximum)
+        )
+
+    def with_config(self, key: str, value: str) -> Self:
+        """Add a ``key=value`` line to zoo.cfg (through ZOO_CFG_EXTRA, as the official image)."""
+        if not key or any(c.isspace() or c == "=" for c in key) or any(c.isspace() for c in value):
+            raise ValueError(f"zoo.cfg entries cannot contain whitespace: {key!r}={value!r}")
+        self._config[key] = value
+        return self
+
+    # ---------------------------------------------------------------------------- lifecycle
+    def _configure(self) -> None:
+        self.env["ZOO_CFG_EXTRA"] = " ".join(f"{k}={v}" for k, v in self._config.items())
+        try:
+            self.get_docker_client().client.images.get(self.image)
+        except ImageNotFound:
+            if self._pull is PullPolicy.NEVER:
+                raise ImageNotAvailableError(self.image) from None
+
+    def start(self) -> Self:
+        """Create and start the container, then wait until ZooKeeper serves.
+
+        On failure the container is removed and :class:`ZooKeeperStartError` carries its last
+        log lines (:class:`ImageNotAvailableError` passes through unchanged).
+        """
+        try:
+            super().start()
+        except ImageNotAvailableError:
+            raise
+        except BaseException as exc:
+            logs = self.logs_tail()
+            self.stop()
+            if not isinstance(exc, Exception):
+                raise
+            if isinstance(exc, ZooKeeperStartError):
+                exc.logs = exc.logs or logs
+                raise
+            raise ZooKeeperStartError(
+                f"ZooKeeper container from image {self.image!r} did not start: {exc}", logs
+            ) from exc
+        return self
+
+    def stop(self, force: bool = True, delete_volume: bool = True) -> None:
+        """Remove the container and its volumes; safe to call more than once."""
+        container, self._container = self._container, None
+        if container is not None:
+            with contextlib.suppress(NotFound):
+                container.remove(force=force, v=delete_volume)
+        self.get_docker_client().client.close()
+
+    # ---------------------------------------------------------------------------- inspection
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)`` of the client port on the loopback interface."""
+        port = self.get_docker_client().port(self.get_container_id(), CLIENT_PORT)
+        return LOOPBACK, int(port)
+
+    def get_connect_string(self) -> str:
+        """The kazoo ``hosts`` string of this server, ``127.0.0.1:<port>``."""
+        host, port = self.address
+        return f"{host}:{port}"
+
+    @property
+    def connect_string(self) -> str:
+        """Same as :meth:`get_connect_string`."""
+        return self.get_connect_string()
+
+    def mode(self) -> Optional[str]:
+        """The server's ``srvr`` mode now, or ``None`` when it does not serve."""
+        host, port = self.address
+        return server_mode(host, port)
+
+    def logs_tail(self, lines: int = _LOG_LINES) -> str:
+        """The container's last ``lines`` lines of output ("" before it exists)."""
+        if self._container is None:
+            return ""
+        try:
+            raw: bytes = self._container.logs(tail=lines)
+        except APIError as exc:
+            return f"(logs unavailable: {exc})"
+        return raw.decode("utf-8", "replace")

@@ -1,0 +1,258 @@
+"""pytest plugin of zklock's ZooKeeper harness (entry point ``pytest11``: ``zklock``).
+
+Fixtures
+    ``zookeeper`` (session)            :class:`ZooKeeperServer`: a standalone container, or the
+                                       servers of ``ZKLOCK_ZOOKEEPER_HOSTS``
+    ``zookeeper_ensemble`` (session)   :class:`ZooKeeperEnsemble` of 3 containers; after each
+                                       test that uses it, stopped or paused nodes are brought
+                                       back. Fails when ``ZKLOCK_ZOOKEEPER_HOSTS`` is set.
+    ``zookeeper_settings`` (session)   :class:`Settings` read from the environment
+    ``zk_client_factory``              :class:`KazooClientFactory` on ``zookeeper``; every
+                                       client it made is stopped and closed at teardown
+    ``zk_client``                      a started ``KazooClient`` on ``zookeeper`` (10 s session)
+    ``zk_path``                        a unique, not yet existing path
+                                       ``/zklock-test/<test>-<8 hex>``; at teardown the test
+                                       fails (error at teardown) when znodes are left below it,
+                                       then the path is removed
+    ``no_thread_leaks``                fails the test when threads it started are still alive
+                                       2 s after it ends
+
+Options (ini)
+    ``zklock_thread_leak_check = true``    use ``no_thread_leaks`` in every test (default off;
+                                           or mark tests with ``@pytest.mark.no_thread_leaks``)
+    ``zklock_znode_leak_check = MODE``     what ``zk_path`` counts as left behind: ``all``
+                                           (default: any znode), ``ephemeral`` (for recipes that
+                                           keep empty parent nodes) or ``off``; per test with
+                                           ``@pytest.mark.zk_path_check("ephemeral")``
+
+Tests using ``zookeeper_ensemble`` get the ``ensemble`` marker, so ``-m "not ensemble"``
+deselects them. Containers that cannot start make the fixtures raise (the tests error); the
+harness never skips.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError, NotEmptyError
+
+from ._clients import KazooClientFactory
+from ._container import ZooKeeperContainer
+from ._ensemble import ZooKeeperEnsemble
+from ._errors import FaultsUnavailableError, HarnessError, LeakError, ZooKeeperStartError
+from ._fourletter import wait_for_mode
+from ._leaks import assert_no_new_threads, list_znodes, remove_containers, thread_snapshot
+from ._server import ZooKeeperServer
+from ._settings import ENV_HOSTS, Settings, apply_testcontainers_settings
+
+__all__ = [
+    "no_thread_leaks",
+    "zk_client",
+    "zk_client_factory",
+    "zk_path",
+    "zookeeper",
+    "zookeeper_ensemble",
+    "zookeeper_settings",
+]
+
+_log = logging.getLogger(__name__)
+_ZNODE_CHECKS = ("all", "ephemeral", "off")
+_TEST_ROOT = "/zklock-test"
+
+
+# ------------------------------------------------------------------------------------ hooks
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register the plugin's ini options."""
+    parser.addini(
+        "zklock_thread_leak_check",
+        type="bool",
+        default=False,
+        help="zklock: check every test for leaked threads (fixture no_thread_leaks)",
+    )
+    parser.addini(
+        "zklock_znode_leak_check",
+        default="all",
+        help="zklock: znodes left under zk_path that fail a test: all|ephemeral|off",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the plugin's markers and prepare testcontainers (before it is imported)."""
+    config.addinivalue_line("markers", "ensemble: needs the 3-node ZooKeeper ensemble")
+    config.addinivalue_line("markers", "no_thread_leaks: fail the test when threads it started outlive it")
+    config.addinivalue_line(
+        "markers",
+        "zk_path_check(mode): what zk_path counts as left behind: all, ephemeral or off",
+    )
+    apply_testcontainers_settings()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which ZooKeeper the run uses."""
+    try:
+        settings = Settings.from_env()
+    except HarnessError as exc:
+        return f"zklock.testing: {exc}"
+    if settings.external:
+        return f"zklock.testing: external ZooKeeper {settings.hosts}"
+    return f"zklock.testing: ZooKeeper image {settings.image} (pull: {settings.pull.value})"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that use the ensemble with ``ensemble``."""
+    for item in items:
+        if "zookeeper_ensemble" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ensemble)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Remove containers of this run that a crash left behind, and say so."""
+    try:
+        removed = remove_containers()
+    except Exception:  # no Docker daemon: then no container of ours either
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if removed and reporter is not None:
+        reporter.write_line(f"zklock.testing: removed leftover containers: {removed}", yellow=True)
+
+
+# --------------------------------------------------------------------------------- servers
+@pytest.fixture(scope="session")
+def zookeeper_settings() -> Settings:
+    """The harness settings from ``ZKLOCK_ZOOKEEPER_*`` (override to change them)."""
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def zookeeper(zookeeper_settings: Settings) -> Iterator[ZooKeeperServer]:
+    """A serving standalone ZooKeeper for the whole run (or the external servers)."""
+    settings = zookeeper_settings
+    if settings.hosts is not None:
+        server = ZooKeeperServer(settings.hosts)
+        host, port = server.addresses[0]
+        try:
+            wait_for_mode(host, port, timeout=15.0)
+        except TimeoutError as exc:
+            raise ZooKeeperStartError(f"{ENV_HOSTS}={settings.hosts}: {exc}") from exc
+        yield server
+        return
+    container = ZooKeeperContainer(settings.image, pull=settings.pull).start()
+    try:
+        yield ZooKeeperServer(container.get_connect_string(), container)
+    finally:
+        container.stop()
+
+
+@pytest.fixture(scope="session")
+def zookeeper_ensemble(zookeeper_settings: Settings) -> Iterator[ZooKeeperEnsemble]:
+    """A settled 3-node ensemble for the whole run, with fault tools."""
+    settings = zookeeper_settings
+    if settings.external:
+        raise FaultsUnavailableError(
+            f"this test needs the 3-node container ensemble, but {ENV_HOSTS} is set "
+            f"({settings.hosts}): fault injection needs servers the harness owns. Unset "
+            f"{ENV_HOSTS}, or deselect these tests with -m 'not ensemble'."
+        )
+    with ZooKeeperEnsemble(3, settings.image, pull=settings.pull) as ensemble:
+        yield ensemble
+
+
+@pytest.fixture(autouse=True)
+def _zklock_ensemble_recovery(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that used the ensemble, bring stopped or paused nodes back."""
+    if "zookeeper_ensemble" not in request.fixturenames:
+        yield
+        return
+    ensemble: ZooKeeperEnsemble = request.getfixturevalue("zookeeper_ensemble")
+    yield
+    ensemble.recover()
+
+
+# --------------------------------------------------------------------------------- clients
+@pytest.fixture
+def zk_client_factory(zookeeper: ZooKeeperServer) -> Iterator[KazooClientFactory]:
+    """Makes started kazoo clients on ``zookeeper``; all are stopped and closed at teardown."""
+    factory = KazooClientFactory(zookeeper.connect_string)
+    try:
+        yield factory
+    finally:
+        factory.close_all()
+
+
+@pytest.fixture
+def zk_client(zk_client_factory: KazooClientFactory) -> KazooClient:
+    """A started kazoo client on ``zookeeper`` (requested session timeout 10 s)."""
+    return zk_client_factory()
+
+
+@pytest.fixture
+def zk_path(
+    request: pytest.FixtureRequest,
+    zookeeper: ZooKeeperServer,
+    zk_client_factory: KazooClientFactory,
+) -> Iterator[str]:
+    """A unique path for the test's locks; left-over znodes below it fail the test.
+
+    The path does not exist yet. The check runs before the test's clients are closed, so an
+    ephemeral node still held by one of them counts as left behind.
+    """
+    mode = _znode_check_mode(request)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name).strip("_")[:80] or "test"
+    root = f"{_TEST_ROOT}/{name}-{uuid.uuid4().hex[:8]}"
+    admin = KazooClient(hosts=zookeeper.connect_string)
+    admin.start(timeout=15)
+    try:
+        yield root
+        leaked = [] if mode == "off" else list_znodes(admin, root, ephemeral_only=mode == "ephemeral")
+        _remove_tree(admin, root)
+        if leaked:
+            raise LeakError(f"znodes under zk_path {root}", leaked)
+    finally:
+        admin.stop()
+        admin.close()
+
+
+def _znode_check_mode(request: pytest.FixtureRequest) -> str:
+    marker = request.node.get_closest_marker("zk_path_check")
+    mode = str(marker.args[0]) if marker is not None and marker.args else None
+    if mode is None:
+        mode = str(request.config.getini("zklock_znode_leak_check")).strip() or "all"
+    if mode not in _ZNODE_CHECKS:
+        raise pytest.UsageError(f"zk_path check mode {mode!r}: expected one of {_ZNODE_CHECKS}")
+    return mode
+
+
+def _remove_tree(client: KazooClient, root: str) -> None:
+    for _ in range(5):
+        try:
+            client.delete(root, recursive=True)
+            return
+        except NoNodeError:
+            return
+        except NotEmptyError:  # something is still creating nodes below root
+            continue
+    _log.warning("zklock.testing: could not remove %s", root)
+
+
+# --------------------------------------------------------------------------------- threads
+@pytest.fixture
+def no_thread_leaks() -> Iterator[None]:
+    """Fail the test when threads started during it are alive 2 s after it ends."""
+    before = thread_snapshot()
+    yield
+    assert_no_new_threads(before, grace=2.0)
+
+
+@pytest.fixture(autouse=True)
+def _zklock_thread_leak_check(request: pytest.FixtureRequest) -> None:
+    """Apply ``no_thread_leaks`` by marker or by the ``zklock_thread_leak_check`` ini option."""
+    wanted = request.node.get_closest_marker("no_thread_leaks") is not None or bool(
+        request.config.getini("zklock_thread_leak_check")
+    )
+    if wanted and "no_thread_leaks" not in request.fixturenames:
+        request.getfixturevalue("no_thread_leaks")
