@@ -1,0 +1,83 @@
+"""What every example needs: a ZooKeeper to talk to, a client, and a scratch path it removes.
+
+Where ZooKeeper is, first found wins:
+
+1. the command line: ``python examples/NAME.py 127.0.0.1:2181``;
+2. the environment: ``ZKLOCK_HOSTS`` (or the test harness's ``ZKLOCK_ZOOKEEPER_HOSTS``);
+3. otherwise a throwaway server in a container, started with ``zklock.testing`` (needs Docker
+   and ``pip install zklock[testing]``; the image is ``ZKLOCK_ZOOKEEPER_IMAGE``) and removed
+   when the example ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Optional
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError, NotEmptyError
+
+EXAMPLES_ROOT = "/zklock-examples"
+
+
+def hosts_from(argument: Optional[str] = None) -> Optional[str]:
+    """The hosts given on the command line or in the environment, else None."""
+    return (
+        argument
+        or os.environ.get("ZKLOCK_HOSTS")
+        or os.environ.get("ZKLOCK_ZOOKEEPER_HOSTS")
+        or None
+    )
+
+
+@contextlib.contextmanager
+def zookeeper(argument: Optional[str] = None) -> Iterator[str]:
+    """Yield a kazoo ``hosts`` string; start (and later remove) a container if none was given."""
+    hosts = hosts_from(argument)
+    if hosts:
+        yield hosts
+        return
+    try:
+        from zklock.testing import ZooKeeperContainer
+    except ImportError as error:
+        sys.exit(
+            "no ZooKeeper given (pass HOSTS or set ZKLOCK_HOSTS), and a throwaway one needs "
+            f"`pip install zklock[testing]` and Docker: {error}"
+        )
+    print("(starting a throwaway ZooKeeper in a container...)", file=sys.stderr, flush=True)
+    with ZooKeeperContainer() as server:
+        yield server.get_connect_string()
+
+
+@contextlib.contextmanager
+def connected(hosts: str, timeout: float = 10.0) -> Iterator[KazooClient]:
+    """A started KazooClient (session timeout ``timeout``), stopped and closed afterwards."""
+    client = KazooClient(hosts=hosts, timeout=timeout)
+    client.start(timeout=15)
+    try:
+        yield client
+    finally:
+        client.stop()
+        client.close()
+
+
+@contextlib.contextmanager
+def scratch_path(client: KazooClient, name: str) -> Iterator[str]:
+    """A fresh path ``/zklock-examples/<name>-<random>``, deleted with all below it afterwards."""
+    root = f"{EXAMPLES_ROOT}/{name}-{uuid.uuid4().hex[:8]}"
+    try:
+        yield root
+    finally:
+        remove_tree(client, root)
+
+
+def remove_tree(client: KazooClient, root: str) -> None:
+    """Delete ``root`` and everything below it, then ``/zklock-examples`` if it is empty."""
+    with contextlib.suppress(NoNodeError):
+        client.delete(root, recursive=True)
+    with contextlib.suppress(NoNodeError, NotEmptyError):
+        client.delete(EXAMPLES_ROOT)
