@@ -280,7 +280,7 @@ class ZooKeeperEnsemble:
         """Thaw a paused ``node``; wait until the whole ensemble has settled again."""
         if node not in self._paused:
             raise HarnessError(f"node {node} is not paused")
-        self._container(node).unpause()
+        self._nodes[node].get_wrapped_container().unpause()
         self._paused.discard(node)
         if wait:
             self.wait_settled(hold=max(0.5, self.sync_limit * self.tick_time / 1000))

@@ -12,22 +12,24 @@ Fixtures
     ``zk_client``                      a started ``KazooClient`` on ``zookeeper`` (10 s session)
     ``zk_path``                        a unique, not yet existing path
                                        ``/zklock-test/<test>-<8 hex>``; at teardown the test
-                                       fails (error at teardown) when znodes are left below it,
-                                       then the path is removed
+                                       errors when znodes are left below it (see below), then
+                                       the whole tree is removed
     ``no_thread_leaks``                fails the test when threads it started are still alive
                                        2 s after it ends
 
 Options (ini)
     ``zklock_thread_leak_check = true``    use ``no_thread_leaks`` in every test (default off;
                                            or mark tests with ``@pytest.mark.no_thread_leaks``)
-    ``zklock_znode_leak_check = MODE``     what ``zk_path`` counts as left behind: ``all``
-                                           (default: any znode), ``ephemeral`` (for recipes that
-                                           keep empty parent nodes) or ``off``; per test with
-                                           ``@pytest.mark.zk_path_check("ephemeral")``
+    ``zklock_znode_leak_check = MODE``     what ``zk_path`` counts as left behind:
+                                           ``ephemeral`` (default: ephemeral znodes, i.e. lock
+                                           contenders and leases; the persistent parent nodes a
+                                           lock recipe keeps are fine), ``all`` (any znode) or
+                                           ``off``; per test: ``@pytest.mark.zk_path_check("all")``
 
-Tests using ``zookeeper_ensemble`` get the ``ensemble`` marker, so ``-m "not ensemble"``
-deselects them. Containers that cannot start make the fixtures raise (the tests error); the
-harness never skips.
+The ``zk_path`` check runs before the test's clients are closed, so a contender node that a
+still-connected client forgot to delete counts. Tests using ``zookeeper_ensemble`` get the
+``ensemble`` marker, so ``-m "not ensemble"`` deselects them. Containers that cannot start make
+the fixtures raise (the tests error); the harness never skips.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 from kazoo.client import KazooClient
@@ -61,8 +63,9 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-_ZNODE_CHECKS = ("all", "ephemeral", "off")
+_ZNODE_CHECKS = ("ephemeral", "all", "off")
 _TEST_ROOT = "/zklock-test"
+_CALL_FAILED = pytest.StashKey[bool]()
 
 
 # ------------------------------------------------------------------------------------ hooks
@@ -76,8 +79,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "zklock_znode_leak_check",
-        default="all",
-        help="zklock: znodes left under zk_path that fail a test: all|ephemeral|off",
+        default="ephemeral",
+        help="zklock: znodes left under zk_path that fail a test: ephemeral|all|off",
     )
 
 
@@ -87,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "no_thread_leaks: fail the test when threads it started outlive it")
     config.addinivalue_line(
         "markers",
-        "zk_path_check(mode): what zk_path counts as left behind: all, ephemeral or off",
+        "zk_path_check(mode): what zk_path counts as left behind: ephemeral, all or off",
     )
     apply_testcontainers_settings()
 
@@ -101,6 +104,22 @@ def pytest_report_header(config: pytest.Config) -> str:
     if settings.external:
         return f"zklock.testing: external ZooKeeper {settings.hosts}"
     return f"zklock.testing: ZooKeeper image {settings.image} (pull: {settings.pull.value})"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember whether a test's body failed: leak checks then stay quiet, not to bury it."""
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
+def _call_failed(request: pytest.FixtureRequest) -> bool:
+    node: pytest.Item = request.node
+    return node.stash.get(_CALL_FAILED, False)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -199,7 +218,8 @@ def zk_path(
     """A unique path for the test's locks; left-over znodes below it fail the test.
 
     The path does not exist yet. The check runs before the test's clients are closed, so an
-    ephemeral node still held by one of them counts as left behind.
+    ephemeral node still held by one of them counts as left behind; it is skipped when the
+    test itself failed.
     """
     mode = _znode_check_mode(request)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name).strip("_")[:80] or "test"
@@ -208,7 +228,8 @@ def zk_path(
     admin.start(timeout=15)
     try:
         yield root
-        leaked = [] if mode == "off" else list_znodes(admin, root, ephemeral_only=mode == "ephemeral")
+        check = mode != "off" and not _call_failed(request)
+        leaked = list_znodes(admin, root, ephemeral_only=mode == "ephemeral") if check else []
         _remove_tree(admin, root)
         if leaked:
             raise LeakError(f"znodes under zk_path {root}", leaked)
@@ -221,7 +242,7 @@ def _znode_check_mode(request: pytest.FixtureRequest) -> str:
     marker = request.node.get_closest_marker("zk_path_check")
     mode = str(marker.args[0]) if marker is not None and marker.args else None
     if mode is None:
-        mode = str(request.config.getini("zklock_znode_leak_check")).strip() or "all"
+        mode = str(request.config.getini("zklock_znode_leak_check")).strip() or "ephemeral"
     if mode not in _ZNODE_CHECKS:
         raise pytest.UsageError(f"zk_path check mode {mode!r}: expected one of {_ZNODE_CHECKS}")
     return mode
@@ -241,11 +262,15 @@ def _remove_tree(client: KazooClient, root: str) -> None:
 
 # --------------------------------------------------------------------------------- threads
 @pytest.fixture
-def no_thread_leaks() -> Iterator[None]:
-    """Fail the test when threads started during it are alive 2 s after it ends."""
+def no_thread_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test when threads started during it are alive 2 s after it ends.
+
+    Not checked when the test itself failed.
+    """
     before = thread_snapshot()
     yield
-    assert_no_new_threads(before, grace=2.0)
+    if not _call_failed(request):
+        assert_no_new_threads(before, grace=2.0)
 
 
 @pytest.fixture(autouse=True)

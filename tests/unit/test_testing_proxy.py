@@ -1,0 +1,160 @@
+"""zklock.testing.TcpProxy against a local echo server (no ZooKeeper, no Docker)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from zklock.testing import HarnessError, TcpProxy, assert_no_new_threads, thread_snapshot
+
+
+@pytest.fixture
+def echo() -> Iterator[tuple[str, int]]:
+    """An echo server: one thread per connection, all joined at teardown."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+    workers: list[threading.Thread] = []
+
+    def handle(conn: socket.socket) -> None:
+        conn.settimeout(0.05)
+        with conn:
+            while not stop.is_set():
+                try:
+                    data = conn.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                conn.sendall(data)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            worker = threading.Thread(target=handle, args=(conn,))
+            workers.append(worker)
+            worker.start()
+
+    acceptor = threading.Thread(target=serve)
+    acceptor.start()
+    try:
+        yield listener.getsockname()[:2]
+    finally:
+        stop.set()
+        acceptor.join()
+        for worker in workers:
+            worker.join()
+        listener.close()
+
+
+def connect(proxy: TcpProxy) -> socket.socket:
+    sock = socket.create_connection(proxy.address, timeout=2)
+    sock.settimeout(2)
+    return sock
+
+
+def roundtrip(sock: socket.socket, payload: bytes) -> bytes:
+    sock.sendall(payload)
+    received = b""
+    while len(received) < len(payload):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    """The other end closed (EOF) or reset (it had unread bytes) the connection."""
+    try:
+        return sock.recv(10) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_forwards_both_ways_including_large_payloads(echo: tuple[str, int]) -> None:
+    with TcpProxy(echo) as proxy, connect(proxy) as sock:
+        assert proxy.connect_string == f"127.0.0.1:{proxy.address[1]}"
+        assert roundtrip(sock, b"ping") == b"ping"
+        big = bytes(range(256)) * 20_000  # 5 MB: more than the proxy buffers at once
+        sender = threading.Thread(target=sock.sendall, args=(big,))
+        sender.start()
+        received = b""
+        while len(received) < len(big):
+            received += sock.recv(1 << 20)
+        sender.join()
+        assert received == big
+
+
+def test_drop_closes_current_connections_only(echo: tuple[str, int]) -> None:
+    with TcpProxy(f"{echo[0]}:{echo[1]}") as proxy:
+        with connect(proxy) as first, connect(proxy) as second:
+            assert roundtrip(first, b"a") == b"a" and roundtrip(second, b"b") == b"b"
+            assert proxy.drop() == 2
+            assert closed_by_peer(first)
+            assert proxy.connections == 0
+        with connect(proxy) as third:
+            assert roundtrip(third, b"c") == b"c"
+
+
+def test_blackhole_holds_bytes_and_heal_delivers_them(echo: tuple[str, int]) -> None:
+    with TcpProxy(echo) as proxy, connect(proxy) as sock:
+        assert roundtrip(sock, b"before") == b"before"
+        proxy.blackhole()
+        assert proxy.blackholed
+        sock.sendall(b"during")
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sock.recv(10)
+        held = connect(proxy)  # accepted, never forwarded
+        held.settimeout(0.3)
+        held.sendall(b"lost")
+        with pytest.raises(TimeoutError):
+            held.recv(10)
+        assert proxy.connections == 2
+        proxy.heal()
+        sock.settimeout(2)
+        assert sock.recv(10) == b"during"  # TCP delivers what waited in the buffers
+        held.settimeout(2)
+        assert closed_by_peer(held)  # connections made during the partition are closed
+        held.close()
+        assert roundtrip(sock, b"after") == b"after"
+
+
+def test_refuses_connections_beyond_the_limit(echo: tuple[str, int]) -> None:
+    with TcpProxy(echo, max_connections=1) as proxy, connect(proxy) as first:
+        assert roundtrip(first, b"1") == b"1"
+        with connect(proxy) as second:
+            assert closed_by_peer(second)
+        assert roundtrip(first, b"2") == b"2"
+
+
+def test_unreachable_upstream_closes_the_client() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    with TcpProxy(("127.0.0.1", port)) as proxy, connect(proxy) as sock:
+        assert closed_by_peer(sock)
+
+
+def test_close_joins_its_thread_and_is_idempotent(echo: tuple[str, int]) -> None:
+    before = thread_snapshot()
+    proxy = TcpProxy(echo).start()
+    sock = connect(proxy)
+    assert roundtrip(sock, b"x") == b"x"
+    proxy.blackhole()
+    proxy.close()
+    proxy.close()
+    assert closed_by_peer(sock)
+    sock.close()
+    assert_no_new_threads(before, grace=0.5)
+    with pytest.raises(HarnessError):
+        proxy.drop()
