@@ -1,0 +1,131 @@
+"""Every example in examples/ runs against the test ZooKeeper, passes, and cleans up its znodes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES_ROOT = "/zklock-examples"
+
+
+def run_example(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in ("ZKLOCK_HOSTS", "ZKLOCK_ZOOKEEPER_HOSTS")}
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True, text=True, timeout=120, env=environ, cwd=EXAMPLES.parent,
+    )
+
+
+def example_nodes(client) -> set[str]:
+    return set(client.get_children(EXAMPLES_ROOT)) if client.exists(EXAMPLES_ROOT) else set()
+
+
+@pytest.fixture
+def no_example_nodes_left(zk_client):
+    before = example_nodes(zk_client)
+    yield
+    assert example_nodes(zk_client) <= before, "an example left znodes behind"
+
+
+def explain(result: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+
+
+@pytest.mark.usefixtures("no_example_nodes_left")
+def test_with_statement(zookeeper):
+    result = run_example("with_statement.py", zookeeper.connect_string)
+    assert result.returncode == 0, explain(result)
+    out = result.stdout
+    assert "alice holds /zklock-examples/with-" in out
+    assert "bob acquire(blocking=False) -> False" in out
+    assert "bob acquire(timeout=0.5) -> False" in out
+    assert "bob hold(timeout=0.2) raised LockTimeout" in out
+    assert "alice left the block: lease released, locked()=False" in out
+    assert re.search(r"bob holds it, token \d+ > \d+: True", out)  # a later holder, a higher token
+    assert "a second release() raises NotHeld" in out
+    assert "contender nodes left under the lock: 0" in out
+    assert out.rstrip().endswith("OK")
+
+
+@pytest.mark.usefixtures("no_example_nodes_left")
+def test_decorator(zookeeper):
+    result = run_example("decorator.py", zookeeper.connect_string)
+    assert result.returncode == 0, explain(result)
+    out = result.stdout
+    assert "@lock: held inside the call: True; after it: False" in out
+    assert "@zklock.locked: 4 calls from 4 threads, one at a time" in out
+    assert "method: restock(5) -> 5, restock(3) -> 8" in out
+    assert "method while a rival holds the lock: LockTimeout" in out
+    assert "@lock.hold(timeout=3): ran with fencing token" in out
+    assert "FAILED" not in out
+    assert out.rstrip().endswith("OK")
+
+
+@pytest.mark.usefixtures("no_example_nodes_left")
+def test_contention_default_run(zookeeper):
+    result = run_example("contention.py", zookeeper.connect_string)
+    assert result.returncode == 0, explain(result)
+    out = result.stdout
+    assert "6 processes contend for" in out
+    for check in (
+        "PASS  every worker finished",
+        "PASS  72 critical sections ran",
+        "PASS  no two critical sections overlapped",
+        "PASS  the counter is 72 (no lost update)",
+        "PASS  each holder read the previous holder's write",
+        "PASS  fencing tokens increase in holding order",
+        "all checks passed",
+    ):
+        assert check in out, explain(result)
+    # The timeline: one numbered row per section, then one chart row per worker.
+    rows = [line.split() for line in out.splitlines()]
+    numbered = [int(row[0]) for row in rows if row and row[0].isdigit() and "->" in row]
+    assert numbered == list(range(1, 73))
+    for worker in range(6):
+        assert f"  worker-{worker:<3d}|" in out
+
+
+@pytest.mark.usefixtures("no_example_nodes_left")
+def test_contention_checks_catch_a_missing_lock(zookeeper):
+    # The same workers with no lock: the checks must fail, or they prove nothing.
+    result = run_example(
+        "contention.py", zookeeper.connect_string, "--workers", "4", "--rounds", "3", "--hold", "0.05",
+        "--without-lock",
+    )
+    assert result.returncode == 1, explain(result)
+    assert "FAIL  no two critical sections overlapped" in result.stdout
+    assert "check(s) FAILED" in result.stdout
+
+
+@pytest.mark.usefixtures("no_example_nodes_left")
+def test_fencing(zookeeper):
+    result = run_example("fencing.py", zookeeper.connect_string)
+    assert result.returncode == 0, explain(result)
+    out = result.stdout
+    assert "bob: write accepted" in out
+    assert "refused by the store: write of '150 (alice, stale)'" in out
+    assert "alice's lease now says lost" in out
+    assert "leaving alice's `with` block raised LockLost" in out
+    assert "alice holds the lock again" in out
+    assert out.rstrip().endswith("OK")
+
+
+@pytest.mark.usefixtures("no_example_nodes_left")
+def test_hosts_from_the_environment(zookeeper):
+    result = run_example("with_statement.py", env={"ZKLOCK_HOSTS": zookeeper.connect_string})
+    assert result.returncode == 0, explain(result)
+    assert "throwaway" not in result.stderr  # it used the given server, not a container
+    assert result.stdout.rstrip().endswith("OK")
+
+
+def test_contention_refuses_bad_arguments():
+    result = run_example("contention.py", "127.0.0.1:1", "--workers", "0")
+    assert result.returncode == 2
+    assert "must be positive" in result.stderr
