@@ -1,0 +1,89 @@
+#!/bin/bash
+# Prepare this machine for zklock's tests and demo (Debian 12, as root; idempotent):
+#   1. apt-get install what is missing: docker.io libzookeeper-java libslf4j-java
+#      openjdk-17-jdk-headless python3-venv
+#   2. start dockerd (setsid, no systemd needed) when `docker info` fails, and wait for it
+#   3. choose the ZooKeeper image, never pulling: $ZKLOCK_ZOOKEEPER_IMAGE if set, else a local
+#      zookeeper:3.9, else zklock-zookeeper:3.8 built by docker/zookeeper/build-image.sh
+#   4. .venv with `pip install -e '.[dev]'` (skipped while pyproject.toml is unchanged)
+# The chosen image goes to .venv/zookeeper-image and, as ZKLOCK_ZOOKEEPER_IMAGE=..., to stdout
+# (everything else goes to stderr). Logs: .ci/logs/.
+#
+#   env: ZKLOCK_PYTHON   interpreter for the venv (default /usr/bin/python3, else python3)
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+logs=$repo/.ci/logs
+venv=$repo/.venv
+mkdir -p "$logs"
+log() { echo "bootstrap: $*" >&2; }
+fail() { log "$*"; exit 1; }
+
+# One bootstrap at a time (test.sh and demo.sh may start together).
+exec 9>"$logs/bootstrap.lock"
+flock 9
+
+# ------------------------------------------------------------------ 1. Debian packages
+packages=(docker.io libzookeeper-java libslf4j-java openjdk-17-jdk-headless python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" -eq 0 ] || fail "missing Debian packages (${missing[*]}); run as root to install them"
+  log "apt-get install ${missing[*]} (log: .ci/logs/apt.log)"
+  {
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  } >"$logs/apt.log" 2>&1 || { tail -20 "$logs/apt.log" >&2; fail "apt-get failed"; }
+fi
+
+# ------------------------------------------------------------------ 2. Docker daemon
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd (log: .ci/logs/dockerd.log)"
+  setsid dockerd >"$logs/dockerd.log" 2>&1 </dev/null &
+  for _ in $(seq 120); do
+    docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  docker info >/dev/null 2>&1 || { tail -20 "$logs/dockerd.log" >&2; fail "dockerd did not start"; }
+fi
+
+# ------------------------------------------------------------------ 3. ZooKeeper image
+has_image() { docker image inspect "$1" >/dev/null 2>&1; }
+if [ -n "${ZKLOCK_ZOOKEEPER_IMAGE:-}" ]; then
+  image=$ZKLOCK_ZOOKEEPER_IMAGE
+  case "$image" in
+    zklock-zookeeper:*) "$repo/docker/zookeeper/build-image.sh" "$image" ;;
+    *) has_image "$image" || log "warning: $image is not present locally (nothing is pulled)" ;;
+  esac
+elif has_image zookeeper:3.9; then
+  image=zookeeper:3.9
+else
+  image=zklock-zookeeper:3.8
+  "$repo/docker/zookeeper/build-image.sh" "$image"   # skips the build when up to date
+fi
+
+# ------------------------------------------------------------------ 4. Python environment
+python=${ZKLOCK_PYTHON:-}
+if [ -z "$python" ]; then
+  if [ -x /usr/bin/python3 ]; then python=/usr/bin/python3; else python=python3; fi
+fi
+# pytest-timeout bounds each test in scripts/test.sh (to move into pyproject's testing extra).
+extra_requirements=("pytest-timeout>=2.3")
+stamp=$(cat "$repo/pyproject.toml" <(echo "${extra_requirements[*]} $python $repo") | sha256sum | cut -c1-16)
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+  log "creating .venv with $python"
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+fi
+if [ "$(cat "$venv/.install-stamp" 2>/dev/null)" != "$stamp" ]; then
+  log "pip install -e '.[dev]' ${extra_requirements[*]} (log: .ci/logs/pip.log)"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -e "$repo[dev]" "${extra_requirements[@]}" \
+    >"$logs/pip.log" 2>&1 || { tail -30 "$logs/pip.log" >&2; fail "pip install failed"; }
+  echo "$stamp" >"$venv/.install-stamp"
+fi
+
+echo "$image" >"$venv/zookeeper-image"
+log "ZooKeeper image: $image"
+echo "ZKLOCK_ZOOKEEPER_IMAGE=$image"

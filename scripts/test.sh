@@ -1,0 +1,71 @@
+#!/bin/bash
+# The whole check: bootstrap, then ruff, mypy and pytest (unit + integration tests against a
+# real ZooKeeper and a 3-node ensemble in containers). Every step runs; the exit status is 1
+# when any failed (pytest finding no tests counts as a failure). Arguments go to pytest.
+# Containers labelled org.testcontainers=true from the ZooKeeper image are swept before and
+# after. Logs: .ci/logs/.
+#
+#   env: ZKLOCK_TEST_TIMEOUT   per-test limit in seconds (default 300, needs pytest-timeout)
+set -uo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+logs=$repo/.ci/logs
+cd "$repo" || exit 1
+"$repo/scripts/bootstrap.sh" >/dev/null || { echo "test.sh: bootstrap failed" >&2; exit 1; }
+# shellcheck source=scripts/_env.sh
+. "$repo/scripts/_env.sh"
+export PYTHONDONTWRITEBYTECODE=1
+
+now_ms() { date +%s%3N; }
+summary=()
+failed=0
+step() {  # step NAME COMMAND...: run, time and record it
+  local name=$1 start rc
+  shift
+  echo "==> $name" >&2
+  start=$(now_ms)
+  "$@"
+  rc=$?
+  summary+=("$(printf '%-10s %6.1fs  %s' "$name" "$(( $(now_ms) - start ))e-3" \
+    "$([ "$rc" -eq 0 ] && echo ok || echo "FAILED (exit $rc)")")")
+  [ "$rc" -eq 0 ] || failed=1
+  return 0
+}
+
+sweep() {
+  local ids
+  ids=$(docker ps -aq --filter label=org.testcontainers=true --filter "ancestor=$ZKLOCK_ZOOKEEPER_IMAGE")
+  if [ -n "$ids" ]; then
+    echo "test.sh: removing $(echo "$ids" | wc -l) leftover container(s)" >&2
+    # shellcheck disable=SC2086
+    docker rm -f -v $ids >/dev/null
+  fi
+  docker network prune -f --filter label=io.zklock.testing >/dev/null
+}
+
+lint() {
+  local paths=() p
+  for p in zklock tests examples benchmarks; do [ -e "$p" ] && paths+=("$p"); done
+  .venv/bin/ruff check "${paths[@]}"
+}
+
+run_pytest() {
+  local args=(-ra --durations=15)
+  if .venv/bin/python -c 'import pytest_timeout' 2>/dev/null; then
+    args+=("--timeout=${ZKLOCK_TEST_TIMEOUT:-300}")
+  fi
+  .venv/bin/python -m pytest "${args[@]}" "$@" 2>&1 | tee "$logs/pytest.log"
+  # any non-zero status fails, including 5 (no tests collected)
+  return "${PIPESTATUS[0]}"
+}
+
+echo "test.sh: ZooKeeper image $ZKLOCK_ZOOKEEPER_IMAGE" >&2
+step sweep sweep
+step ruff lint
+step mypy .venv/bin/mypy
+step pytest run_pytest "$@"
+step sweep sweep
+
+echo >&2
+printf '%s\n' "${summary[@]}" >&2
+exit "$failed"
