@@ -32,6 +32,7 @@ from ._errors import (
     Conflict,
     Interrupted,
     LockLostWhileRunning,
+    ServerFailed,
     Unreachable,
 )
 from ._exit import ExitCode, signal_status
@@ -124,6 +125,7 @@ def _report(error: BaseException, args: argparse.Namespace | None) -> int:
     statuses: tuple[tuple[type[BaseException], int], ...] = (
         (Unreachable, ExitCode.UNAVAILABLE),
         (BackendUnavailable, ExitCode.UNAVAILABLE),
+        (ServerFailed, ExitCode.UNAVAILABLE),
         (CommandNotFound, ExitCode.NOT_FOUND),
         (CannotExecute, ExitCode.CANNOT_EXECUTE),
         (LockLostWhileRunning, ExitCode.LOCK_LOST),

@@ -6,6 +6,7 @@
     ├── CommandLineError          bad arguments                          -> USAGE (64)
     ├── Unreachable               no connection to ZooKeeper in time     -> UNAVAILABLE (69)
     ├── BackendUnavailable        ``server``: no Docker nor Java backend -> UNAVAILABLE (69)
+    ├── ServerFailed              ``server``: ZooKeeper failed or died   -> UNAVAILABLE (69)
     ├── Conflict                  the lock is held (no-wait / timeout)   -> the -E value (1)
     ├── CommandNotFound           the command does not exist             -> NOT_FOUND (127)
     ├── CannotExecute             the command could not be started       -> CANNOT_EXECUTE (126)
@@ -26,6 +27,7 @@ __all__ = [
     "Conflict",
     "Interrupted",
     "LockLostWhileRunning",
+    "ServerFailed",
     "Unreachable",
 ]
 
@@ -49,6 +51,10 @@ class Unreachable(CliError):
 
 class BackendUnavailable(CliError):
     """``zklock server`` found neither a usable Docker engine nor a local Java ZooKeeper."""
+
+
+class ServerFailed(CliError):
+    """``zklock server``: a ZooKeeper server did not start serving, or stopped on its own."""
 
 
 class Conflict(CliError):
