@@ -32,15 +32,18 @@ step() {  # step NAME COMMAND...: run, time and record it
   return 0
 }
 
-sweep() {
-  local ids
-  ids=$(docker ps -aq --filter label=org.testcontainers=true --filter "ancestor=$ZKLOCK_ZOOKEEPER_IMAGE")
-  if [ -n "$ids" ]; then
-    echo "test.sh: removing $(echo "$ids" | wc -l) leftover container(s)" >&2
-    # shellcheck disable=SC2086
-    docker rm -f -v $ids >/dev/null
+sweep() {  # containers of crashed runs (Ryuk is off); a run still going keeps its own
+  local id pid stale=()
+  for id in $(docker ps -aq --filter label=org.testcontainers=true --filter "ancestor=$ZKLOCK_ZOOKEEPER_IMAGE"); do
+    pid=$(docker inspect -f '{{index .Config.Labels "io.zklock.testing.pid"}}' "$id" 2>/dev/null)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then continue; fi
+    stale+=("$id")
+  done
+  if [ ${#stale[@]} -gt 0 ]; then
+    echo "test.sh: removing ${#stale[@]} leftover container(s)" >&2
+    docker rm -f -v "${stale[@]}" >/dev/null
   fi
-  docker network prune -f --filter label=io.zklock.testing >/dev/null
+  docker network prune -f --filter label=io.zklock.testing >/dev/null  # unused ones only
 }
 
 lint() {

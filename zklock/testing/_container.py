@@ -9,6 +9,7 @@ sweeps. The client port is published on 127.0.0.1 only.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import uuid
 from collections.abc import Iterable, Mapping
@@ -35,10 +36,12 @@ __all__ = [
     "DEFAULT_MIN_SESSION_TIMEOUT",
     "DEFAULT_TICK_TIME",
     "HARNESS_SESSION",
+    "PID_LABEL",
     "SESSION_LABEL",
     "ZooKeeperContainer",
     "ZooKeeperReady",
     "free_loopback_ports",
+    "harness_labels",
 ]
 
 CLIENT_PORT = 2181
@@ -46,8 +49,16 @@ CLIENT_PORT = 2181
 CONTAINER_LABEL = "io.zklock.testing"
 #: Label naming the process (harness session) that created a container.
 SESSION_LABEL = "io.zklock.testing.session"
+#: Label with the process id of the creator, so that a sweep can spare a run still going.
+PID_LABEL = "io.zklock.testing.pid"
 #: This process's harness session: the value of :data:`SESSION_LABEL` on its containers.
 HARNESS_SESSION = uuid.uuid4().hex[:12]
+
+
+def harness_labels() -> dict[str, str]:
+    """The labels the harness puts on each container and network it creates."""
+    return {CONTAINER_LABEL: "true", SESSION_LABEL: HARNESS_SESSION, PID_LABEL: str(os.getpid())}
+
 
 #: Test defaults: with a 200 ms tick a lost session ends within about a second, while
 #: ``maxSessionTimeout`` stays above kazoo's default request of 10 s, so the server never clamps
@@ -143,7 +154,7 @@ class ZooKeeperContainer(DockerContainer):
             settings = Settings.from_env()
             image = settings.image if image is None else image
             pull = settings.pull if pull is None else pull
-        all_labels = {**(labels or {}), CONTAINER_LABEL: "true", SESSION_LABEL: HARNESS_SESSION}
+        all_labels = {**(labels or {}), **harness_labels()}
         super().__init__(image, labels=all_labels, **kwargs)
         self._pull = pull
         self._config: dict[str, str] = {}

@@ -22,10 +22,9 @@ from ._container import (
     DEFAULT_MAX_SESSION_TIMEOUT,
     DEFAULT_MIN_SESSION_TIMEOUT,
     DEFAULT_TICK_TIME,
-    HARNESS_SESSION,
-    SESSION_LABEL,
     ZooKeeperContainer,
     free_loopback_ports,
+    harness_labels,
 )
 from ._errors import EnsembleNotSettledError, HarnessError, ZooKeeperStartError
 from ._fourletter import server_mode
@@ -102,9 +101,8 @@ class ZooKeeperEnsemble:
             raise HarnessError("ensemble already open")
         ids = range(1, self.size + 1)
         servers = " ".join(f"server.{i}=zk{i}:2888:3888;2181" for i in ids)
-        labels = {CONTAINER_LABEL: "true", SESSION_LABEL: HARNESS_SESSION}
         try:
-            self._network = Network(docker_network_kw={"labels": labels}).create()
+            self._network = Network(docker_network_kw={"labels": harness_labels()}).create()
             for i, port in zip(ids, free_loopback_ports(self.size)):
                 self._ports[i] = port
                 node = (
