@@ -71,6 +71,8 @@ class CreateLedger:
     def adopt(self, session_id: int | None) -> OwnNode | None:
         """Queue with a created node of the current session, if any; older ones are dropped."""
         with self._mutex:
+            if self.current is not None and self.current.session_id != session_id:
+                self.current = None  # went with its session
             for attempt_id, node in list(self.created.items()):
                 if node.session_id != session_id:
                     del self.created[attempt_id]  # went with its session

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 __all__ = ["NodeName", "new_attempt_id", "node_prefix", "parse_node_name", "queue_order"]
 
-_SEQUENCE_RE = re.compile(r"(-?\d{1,10})\Z")
+_SEQUENCE_RE = re.compile(r"(-?[0-9]{1,10})\Z")
 _ATTEMPT_RE = re.compile(r"([0-9a-f]{32})")
 _SERIAL_BITS = 32
 

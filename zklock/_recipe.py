@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.protocol.states import KeeperState
 
 from ._attempts import CreateLedger, OwnNode
@@ -44,6 +43,8 @@ from .errors import (
     AcquireCancelled,
     ClientNotConnected,
     ConnectionLost,
+    NodeExists,
+    NoNode,
     ZkLockError,
     translate_kazoo_errors,
 )
@@ -225,12 +226,10 @@ class LockRecipe:
             ledger.sent(attempt_id, created, self.path)
             try:
                 path, stat = self._wait(created, deadline)
-            except ZkLockError as error:
-                if isinstance(error.__cause__, NoNodeError):
-                    ledger.refused(attempt_id)
-                    self._make_parent(deadline)
-                    continue
-                raise
+            except NoNode:
+                ledger.refused(attempt_id)
+                self._make_parent(deadline)
+                continue
             node = OwnNode(path, stat.czxid, stat.ephemeralOwner)
             ledger.found(attempt_id, node)
             ledger.use(node)
@@ -242,9 +241,8 @@ class LockRecipe:
         log.info("%s: creating the lock path", self._context())
         try:
             self._wait(self.client.ensure_path_async(self.path), deadline)
-        except ZkLockError as error:
-            if not isinstance(error.__cause__, NodeExistsError):
-                raise
+        except NodeExists:
+            pass
 
     def _children(self, deadline: Deadline) -> list[str]:
         sent_at = time.monotonic()
@@ -265,10 +263,8 @@ class LockRecipe:
 
         try:
             self._wait(self.client.get_async(path, watch=woken), deadline)
-        except ZkLockError as error:
-            if isinstance(error.__cause__, NoNodeError):
-                return False
-            raise
+        except NoNode:
+            return False
         return True
 
     def _find_lost_creates(self, deadline: Deadline, ledger: CreateLedger) -> None:
@@ -280,11 +276,9 @@ class LockRecipe:
                     path = f"{self.path}/{name}"
                     try:
                         _data, stat = self._wait(self.client.get_async(path), deadline)
-                    except ZkLockError as error:
-                        if isinstance(error.__cause__, NoNodeError):
-                            ledger.refused(attempt_id)
-                            continue
-                        raise
+                    except NoNode:
+                        ledger.refused(attempt_id)
+                        continue
                     ledger.found(attempt_id, OwnNode(path, stat.czxid, stat.ephemeralOwner))
         # Ids still unknown after a listing sent after their create: that create never ran.
         for attempt_id in list(ledger.unknown):
@@ -325,13 +319,17 @@ class LockRecipe:
                         if _is_lost(lease):
                             return ReleaseOutcome.ALREADY_LOST
                         sent.append(self.client.delete_async(lease.node))
-                        self._wait(sent[-1], Deadline(None))
+                        self._wait(sent[-1], until_lost)
+            except NoNode:
+                same_session = session.session_id == lease.session_id
+                if len(sent) > 1 and same_session:  # an earlier delete, answered late, did it
+                    lease._transition(LeaseState.RELEASED)
+                    return ReleaseOutcome.RELEASED
+                lease._transition(LeaseState.LOST, "lock node was already gone at release")
+                return ReleaseOutcome.ALREADY_LOST
             except ZkLockError as error:
-                if isinstance(error.__cause__, NoNodeError):
-                    if len(sent) > 1:  # an earlier delete, answered too late, did it
-                        lease._transition(LeaseState.RELEASED)
-                        return ReleaseOutcome.RELEASED
-                    lease._transition(LeaseState.LOST, "lock node was already gone at release")
+                if _is_lost(lease) or until_lost.expired():
+                    lease._transition(LeaseState.LOST, "no answer to the release within the bound")
                     return ReleaseOutcome.ALREADY_LOST
                 lease._transition(LeaseState.LOST, f"release failed: {error}")
                 raise
@@ -351,20 +349,16 @@ class LockRecipe:
         self.check_client()
         try:
             children = self._children(deadline)
-        except ZkLockError as error:
-            if isinstance(error.__cause__, NoNodeError):
-                return []
-            raise
+        except NoNode:
+            return []
         queue = self._queue(children)
         pending = [(node, self.client.get_async(f"{self.path}/{node.name}")) for node in queue]
         found: list[Contender] = []
         for node, result in pending:
             try:
                 data, stat = self._wait(result, deadline)
-            except ZkLockError as error:
-                if isinstance(error.__cause__, NoNodeError):
-                    continue  # left the queue while we looked
-                raise
+            except NoNode:
+                continue  # left the queue while we looked
             found.append(
                 Contender(
                     node=f"{self.path}/{node.name}",

@@ -25,9 +25,9 @@ import weakref
 from typing import Any, Callable
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
 from kazoo.protocol.states import KazooState
 
+from .errors import NoNode, translate_kazoo_errors
 from .lease import Lease, LeaseState
 
 __all__ = ["SessionWatcher"]
@@ -174,8 +174,9 @@ class SessionWatcher:
 
         def listed(result: Any) -> None:
             try:
-                children = result.get()
-            except NoNodeError:
+                with translate_kazoo_errors():
+                    children = result.get()
+            except NoNode:
                 children = []
             except Exception as error:  # stays queued until the next reconnect
                 log.warning("listing %s for abandoned creates failed: %r", parent, error)
@@ -199,8 +200,9 @@ class SessionWatcher:
 
         def done(result: Any) -> None:
             try:
-                result.get()
-            except NoNodeError:
+                with translate_kazoo_errors():
+                    result.get()
+            except NoNode:
                 pass
             except Exception as error:  # stays queued until the next reconnect
                 log.warning("delete of %s (session 0x%x) failed: %r; retry on reconnect",
@@ -284,8 +286,9 @@ class SessionWatcher:
 
         def verified(result: Any) -> None:
             try:
-                _data, stat = result.get()
-            except NoNodeError:
+                with translate_kazoo_errors():
+                    _data, stat = result.get()
+            except NoNode:
                 lease._transition(LeaseState.LOST, "lock node was deleted")
                 self.untrack(lease)
                 return

@@ -19,7 +19,9 @@
     └── ZooKeeperError                        a request failed on the server or on the connection
         ├── ConnectionLost                    no answer: connection loss, or a request that timed out
         ├── SessionExpired                    the server expired the session
-        └── NoAuthorization                   ACLs or authentication refused the request
+        ├── NoAuthorization                   ACLs or authentication refused the request
+        ├── NoNode                            the node does not exist
+        └── NodeExists                        the node already exists
 
 No other zklock module names a kazoo exception: they call :func:`translate_kazoo_errors` or
 :func:`is_transient` from here.
@@ -47,6 +49,8 @@ __all__ = [
     "LockStateError",
     "LockTimeout",
     "NoAuthorization",
+    "NoNode",
+    "NodeExists",
     "NotHeld",
     "SessionExpired",
     "UsageError",
@@ -148,6 +152,14 @@ class NoAuthorization(ZooKeeperError):
     """ZooKeeper refused the request: ACLs or authentication."""
 
 
+class NoNode(ZooKeeperError):
+    """The node named in the request does not exist."""
+
+
+class NodeExists(ZooKeeperError):
+    """The node the request would create already exists."""
+
+
 # Errors after which the same request may succeed: the connection, or a session that kazoo
 # replaces with a new one.  Everything else is a definite answer from the server.
 _TRANSIENT = (
@@ -162,20 +174,27 @@ _TRANSIENT = (
 
 def is_transient(error: BaseException) -> bool:
     """Return True when retrying the same request later may succeed (connection or session)."""
+    # kazoo's ConnectionClosedError subclasses SessionExpiredError, but a closed client stays closed.
+    if isinstance(error, (kazoo_errors.ConnectionClosedError, ClientNotConnected)):
+        return False
     return isinstance(error, _TRANSIENT)
 
 
 def _translate(error: Exception) -> ZkLockError:
     if isinstance(error, ZkLockError):
         return error
+    if isinstance(error, kazoo_errors.ConnectionClosedError):  # before its base SessionExpiredError
+        return ClientNotConnected("the KazooClient is stopped or closed")
+    if isinstance(error, kazoo_errors.NoNodeError):
+        return NoNode(f"no such node: {error!r}")
+    if isinstance(error, kazoo_errors.NodeExistsError):
+        return NodeExists(f"node already exists: {error!r}")
     if isinstance(error, (kazoo_errors.ConnectionLoss, kazoo_errors.OperationTimeoutError)):
         return ConnectionLost(f"connection to ZooKeeper lost: {error!r}")
     if isinstance(error, KazooTimeoutError):
         return ConnectionLost(f"no answer from ZooKeeper in time: {error!r}")
     if isinstance(error, kazoo_errors.SessionExpiredError):
         return SessionExpired("the ZooKeeper session expired")
-    if isinstance(error, kazoo_errors.ConnectionClosedError):
-        return ClientNotConnected("the KazooClient is stopped or closed")
     if isinstance(error, (kazoo_errors.NoAuthError, kazoo_errors.AuthFailedError)):
         return NoAuthorization(f"ZooKeeper refused the request: {error!r}")
     return ZooKeeperError(f"ZooKeeper request failed: {error!r}")

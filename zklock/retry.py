@@ -45,7 +45,7 @@ class stop_at_deadline(stop_base):
         return remaining is not None and remaining <= retry_state.upcoming_sleep
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RetryPolicy:
     """How zklock retries a ZooKeeper request that failed transiently.
 

@@ -191,10 +191,6 @@ def test_adopt_keeps_the_current_node(ledger):
     assert extra == [own(1)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="zklock bug: adopt() drops other sessions' nodes from `created` but keeps `current`",
-)
 def test_adopt_drops_a_current_node_of_an_earlier_session(ledger):
     ledger.found("a1", own(1, owner=OTHER_SESSION))
     ledger.use(own(1, owner=OTHER_SESSION))

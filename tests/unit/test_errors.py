@@ -24,6 +24,8 @@ from zklock.errors import (
     LockStateError,
     LockTimeout,
     NoAuthorization,
+    NodeExists,
+    NoNode,
     NotHeld,
     SessionExpired,
     UsageError,
@@ -35,7 +37,6 @@ from zklock.errors import (
 
 # kazoo's ConnectionClosedError subclasses SessionExpiredError, and errors.py tests for the
 # parent first: a stopped client's error becomes SessionExpired, which is retried.
-CLOSED_IS_A_SESSION_EXPIRY = "zklock bug: ConnectionClosedError is caught as SessionExpiredError"
 
 # (class, its zklock parent, the builtin it also is, if any): the tree in errors.py's docstring.
 TREE = [
@@ -56,6 +57,8 @@ TREE = [
     (ConnectionLost, ZooKeeperError, None),
     (SessionExpired, ZooKeeperError, None),
     (NoAuthorization, ZooKeeperError, None),
+    (NoNode, ZooKeeperError, None),
+    (NodeExists, ZooKeeperError, None),
 ]
 
 
@@ -149,13 +152,9 @@ def test_pickles_under_the_public_module_name():
         (kazoo_errors.SessionExpiredError(), SessionExpired),
         (kazoo_errors.NoAuthError(), NoAuthorization),
         (kazoo_errors.AuthFailedError(), NoAuthorization),
-        pytest.param(
-            kazoo_errors.ConnectionClosedError(),
-            ClientNotConnected,
-            marks=pytest.mark.xfail(strict=True, reason=CLOSED_IS_A_SESSION_EXPIRY),
-        ),
-        (kazoo_errors.NoNodeError(), ZooKeeperError),
-        (kazoo_errors.NodeExistsError(), ZooKeeperError),
+        (kazoo_errors.ConnectionClosedError(), ClientNotConnected),
+        (kazoo_errors.NoNodeError(), NoNode),
+        (kazoo_errors.NodeExistsError(), NodeExists),
         (kazoo_errors.BadVersionError(), ZooKeeperError),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, Exception) else v.__name__,
@@ -218,10 +217,7 @@ def test_transient(error):
     [
         kazoo_errors.NoNodeError(),
         kazoo_errors.NoAuthError(),
-        pytest.param(
-            kazoo_errors.ConnectionClosedError(),
-            marks=pytest.mark.xfail(strict=True, reason=CLOSED_IS_A_SESSION_EXPIRY),
-        ),
+        kazoo_errors.ConnectionClosedError(),
         NoAuthorization("x"),
         ZooKeeperError("x"),
         LockLost("x"),

@@ -130,25 +130,8 @@ def test_core_never_imports_cli_or_testing():
             assert not imports(path, target), f"{rel(path)} imports {target}"
 
 
-# Modules that name a kazoo exception today; each should use zklock.errors instead.
-KAZOO_EXCEPTIONS_TODAY = {"_recipe", "_session"}
-
-
 @pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(
-            path,
-            marks=pytest.mark.xfail(
-                strict=True, reason="zklock design bug: names kazoo.exceptions outside errors.py"
-            ),
-        )
-        if path.stem in KAZOO_EXCEPTIONS_TODAY
-        else path
-        for path in top_level_modules()
-        if path.name != "errors.py"
-    ],
-    ids=rel,
+    "path", [path for path in top_level_modules() if path.name != "errors.py"], ids=rel
 )
 def test_only_errors_imports_kazoo_exceptions(path):
     assert not imports(path, "kazoo.exceptions"), f"{rel(path)} imports kazoo.exceptions"

@@ -181,7 +181,6 @@ def test_equal_sequences_fall_back_to_name():
     assert queue_order([b, a]) == [a, b]
 
 
-@pytest.mark.xfail(strict=True, reason="zklock bug: _SEQUENCE_RE uses \\d, which matches any Unicode digit")
 @pytest.mark.parametrize("suffix", ["\u0660" * 9 + "\u0667", "00000000\uff11"])
 def test_only_ascii_digits_are_a_sequence(suffix):
     # ZooKeeper writes ASCII digits only; a child named otherwise is not a contender.
