@@ -262,12 +262,22 @@ class _Display:
             tty = False
         return cls(stream, tty)
 
+    def columns(self) -> int | None:
+        """The terminal's width for an in-place line, or None when lines may be any length."""
+        if not self._in_place or self._stream is None:
+            return None
+        try:
+            columns = os.get_terminal_size(self._stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+        return columns or 80
+
     def update(self, text: str, key: object) -> None:
         """Show ``text``; as a log line only when ``key`` changed since the last one."""
         if self._stream is None:
             return
         if self._in_place:
-            width = shutil.get_terminal_size((80, 24)).columns
+            width = self.columns() or 80
             self._write("\r\x1b[2K" + f"zklock: {text}"[: max(10, width - 1)])
             self._on_screen = True
         elif key != self._last_key:
@@ -356,11 +366,21 @@ class _Waiting(threading.Thread):
             return
         holder = contenders[0]
         queue = "" if place is None else f"; we are #{place + 1} in the queue ({place} ahead)"
-        text = (
-            f"waiting for {self._lock.path}: held by {holder.identifier!r} "
-            f"(token {holder.token}){queue}; {waited}"
-        )
-        self._display.update(text, (holder.node, place))
+        rest = f": held by {holder.identifier!r} (token {holder.token}){queue}; {waited}"
+        path = self._lock.path
+        columns = self._display.columns()
+        if columns is not None:  # on a terminal: shorten the path, not the news
+            path = _elide(path, columns - 1 - len(f"zklock: waiting for {rest}"))
+        self._display.update(f"waiting for {path}{rest}", (holder.node, place))
+
+
+def _elide(text: str, room: int) -> str:
+    """``text`` shortened to ``room`` characters (at least 12) by dropping its middle."""
+    room = max(12, room)
+    if len(text) <= room:
+        return text
+    head = (room - 3) // 2
+    return text[:head] + "..." + text[len(text) - (room - 3 - head) :]
 
 
 # ---------------------------------------------------------------------- running the command
