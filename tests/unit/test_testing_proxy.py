@@ -25,7 +25,7 @@ def echo() -> Iterator[tuple[str, int]]:
             while not stop.is_set():
                 try:
                     data = conn.recv(65536)
-                except TimeoutError:
+                except socket.timeout:  # TimeoutError from Python 3.10
                     continue
                 except OSError:
                     return
@@ -37,7 +37,7 @@ def echo() -> Iterator[tuple[str, int]]:
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
-            except TimeoutError:
+            except socket.timeout:  # TimeoutError from Python 3.10
                 continue
             worker = threading.Thread(target=handle, args=(conn,))
             workers.append(worker)
@@ -112,12 +112,12 @@ def test_blackhole_holds_bytes_and_heal_delivers_them(echo: tuple[str, int]) -> 
         assert proxy.blackholed
         sock.sendall(b"during")
         sock.settimeout(0.3)
-        with pytest.raises(TimeoutError):
+        with pytest.raises(socket.timeout):
             sock.recv(10)
         held = connect(proxy)  # accepted, never forwarded
         held.settimeout(0.3)
         held.sendall(b"lost")
-        with pytest.raises(TimeoutError):
+        with pytest.raises(socket.timeout):
             held.recv(10)
         assert proxy.connections == 2
         proxy.heal()

@@ -122,7 +122,7 @@ def fake_server() -> Iterator[tuple[str, int]]:
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
-            except TimeoutError:
+            except socket.timeout:  # TimeoutError from Python 3.10
                 continue
             with conn:
                 conn.recv(4)

@@ -55,6 +55,14 @@ PID_LABEL = "io.zklock.testing.pid"
 HARNESS_SESSION = uuid.uuid4().hex[:12]
 
 
+_started = False  # set once this process has created a harness container
+
+
+def started_containers() -> bool:
+    """Whether this process has started any harness container (so a sweep can be useful)."""
+    return _started
+
+
 def harness_labels() -> dict[str, str]:
     """The labels the harness puts on each container and network it creates."""
     return {CONTAINER_LABEL: "true", SESSION_LABEL: HARNESS_SESSION, PID_LABEL: str(os.getpid())}
@@ -210,7 +218,9 @@ class ZooKeeperContainer(DockerContainer):
         On failure the container is removed and :class:`ZooKeeperStartError` carries its last
         log lines (:class:`ImageNotAvailableError` passes through unchanged).
         """
+        global _started
         try:
+            _started = True
             super().start()
         except ImageNotAvailableError:
             raise
@@ -239,7 +249,7 @@ class ZooKeeperContainer(DockerContainer):
     @property
     def address(self) -> tuple[str, int]:
         """``(host, port)`` of the client port on the loopback interface."""
-        port = self.get_docker_client().port(self.get_container_id(), CLIENT_PORT)
+        port = self.get_docker_client().port(self.get_wrapped_container().id, CLIENT_PORT)
         return LOOPBACK, int(port)
 
     def get_connect_string(self) -> str:

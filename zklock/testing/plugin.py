@@ -44,7 +44,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NotEmptyError
 
 from ._clients import KazooClientFactory
-from ._container import ZooKeeperContainer
+from ._container import ZooKeeperContainer, started_containers
 from ._ensemble import ZooKeeperEnsemble
 from ._errors import FaultsUnavailableError, HarnessError, LeakError, ZooKeeperStartError
 from ._fourletter import wait_for_mode
@@ -131,6 +131,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Remove containers of this run that a crash left behind, and say so."""
+    if not started_containers():
+        return
     try:
         removed = remove_containers()
     except Exception:  # no Docker daemon: then no container of ours either
