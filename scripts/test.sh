@@ -32,18 +32,25 @@ step() {  # step NAME COMMAND...: run, time and record it
   return 0
 }
 
-sweep() {  # containers of crashed runs (Ryuk is off); a run still going keeps its own
-  local id pid stale=()
+running() {  # running KIND ID: the test process that created the object is still alive
+  local labels=.Labels pid
+  [ "$1" = container ] && labels=.Config.Labels
+  pid=$(docker "$1" inspect -f "{{index $labels \"io.zklock.testing.pid\"}}" "$2" 2>/dev/null)
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+sweep() {  # containers and networks of crashed runs (Ryuk is off); live runs keep theirs
+  local id stale=()
   for id in $(docker ps -aq --filter label=org.testcontainers=true --filter "ancestor=$ZKLOCK_ZOOKEEPER_IMAGE"); do
-    pid=$(docker inspect -f '{{index .Config.Labels "io.zklock.testing.pid"}}' "$id" 2>/dev/null)
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then continue; fi
-    stale+=("$id")
+    running container "$id" || stale+=("$id")
   done
   if [ ${#stale[@]} -gt 0 ]; then
     echo "test.sh: removing ${#stale[@]} leftover container(s)" >&2
     docker rm -f -v "${stale[@]}" >/dev/null
   fi
-  docker network prune -f --filter label=io.zklock.testing >/dev/null  # unused ones only
+  for id in $(docker network ls -q --filter label=io.zklock.testing); do
+    running network "$id" || docker network rm "$id" >/dev/null 2>&1 || true
+  done
 }
 
 lint() {
