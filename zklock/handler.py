@@ -1,0 +1,484 @@
+"""A leaner kazoo handler: fewer system calls and thread hand-offs per ZooKeeper request.
+
+kazoo is zklock's connection layer; most of the time a request spends in the client is kazoo's
+own path: the caller queues the request and wakes the connection thread through a socket
+pair, the connection thread waits on its sockets through ``handler.select`` about five times
+per request, and the stock :class:`~kazoo.handlers.threading.SequentialThreadingHandler`
+answers each of those calls with ``kazoo.handlers.utils.selector_select``, which builds a new
+``selectors.DefaultSelector``, registers the sockets, polls once and closes it again.
+:class:`LeanHandler` trims that path through kazoo's public handler interface, without
+patching kazoo::
+
+    from kazoo.client import KazooClient
+    from zklock.handler import LeanHandler
+
+    client = KazooClient(hosts, handler=LeanHandler())
+
+What it changes, all inside the handler:
+
+- ``select`` keeps one epoll object per socket set for as long as the sockets live, so a wait
+  is one ``epoll_wait`` (``selectors.DefaultSelector`` on systems without epoll).
+- ``create_connection`` returns the TCP socket inside a :class:`BufferedSocket`: one ``recv``
+  reads everything the server has sent, so a reply costs one system call instead of a
+  length read, a body read and a ``select`` before each; ``select`` reports buffered bytes as
+  readable.  Its ``send`` waits for room itself, so asking whether it is writable costs
+  nothing.  TLS sockets are left as they are.
+- ``create_socket_pair`` returns a :class:`Doorbell` (an eventfd) for the caller -> connection
+  thread wake-ups: cheaper than a socket pair, and a wake-up never blocks.
+- Completion callbacks of kazoo's own ``create_async`` / ``ensure_path_async`` /
+  ``sync_async`` (which only turn one result into another), and any callback marked with
+  :func:`runs_inline`, run on the thread that delivers them instead of waiting for a worker
+  thread: a ``create`` reply then reaches its caller with one thread hand-off instead of
+  two.  Every other callback is queued exactly as kazoo does.  (Only where eventfd exists,
+  Linux with Python >= 3.10, since an inline callback may send a request from the
+  connection thread, and that must never block.)
+
+Everything else (worker threads, queues, result objects, timeouts) is kazoo's.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+import select
+import selectors
+import socket
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable, TypeVar
+
+from kazoo.handlers import utils as kazoo_utils
+from kazoo.handlers.threading import AsyncResult, SequentialThreadingHandler
+
+__all__ = ["BufferedSocket", "LeanAsyncResult", "LeanHandler", "runs_inline"]
+
+log = logging.getLogger("zklock.handler")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_INLINE_ATTRIBUTE = "_zklock_runs_inline"
+_CACHED_SETS = 8  # kazoo uses three socket sets per connection; a few spare for reconnects
+_RECV_SIZE = 65536
+
+_HAS_EPOLL = hasattr(select, "epoll")
+_HAS_EVENTFD = hasattr(os, "eventfd")  # Linux, Python >= 3.10
+_IN: int = getattr(select, "EPOLLIN", 1)  # the same bits as select.poll's POLLIN / POLLOUT
+_OUT: int = getattr(select, "EPOLLOUT", 4)
+
+
+def runs_inline(func: F) -> F:
+    """Mark ``func`` as safe to run on the thread that delivers it, and return it unchanged.
+
+    Under :class:`LeanHandler`, a marked watch callback runs on kazoo's connection thread
+    and a marked completion callback (``AsyncResult.rawlink``) on the thread that sets the
+    result, instead of waiting for a handler worker thread to pick it up.  A marked function
+    must return quickly, must never block nor wait for a ZooKeeper reply (that would stall
+    the connection; sending an ``*_async`` request is fine), and gets no ordering guarantee
+    against queued callbacks.  Under any other handler the mark has no effect.
+    """
+    setattr(func, _INLINE_ATTRIBUTE, True)
+    return func
+
+
+# kazoo's own completion closures (kazoo/client.py): each only reads a result that is already
+# set, sets another, and may send a further request without waiting for it.
+_KAZOO_INLINE = frozenset({
+    "KazooClient.create_async.<locals>.create_completion",
+    "KazooClient.create_async.<locals>.retry_completion",
+    "KazooClient.ensure_path_async.<locals>.create_completion",
+    "KazooClient.ensure_path_async.<locals>.prepare_completion",
+    "KazooClient.ensure_path_async.<locals>.exists_completion",
+    "KazooClient.sync_async.<locals>._sync_completion",
+})
+
+
+def _inline(func: Any) -> bool:
+    # Inline only when a callback that sends a request cannot block the sending thread.
+    if not _HAS_EVENTFD:
+        return False
+    if getattr(func, _INLINE_ATTRIBUTE, False) is True:
+        return True
+    while isinstance(func, functools.partial):
+        func = func.func
+    return (
+        getattr(func, "__module__", None) == "kazoo.client"
+        and getattr(func, "__qualname__", None) in _KAZOO_INLINE
+    )
+
+
+def _fileno(fileobj: Any) -> int:
+    # The fast path of kazoo's fileobj_to_fd; anything unusual goes through it, for its errors.
+    try:
+        fd = fileobj.fileno()
+    except AttributeError:
+        fd = -1
+    if type(fd) is int and fd >= 0:
+        return fd
+    checked: int = kazoo_utils.fileobj_to_fd(fileobj)
+    return checked
+
+
+class BufferedSocket:
+    """A non-blocking TCP socket with a receive buffer (what ``LeanHandler`` connects with).
+
+    ``recv(n)`` serves buffered bytes first and otherwise reads everything available (up to
+    64 KiB) in one system call; :meth:`pending` says how many bytes are buffered, which is
+    how kazoo's reader knows it need not wait for the socket again.  ``send`` waits for room
+    when the socket's send buffer is full (bounded by the timeout given at creation) instead
+    of failing with ``EAGAIN``.  Every other socket method is the wrapped socket's.
+    """
+
+    def __init__(self, sock: socket.socket, send_timeout: float | None) -> None:
+        self.socket = sock
+        """The wrapped socket."""
+        self.send_timeout = send_timeout
+        """How long ``send`` waits for room in the send buffer (``None``: no limit)."""
+        self._buffer = b""
+        self._offset = 0
+        self._error: OSError | None = None  # met by fill(), raised by the next recv
+        self._eof = False
+
+    def fileno(self) -> int:
+        """The wrapped socket's descriptor (-1 once closed)."""
+        return self.socket.fileno()
+
+    def pending(self) -> int:
+        """Bytes received from the server and not yet returned by :meth:`recv`."""
+        return len(self._buffer) - self._offset
+
+    def ready(self) -> bool:
+        """True if :meth:`recv` returns at once: bytes, an error or the end are buffered."""
+        return self._offset < len(self._buffer) or self._error is not None or self._eof
+
+    def fill(self) -> bool:
+        """Read what the server has sent, without waiting; True if :meth:`recv` will not wait.
+
+        An error or the end of the stream met here is what the next :meth:`recv` reports.
+        """
+        if self.ready():
+            return True
+        try:
+            data = self.socket.recv(_RECV_SIZE, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as error:
+            self._error = error
+            return True
+        if not data:
+            self._eof = True
+        self._buffer = data
+        self._offset = 0
+        return True
+
+    def recv(self, size: int) -> bytes:
+        """Return up to ``size`` bytes: buffered ones, else one ``recv`` of the socket."""
+        if self._offset < len(self._buffer):
+            end = self._offset + size
+            chunk = self._buffer[self._offset : end]
+            self._offset = min(end, len(self._buffer))
+            return chunk
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        if self._eof:
+            return b""
+        data = self.socket.recv(max(size, _RECV_SIZE))
+        if len(data) <= size:
+            return data
+        self._buffer = data
+        self._offset = size
+        return data[:size]
+
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Send what fits; if nothing fits now, wait for room (``socket.timeout`` past the limit)."""
+        try:
+            return self.socket.send(data)
+        except BlockingIOError:
+            pass
+        deadline = None if self.send_timeout is None else time.monotonic() + self.send_timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            _r, writable, _x = select.select([], [self.socket], [], remaining)
+            if not writable:
+                raise socket.timeout("timed out waiting to send to ZooKeeper")
+            try:
+                return self.socket.send(data)
+            except BlockingIOError:
+                continue
+
+    def sendall(self, data: bytes | bytearray | memoryview) -> None:
+        """The wrapped socket's ``sendall``."""
+        self.socket.sendall(data)
+
+    def setblocking(self, flag: bool) -> None:
+        """The wrapped socket's ``setblocking``."""
+        self.socket.setblocking(flag)
+
+    def close(self) -> None:
+        """Close the wrapped socket and drop the buffer."""
+        self._buffer = b""
+        self._offset = 0
+        self.socket.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.socket, name)
+
+    def __repr__(self) -> str:
+        return f"BufferedSocket({self.socket!r}, pending={self.pending()})"
+
+
+class Doorbell:
+    """The wake-up channel between kazoo's callers and its connection thread, on an eventfd.
+
+    kazoo queues a request, then writes one byte to a socket pair so that the connection
+    thread, waiting in ``select``, wakes up and reads one byte per request it sends.  A socket
+    pair holds only a few hundred such bytes before ``send`` blocks, which would stall a
+    callback that runs on the connection thread and sends a request.  An eventfd in semaphore
+    mode counts instead: ``send`` adds to the count and never blocks, ``recv(1)`` takes one,
+    and it is readable while the count is above zero.  The same object is both ends.
+    """
+
+    def __init__(self) -> None:
+        self._fd = os.eventfd(0, os.EFD_SEMAPHORE | os.EFD_CLOEXEC)
+
+    def fileno(self) -> int:
+        """The eventfd (-1 once closed)."""
+        return self._fd
+
+    def send(self, data: bytes) -> int:
+        """Ring once per byte of ``data``."""
+        os.eventfd_write(self._open_fd(), len(data))
+        return len(data)
+
+    def recv(self, size: int) -> bytes:
+        """Take one ring (waits for one if there is none), whatever ``size`` asks."""
+        os.eventfd_read(self._open_fd())
+        return b"\0"
+
+    def _open_fd(self) -> int:
+        fd = self._fd
+        if fd < 0:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        return fd
+
+    def close(self) -> None:
+        """Close the eventfd; later use raises ``OSError`` (EBADF), as a closed socket does."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __repr__(self) -> str:
+        return f"Doorbell(fd={self._fd})"
+
+
+class _Poller:
+    """One registered socket set: the poller and what each descriptor stands for."""
+
+    __slots__ = ("_close", "fds", "fileobjs", "poll", "readers", "writers")
+
+    def __init__(self, rlist: list[Any], wlist: list[Any]) -> None:
+        rfds = [_fileno(obj) for obj in rlist]
+        wfds = [_fileno(obj) for obj in wlist]
+        # Strong references, so that the cache key (made of these objects) stays unique.
+        self.fileobjs = tuple(rlist) + tuple(wlist)
+        self.fds = tuple(rfds) + tuple(wfds)
+        self.readers: dict[int, list[Any]] = {}
+        self.writers: dict[int, list[Any]] = {}
+        for fd, obj in zip(rfds, rlist):
+            self.readers.setdefault(fd, []).append(obj)
+        for fd, obj in zip(wfds, wlist):
+            self.writers.setdefault(fd, []).append(obj)
+        masks = {fd: (_IN if fd in self.readers else 0) | (_OUT if fd in self.writers else 0)
+                 for fd in (*self.readers, *self.writers)}
+        self.poll: Callable[[float], list[tuple[int, int]]]
+        if _HAS_EPOLL:
+            epoll = select.epoll()
+            try:
+                for fd, mask in masks.items():
+                    epoll.register(fd, mask)
+            except BaseException:
+                epoll.close()
+                raise
+            self._close: Callable[[], None] = epoll.close
+            self.poll = epoll.poll
+        else:  # pragma: no cover - systems without epoll
+            selector = selectors.DefaultSelector()
+            try:
+                for fd, mask in masks.items():
+                    events = (selectors.EVENT_READ if mask & _IN else 0) | (
+                        selectors.EVENT_WRITE if mask & _OUT else 0
+                    )
+                    selector.register(fd, events)
+            except BaseException:
+                selector.close()
+                raise
+            self._close = selector.close
+            self.poll = functools.partial(_selector_poll, selector)
+
+    def current(self) -> bool:
+        """True while every socket still has the descriptor it was registered with."""
+        for obj, fd in zip(self.fileobjs, self.fds):
+            if obj.fileno() != fd:
+                return False
+        return True
+
+    def close(self) -> None:
+        """Close the poller's own descriptor."""
+        self._close()
+
+
+def _selector_poll(selector: selectors.BaseSelector, timeout: float) -> list[tuple[int, int]]:
+    # A selectors result in epoll's (fd, mask) shape, for systems without epoll.
+    ready = selector.select(None if timeout < 0 else timeout)
+    return [
+        (key.fd, (_IN if events & selectors.EVENT_READ else 0)
+         | (_OUT if events & selectors.EVENT_WRITE else 0))
+        for key, events in ready
+    ]
+
+
+class LeanAsyncResult(AsyncResult):  # type: ignore[misc]  # kazoo is untyped
+    """kazoo's threading ``AsyncResult``; callbacks marked :func:`runs_inline` run at once."""
+
+    def _do_callbacks(self) -> None:
+        for callback in self._callbacks:
+            if _inline(callback) or not self._handler.running:
+                try:
+                    callback(self)
+                except Exception:
+                    log.exception("completion callback %r failed", callback)
+            else:
+                self._handler.completion_queue.put(functools.partial(callback, self))
+
+
+class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is untyped
+    """kazoo's ``SequentialThreadingHandler`` with a leaner request path (see the module).
+
+    Cached pollers, buffered connection sockets, an eventfd doorbell, and inline callbacks for
+    kazoo's own completions and those marked :func:`runs_inline`.  Pass one instance to one
+    ``KazooClient``: ``KazooClient(hosts, handler=LeanHandler())``.
+    """
+
+    name = "zklock_lean_handler"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ sockets
+    def create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        """Kazoo's ``create_connection``; a plain TCP socket comes back as a :class:`BufferedSocket`."""
+        sock = super().create_connection(*args, **kwargs)
+        if type(sock) is not socket.socket:  # TLS: its own buffering, which kazoo knows
+            return sock
+        return BufferedSocket(sock, sock.gettimeout())
+
+    def select(
+        self, rlist: list[Any], wlist: list[Any], xlist: list[Any], timeout: float | None = None
+    ) -> tuple[list[Any], list[Any], list[Any]]:
+        """Wait until a socket of ``rlist`` is readable or one of ``wlist`` writable.
+
+        Same contract as kazoo's ``selector_select``: ``timeout`` in seconds (``None``
+        blocks), ``xlist`` is accepted and never reported, a closed socket raises.  A
+        :class:`BufferedSocket` with buffered bytes is readable at once, and one is always
+        writable (its ``send`` waits for room).
+        """
+        if timeout is not None:
+            if not isinstance(timeout, (int, float)):
+                raise TypeError("timeout must be a number")
+            if timeout < 0:
+                raise ValueError("timeout must be non-negative")
+        if wlist and not rlist and all(type(obj) is BufferedSocket for obj in wlist):
+            for obj in wlist:
+                _fileno(obj)  # a closed socket raises, as it would in a real select
+            return [], list(wlist), []
+        if not wlist and len(rlist) == 1 and type(rlist[0]) is BufferedSocket:
+            # kazoo reading a reply it was told is there: one recv instead of a poll first.
+            _fileno(rlist[0])
+            if rlist[0].fill():
+                return list(rlist), [], []
+        buffered = [obj for obj in rlist if type(obj) is BufferedSocket and obj.ready()]
+        if buffered:
+            timeout = 0.0  # report the buffered ones now, and whatever else is ready
+        if any(type(obj) is int for obj in (*rlist, *wlist)):
+            # A bare descriptor may be closed and reused unnoticed: no caching for those.
+            readable, writable, _x = kazoo_utils.selector_select(rlist, wlist, xlist, timeout)
+        else:
+            readable, writable = self._poll(rlist, wlist, timeout)
+        if buffered:
+            readable = buffered + [obj for obj in readable if obj not in buffered]
+        return readable, writable, []
+
+    def _poll(
+        self, rlist: list[Any], wlist: list[Any], timeout: float | None
+    ) -> tuple[list[Any], list[Any]]:
+        key = (tuple(rlist), tuple(wlist))
+        pollers = self._pollers()
+        poller = pollers.get(key)
+        if poller is None or not poller.current():
+            poller = self._add_poller(pollers, key, rlist, wlist)
+        ready = poller.poll(-1 if timeout is None else timeout)
+        readable: list[Any] = []
+        writable: list[Any] = []
+        for fd, mask in ready:
+            # As selectors does: an error or hang-up counts as both readable and writable.
+            if mask & ~_OUT and fd in poller.readers:
+                readable.extend(poller.readers[fd])
+            if mask & ~_IN and fd in poller.writers:
+                writable.extend(poller.writers[fd])
+        return readable, writable
+
+    def _pollers(self) -> OrderedDict[tuple[tuple[Any, ...], tuple[Any, ...]], _Poller]:
+        try:
+            pollers: OrderedDict[tuple[tuple[Any, ...], tuple[Any, ...]], _Poller]
+            pollers = self._local.pollers
+        except AttributeError:
+            pollers = self._local.pollers = OrderedDict()
+        return pollers
+
+    @staticmethod
+    def _add_poller(
+        pollers: OrderedDict[tuple[tuple[Any, ...], tuple[Any, ...]], _Poller],
+        key: tuple[tuple[Any, ...], tuple[Any, ...]],
+        rlist: list[Any],
+        wlist: list[Any],
+    ) -> _Poller:
+        for old_key, old in list(pollers.items()):  # forget sets with a closed socket
+            if old_key == key or not old.current():
+                del pollers[old_key]
+                old.close()
+        while len(pollers) >= _CACHED_SETS:
+            _key, oldest = pollers.popitem(last=False)
+            oldest.close()
+        try:
+            poller = _Poller(rlist, wlist)
+        except OSError as error:
+            raise ValueError("Invalid event mask or fd") from error
+        pollers[key] = poller
+        return poller
+
+    def create_socket_pair(self) -> tuple[Any, Any]:
+        """The wake-up pair: a :class:`Doorbell` (both ends) where eventfd exists."""
+        if not _HAS_EVENTFD:
+            pair: tuple[Any, Any] = super().create_socket_pair()
+            return pair
+        doorbell = Doorbell()
+        return doorbell, doorbell
+
+    # ------------------------------------------------------------------ callbacks
+    def async_result(self) -> LeanAsyncResult:
+        """A result whose :func:`runs_inline` callbacks run when it is set."""
+        return LeanAsyncResult(self)
+
+    def dispatch_callback(self, callback: Any) -> None:
+        """Run a :func:`runs_inline` watch callback now; queue any other one (as kazoo does)."""
+        if _inline(callback.func):
+            try:
+                callback.func(*callback.args)
+            except Exception:
+                log.exception("watch callback %r failed", callback.func)
+            return
+        super().dispatch_callback(callback)
