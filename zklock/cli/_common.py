@@ -201,7 +201,8 @@ def connect(args: argparse.Namespace) -> Iterator[KazooClient]:
     try:
         client = KazooClient(hosts=hosts, timeout=args.session_timeout, auth_data=_auth(args))
     except ValueError as error:
-        raise CommandLineError(f"--hosts {hosts!r}: {error}") from None
+        prog = f"zklock {getattr(args, 'subcommand', '')}".rstrip()
+        raise CommandLineError(f"--hosts {hosts!r}: {error}", prog) from None
     last = _LastWarning()
     kazoo_log = logging.getLogger("kazoo")
     kazoo_log.addHandler(last)

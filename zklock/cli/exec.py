@@ -190,7 +190,7 @@ def _make_lock(client: KazooClient, path: str, args: argparse.Namespace) -> Lock
         if state is LeaseState.SUSPENDED:
             say(
                 f"connection to ZooKeeper lost; the lock {lease.path} is in doubt "
-                f"(it is lost after {args.session_timeout:g} s without ZooKeeper)"
+                f"(it is lost within {args.session_timeout:g} s without ZooKeeper)"
             )
         elif state is LeaseState.HELD:
             say(f"connection to ZooKeeper back; the lock {lease.path} is still held")
@@ -206,7 +206,10 @@ def _acquire(
     from ..errors import AcquireCancelled
 
     if args.no_wait or args.timeout == 0:
-        return lock.acquire(blocking=False)  # one round trip; a signal raises Interrupted
+        try:
+            return lock.acquire(blocking=False)  # one round trip; a signal raises Interrupted
+        finally:
+            router.mode = _Mode.RECORD
     display = _Display.for_stream(sys.stderr, quiet=args.quiet)
     waiting = _Waiting(lock, client, router, display)
     router.mode = _Mode.WAIT
@@ -221,7 +224,7 @@ def _acquire(
         raise
     finally:
         waiting.stop()
-        router.mode = _Mode.RAISE
+        router.mode = _Mode.RECORD  # held now: a signal is dealt with by _hold_and_run
     if acquired and display.shown:
         lease = lock.lease
         token = f" (token {lease.token})" if lease else ""
@@ -498,7 +501,7 @@ class _Mode:
     RAISE = "raise"  # nothing to clean up in the main thread's way: raise Interrupted
     WAIT = "wait"  # the waiting thread cancels the acquire
     FORWARD = "forward"  # pass the signal to the child
-    RECORD = "record"  # the child is done: only note it
+    RECORD = "record"  # only note it (lock held, child not started yet or already done)
 
 
 _STOP = 0  # the byte that stops the waiting thread; signal numbers are never 0
