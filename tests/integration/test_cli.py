@@ -220,6 +220,26 @@ def test_lease_lost_in_a_partition_kills_a_child_that_ignores_sigterm(zookeeper,
         os.kill(child_pid, 0)
 
 
+def test_a_short_connection_drop_leaves_the_child_running(zookeeper, zk_path, tmp_path, spawn):
+    """Connection lost and back within the session: the lock was only in doubt, the child
+    keeps running, and zklock still exits with the child's status."""
+    path, marker = f"{zk_path}/l", tmp_path / "marker"
+    if len(zookeeper.addresses) != 1:
+        pytest.skip("the TCP proxy fronts a single server")
+    with TcpProxy(zookeeper.connect_string) as proxy:
+        proc = spawn("exec", "--hosts", proxy.connect_string, "--session-timeout", "4",
+                     path, "--", sys.executable, "-c", LONG_RUNNING, str(marker), "exit")
+        wait_for(lambda: marker.exists() and "started" in marker.read_text(), 15, "the child to start")
+        assert proxy.drop() >= 1
+        time.sleep(1.5)  # kazoo reconnects at once, with the same session
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 7, err  # the child's own status: the lock was never lost
+    assert "in doubt" in err and "still held" in err, err
+    assert "lost (" not in err
+
+
 def test_no_wait_and_timeout_against_a_held_lock(hosts, zk_path, zk_client):
     path = f"{zk_path}/l"
     holder = zklock.Lock(zk_client, path, identifier="the-holder")
