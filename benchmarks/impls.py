@@ -1,0 +1,180 @@
+"""The implementations under test, behind one small interface.
+
+Each one is a session (a ``KazooClient``, or tooz's coordinator around one) plus lock objects
+on it.  Names, as they appear in tables and JSON:
+
+``kazoo``        ``kazoo.recipe.lock.Lock`` (the reference of every ratio)
+``zklock``       ``zklock.Lock`` on a stock ``KazooClient``
+``zklock+lean``  ``zklock.Lock`` on ``KazooClient(handler=zklock.handler.LeanHandler())``
+``kazoo+lean``   kazoo's Lock on the lean handler (shows what the handler alone is worth)
+``tooz``         tooz's ZooKeeper lock (``kazoo://`` driver; kazoo's Lock underneath)
+``raw``          the floor: bare Create (ephemeral, sequential) + GetChildren + Delete, one after
+                 another, on a stock ``KazooClient``; no lock logic at all
+``raw+lean``     the same floor on the lean handler
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Callable, Optional
+
+from kazoo.client import KazooClient
+
+SESSION_TIMEOUT = 10.0
+REFERENCE = "kazoo"
+ALL = ("zklock", "zklock+lean", "kazoo", "kazoo+lean", "tooz", "raw", "raw+lean")
+UNCONTENDED = ("zklock", "zklock+lean", "kazoo", "tooz", "raw")
+CONTENDED = ("zklock", "zklock+lean", "kazoo", "tooz")
+SCALE = ("zklock", "zklock+lean", "kazoo")
+
+
+def _client(hosts: str, lean: bool) -> KazooClient:
+    handler = None
+    if lean:
+        from zklock.handler import LeanHandler
+
+        handler = LeanHandler()
+    client = KazooClient(hosts=hosts, timeout=SESSION_TIMEOUT, handler=handler)
+    client.start(timeout=30)
+    return client
+
+
+class Session:
+    """One implementation's session, able to make lock objects on it."""
+
+    def __init__(self, impl: str, hosts: str) -> None:
+        if impl not in ALL:
+            raise ValueError(f"unknown implementation {impl!r}; choose from {', '.join(ALL)}")
+        self.impl = impl
+        self.hosts = hosts
+        self._coordinator: Any = None
+        if impl == "tooz":
+            from tooz import coordination
+
+            first, _, rest = hosts.partition(",")
+            options = {"hosts": rest} if rest else {}
+            member = f"bench-{uuid.uuid4().hex[:8]}".encode()
+            self._coordinator = coordination.get_coordinator(
+                f"kazoo://{first}", member, timeout=str(int(SESSION_TIMEOUT)), **options
+            )
+            self._coordinator.start(start_heart=False)
+            self.client: KazooClient = self._coordinator._coord
+        else:
+            self.client = _client(hosts, lean=impl.endswith("+lean"))
+
+    @property
+    def session_id(self) -> int:
+        """The ZooKeeper session id (public ``KazooClient.client_id``)."""
+        return int(self.client.client_id[0])
+
+    def lock(self, path: str) -> Lock:
+        """A lock object on ``path`` (tooz: on lock name ``path``, under tooz's namespace)."""
+        return Lock(self, path)
+
+    def close(self) -> None:
+        """End the session."""
+        if self._coordinator is not None:
+            self._coordinator.stop()
+            return
+        self.client.stop()
+        self.client.close()
+
+
+class Lock:
+    """``acquire()`` / ``release()`` / ``token`` for every implementation."""
+
+    def __init__(self, session: Session, path: str) -> None:
+        self.session = session
+        self.path = path
+        impl = session.impl
+        self._raw_node: Optional[str] = None
+        self.acquire: Callable[[], object]
+        self.release: Callable[[], object]
+        if impl.startswith("zklock"):
+            import zklock
+
+            self._zk = zklock.Lock(session.client, path)
+            self.acquire, self.release = self._zk.acquire, self._zk.release
+        elif impl.startswith("kazoo"):
+            from kazoo.recipe.lock import Lock as KazooLock
+
+            self._kz = KazooLock(session.client, path)
+            self.acquire, self.release = self._kz.acquire, self._kz.release
+        elif impl == "tooz":
+            name = path.strip("/").replace("/", "-").encode()
+            self._tz = session._coordinator.get_lock(name)
+            self.acquire, self.release = self._tz.acquire, self._tz.release
+        else:
+            self.acquire, self.release = self._raw_acquire, self._raw_release
+
+    def token(self) -> Optional[int]:
+        """zklock's fencing token of the current hold (None for the others)."""
+        lease = getattr(getattr(self, "_zk", None), "lease", None)
+        return None if lease is None else int(lease.token)
+
+    # The floor: what any queue-based lock must at least send, with no checks at all.
+    def _raw_acquire(self) -> None:
+        client = self.session.client
+        self._raw_node = client.create(f"{self.path}/n-", ephemeral=True, sequence=True)
+        client.get_children(self.path)
+
+    def _raw_release(self) -> None:
+        assert self._raw_node is not None
+        self.session.client.delete(self._raw_node)
+        self._raw_node = None
+
+
+def prepare_path(client: KazooClient, path: str) -> None:
+    """Create ``path`` (and parents) if missing, so every implementation starts alike."""
+    client.ensure_path(path)
+
+
+class RequestCounter(logging.Handler):
+    """Counts requests a kazoo client really writes to its socket, by request type.
+
+    kazoo's connection logs ``Sending request(xid=...): <Request>`` at DEBUG on the client's
+    logger (``kazoo.client`` unless one is passed) for every request it sends, and pings at
+    its lower BLATHER level (5), so a handler at DEBUG on that logger sees each request once
+    and no ping.  Attach it only around counting runs: DEBUG logging costs CPU.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.requests: dict[str, int] = {}
+        self.events = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.msg
+        if not isinstance(message, str):
+            return
+        if message.startswith("Sending request") and len(record.args or ()) == 2:
+            xid, request = record.args  # type: ignore[misc]
+            if xid == -2:  # a ping (only seen if the logger passes BLATHER)
+                return
+            name = type(request).__name__
+            self.requests[name] = self.requests.get(name, 0) + 1
+        elif message.startswith("Received EVENT"):
+            self.events += 1
+
+    def total(self) -> int:
+        """All requests counted so far."""
+        return sum(self.requests.values())
+
+
+class counting:
+    """``with counting() as counter:`` counts requests of every client in this process."""
+
+    def __enter__(self) -> RequestCounter:
+        self.logger = logging.getLogger("kazoo.client")
+        self.counter = RequestCounter()
+        self._saved = (self.logger.level, self.logger.propagate)
+        self.logger.setLevel(logging.DEBUG)
+        self.logger.propagate = False
+        self.logger.addHandler(self.counter)
+        return self.counter
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self.counter)
+        self.logger.setLevel(self._saved[0])
+        self.logger.propagate = self._saved[1]

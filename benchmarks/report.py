@@ -1,0 +1,100 @@
+"""The printed table of a benchmark run (the JSON holds every figure behind it)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+
+def _num(value: Optional[float], digits: int = 0) -> str:
+    if value is None or value != value:  # None or NaN
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in
+                     enumerate(zip(headers, widths)))
+    body = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                      enumerate(zip(row, widths))) for row in rows]
+    return "\n".join([line, "  ".join("-" * w for w in widths), *body])
+
+
+def render(document: dict[str, Any]) -> str:
+    """The whole report as text."""
+    meta = document["meta"]
+    parts = [f"zklock benchmark — {meta['target_detail']}; {meta['cpus']} CPUs, Python "
+             f"{meta['python']}, kazoo {meta['versions']['kazoo']}, tooz {meta['versions']['tooz']}"
+             f"; {meta['elapsed_s']} s", f"command: {meta['command']}"]
+    unc = document.get("uncontended")
+    req = document.get("requests", {}).get("per_impl", {})
+    if unc:
+        parts.append(
+            f"\nUncontended acquire+release ({unc['repeats']} interleaved repeats x "
+            f"{unc['cycles_per_repeat']} cycles; ratios = median of per-repeat ratios to kazoo)")
+        rows = []
+        for impl, med in unc["median"].items():
+            counts = req.get(impl, {})
+            rows.append([
+                impl, _num(med["p50_us"]), _num(med["p99_us"]), _num(med["cpu_s_per_1000"], 3),
+                _num(unc["ratio"]["p50_us"][impl], 2), _num(unc["ratio"]["p99_us"][impl], 2),
+                _num(unc["ratio"]["cpu_s_per_1000"][impl], 2),
+                _num(counts.get("server_per_cycle"), 2), _num(counts.get("client_per_cycle"), 2),
+            ])
+        parts.append(_table(["impl", "p50 us", "p99 us", "CPU s/1000", "p50 x", "p99 x",
+                             "CPU x", "req/cycle srv", "req/cycle cli"], rows))
+    elif req:
+        rows = [[impl, _num(c.get("server_per_cycle"), 2), _num(c.get("client_per_cycle"), 2)]
+                for impl, c in req.items()]
+        parts.append("\nRequests per uncontended cycle")
+        parts.append(_table(["impl", "server", "client"], rows))
+    if req:
+        parts.append("requests by type per cycle (client): " + "; ".join(
+            f"{impl}: " + ", ".join(f"{k} {v:g}" for k, v in c.get("client_by_type", {}).items())
+            for impl, c in req.items()))
+    con = document.get("contended")
+    if con:
+        parts.append(
+            f"\nContended: N processes, own sessions, {con['duration_s']} s per round, hold "
+            f"{con['hold_s']} s, {con['repeats']} interleaved repeats")
+        rows = []
+        for n, data in con["by_n"].items():
+            for impl, med in data["median"].items():
+                rows.append([
+                    f"N={n} {impl}", _num(med["throughput_per_s"]),
+                    _num(data["ratio"]["throughput_per_s"][impl], 2),
+                    _num(med["handoff_p50_us"]), _num(data["ratio"]["handoff_p50_us"][impl], 2),
+                    _num(med["handoff_p99_us"]), _num(med["requests_per_acquisition"], 2),
+                    str(data["overlaps"][impl]),
+                ])
+        parts.append(_table(["N impl", "acq/s", "acq/s x", "handoff p50 us", "p50 x",
+                             "handoff p99 us", "req/acq", "overlaps"], rows))
+        for n, data in con["by_n"].items():
+            for impl, counted in data.get("requests_by_type", {}).items():
+                parts.append(f"N={n} {impl}: {counted['total_per_acquisition']:.2f} requests per "
+                             "acquisition (client count): " + ", ".join(
+                                 f"{k} {v:.2f}" for k, v in counted["per_acquisition"].items()))
+    sca = document.get("scale")
+    if sca:
+        rows = []
+        for impl, h in sca["hold"].items():
+            rows.append([impl, str(h["locks"]), _num(h["acquire_s"], 2),
+                         _num(h["acquire_cpu_s"], 2), _num(h["release_s"], 2),
+                         _num(h["rss_growth_mib"], 1), _num(h["peak_growth_mib"], 1),
+                         _num(h["peak_rss_mib"], 1)])
+        parts.append("\nScale: one client holding many locks (fresh process each)")
+        parts.append(_table(["impl", "locks", "acquire s", "acquire CPU s", "release s",
+                             "RSS held +MiB", "peak +MiB", "peak RSS MiB"], rows))
+        rows = []
+        for impl, w in sca["waiters"].items():
+            rows.append([impl, f"{w['completed']}/{w['waiters']}", _num(w["chain_s"], 2),
+                         str(w["watch_events"]), _num(w["watch_events_per_release"], 3),
+                         "-" if w["recipe_wakeups"] is None else str(w["recipe_wakeups"]),
+                         ", ".join(f"{k} {v:.2f}" for k, v in
+                                   w["requests_by_type_per_handoff"].items())])
+        parts.append(f"\nScale: waiters on one lock over {next(iter(sca['waiters'].values()))['sessions']} "
+                     "sessions; the holder releases, each waiter acquires then releases")
+        parts.append(_table(["impl", "done", "chain s", "watch events", "per release",
+                             "recipe wake-ups", "requests per hand-off"], rows))
+    return "\n".join(parts)

@@ -1,0 +1,151 @@
+"""Run the benchmark suite and print a table; write the figures as JSON.
+
+::
+
+    python -m benchmarks.run                      # standalone container, ~4 minutes
+    python -m benchmarks.run --quick              # the same, smaller (< 60 s)
+    python -m benchmarks.run --ensemble           # 3-node ensemble, clients on a follower
+    python -m benchmarks.run --hosts 127.0.0.1:2181 --json out.json
+
+Without ``--hosts`` ZooKeeper is started through ``zklock.testing`` (its image is
+``ZKLOCK_ZOOKEEPER_IMAGE``, or ``--image``) and removed at the end.  ``--only`` picks suites:
+``uncontended``, ``requests``, ``contended``, ``scale``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+import uuid
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Optional
+
+from . import impls as implementations
+from . import suites
+from .pool import ROOT, Pool
+from .report import render
+from .server import zookeeper
+
+SUITES = ("uncontended", "requests", "contended", "scale")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smaller run (< 60 s)")
+    parser.add_argument("--hosts", help="use this ZooKeeper (host:port,...) instead of a container")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="start a 3-node ensemble and connect through a follower")
+    parser.add_argument("--image", help="ZooKeeper image (default: the zklock.testing setting)")
+    parser.add_argument("--json", type=Path, help="write the results here "
+                        "(default: benchmarks/results/<time>-<target>.json)")
+    parser.add_argument("--only", action="append", choices=SUITES, help="run only these suites")
+    parser.add_argument("--repeats", type=int, help="repeats of each interleaved round")
+    parser.add_argument("--impls", help="comma-separated implementations for the latency "
+                        f"suites (default: {','.join(implementations.UNCONTENDED)})")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    if args.quick:
+        settings: dict[str, Any] = {
+            "repeats": 3, "cycles": 150, "warmup": 50, "count_cycles": 100,
+            "contenders": [2, 8], "contended_repeats": 2, "duration": 0.6, "hold": 0.0,
+            "locks": 1000, "waiters": 100, "waiter_sessions": 2,
+        }
+    else:
+        settings = {
+            "repeats": 7, "cycles": 400, "warmup": 100, "count_cycles": 300,
+            "contenders": [2, 4, 8, 16], "contended_repeats": 3, "duration": 1.5, "hold": 0.0,
+            "locks": 10_000, "waiters": 1000, "waiter_sessions": 4,
+        }
+    if args.repeats:
+        settings["repeats"] = settings["contended_repeats"] = args.repeats
+    return settings
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for package in ("zklock", "kazoo", "tooz"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "missing"
+    return found
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = _settings(args)
+    chosen = args.only or list(SUITES)
+    latency_impls = (args.impls.split(",") if args.impls else list(implementations.UNCONTENDED))
+    contended_impls = [i for i in latency_impls if not i.startswith("raw")]
+    scale_impls = [i for i in latency_impls if i in implementations.SCALE or i == "kazoo+lean"]
+    for impl in latency_impls:
+        if impl not in implementations.ALL:
+            raise SystemExit(f"unknown implementation {impl!r}")
+    if implementations.REFERENCE not in latency_impls:
+        raise SystemExit("the reference implementation 'kazoo' must be in --impls")
+
+    def progress(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    started = time.monotonic()
+    run_id = uuid.uuid4().hex[:8]
+    base = f"/zklock-bench/{run_id}"
+    results: dict[str, Any] = {}
+    with zookeeper(args.hosts, args.ensemble, args.image) as target:
+        progress(f"ZooKeeper: {target.detail} at {target.hosts}")
+        size = max(len(latency_impls), max(settings["contenders"]) if "contended" in chosen else 0)
+        with Pool(size) as pool:
+            if "uncontended" in chosen:
+                results["uncontended"] = suites.uncontended(
+                    pool, target.hosts, base, latency_impls, settings["repeats"],
+                    settings["cycles"], settings["warmup"], progress)
+            if "requests" in chosen:
+                results["requests"] = suites.requests_per_cycle(
+                    pool, target.hosts, base, latency_impls, settings["count_cycles"])
+                progress("requests per cycle counted")
+            if "contended" in chosen:
+                results["contended"] = suites.contended(
+                    pool, target.hosts, base, contended_impls, settings["contenders"],
+                    settings["contended_repeats"], settings["duration"], settings["hold"],
+                    progress)
+        if "scale" in chosen:
+            results["scale"] = suites.scale(
+                target.hosts, base, scale_impls, settings["locks"], settings["waiters"],
+                settings["waiter_sessions"], progress)
+        document = {
+            "meta": {
+                "command": "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None
+                                                                  else argv),
+                "target": target.kind,
+                "target_detail": target.detail,
+                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "versions": _versions(),
+                "settings": settings,
+                "elapsed_s": round(time.monotonic() - started, 1),
+            },
+            **results,
+        }
+    print(render(document))
+    out = args.json
+    if out is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = ROOT / "benchmarks" / "results" / f"{stamp}-{target.kind}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=1) + "\n")
+    print(f"\nJSON written to {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

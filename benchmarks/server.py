@@ -1,0 +1,87 @@
+"""The ZooKeeper the benchmark runs against, and the server-side request counts.
+
+Without ``--hosts`` the server is started through ``zklock.testing``: one standalone container,
+or with ``--ensemble`` a 3-node ensemble whose clients all connect through one follower.  The
+image is the harness's setting (``ZKLOCK_ZOOKEEPER_IMAGE``) unless ``--image`` names one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Optional
+
+
+@dataclass
+class Target:
+    """Where the clients connect, and what that is."""
+
+    hosts: str
+    kind: str  # "standalone", "ensemble-follower" or "external"
+    detail: str
+
+
+def _testing() -> Any:
+    # zklock.testing is the harness; fall back to its modules while it has no public exports.
+    try:
+        from zklock.testing import ZooKeeperContainer, ZooKeeperEnsemble
+    except ImportError:
+        from zklock.testing._container import ZooKeeperContainer
+        from zklock.testing._ensemble import ZooKeeperEnsemble
+    return ZooKeeperContainer, ZooKeeperEnsemble
+
+
+@contextlib.contextmanager
+def zookeeper(hosts: Optional[str], ensemble: bool, image: Optional[str]) -> Iterator[Target]:
+    """Yield the target: ``hosts`` as given, else a container (or ensemble) removed at exit."""
+    if hosts:
+        yield Target(hosts, "external", f"--hosts {hosts}")
+        return
+    container_cls, ensemble_cls = _testing()
+    if ensemble:
+        with ensemble_cls(3, image) as zk:
+            follower = zk.followers()[0]
+            host, port = zk.address(follower)
+            yield Target(f"{host}:{port}", "ensemble-follower",
+                         f"3-node ensemble ({zk.image}), clients on follower zk{follower}")
+        return
+    # Up to 16 contenders + spare sessions, all from one address: lift the 60-per-IP limit.
+    with container_cls(image).with_config("maxClientCnxns", "0") as zk:
+        yield Target(zk.get_connect_string(), "standalone", f"standalone ({zk.image})")
+
+
+def four_letter_word(host: str, port: int, command: str, timeout: float = 5.0) -> str:
+    """Send a four-letter word and return the whole reply."""
+    chunks = []
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(command.encode("ascii"))
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+_CONS = re.compile(r"recved=(\d+),sent=(\d+),sid=0x([0-9a-f]+)")
+
+
+def received_by_session(hosts: str) -> dict[int, int]:
+    """Packets each session's connection has sent to the server, from ``cons`` on every host.
+
+    ``recved`` counts every packet the server read on that connection: requests and pings
+    (kazoo pings only after a third of the session timeout without a request).
+    """
+    counts: dict[int, int] = {}
+    for entry in hosts.split("/")[0].split(","):
+        host, _, port = entry.strip().rpartition(":")
+        try:
+            reply = four_letter_word(host, int(port), "cons")
+        except OSError:
+            continue
+        for match in _CONS.finditer(reply):
+            counts[int(match.group(3), 16)] = int(match.group(1))
+    return counts

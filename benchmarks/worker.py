@@ -1,0 +1,313 @@
+"""A benchmark worker process: one session at a time, driven by JSON lines on stdin.
+
+Every measurement runs in a worker, never in the coordinator, so a process's CPU time is the
+CPU of exactly one implementation's client (its caller, I/O and callback threads), and
+contenders are separate processes with separate sessions.
+
+``python -m benchmarks.worker`` serves commands (``{"op": ...}`` in, one JSON line out);
+``python -m benchmarks.worker scale-hold|scale-waiters IMPL HOSTS ...`` runs one scale
+measurement in a fresh process (so its peak RSS is its own) and prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import resource
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable, Optional
+
+from .impls import Lock, Session, counting, prepare_path
+from .server import received_by_session
+
+_clock = time.monotonic
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def _reset_peak_rss() -> None:
+    # Linux: writing 5 to clear_refs resets VmHWM, the peak resident set size.
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def _peak_rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+
+
+class Worker:
+    """The state of a serving worker: its session and its lock object."""
+
+    def __init__(self) -> None:
+        self.session: Optional[Session] = None
+        self.lock: Optional[Lock] = None
+
+    # ------------------------------------------------------------------ commands
+    def connect(self, impl: str, hosts: str, path: str, warm: bool = False) -> dict[str, Any]:
+        """Open a session and a lock object on ``path``; ``warm``: one acquire+release."""
+        self.disconnect()
+        self.session = Session(impl, hosts)
+        if impl.startswith("raw"):
+            prepare_path(self.session.client, path)
+        self.lock = self.session.lock(path)
+        if warm:  # parents exist and per-object first-use checks are done before measuring
+            self.lock.acquire()
+            self.lock.release()
+        return {"session_id": self.session.session_id}
+
+    def disconnect(self) -> dict[str, Any]:
+        if self.session is not None:
+            self.session.close()
+        self.session = self.lock = None
+        return {}
+
+    def cycles(self, n: int) -> dict[str, Any]:
+        """``n`` uncontended acquire+release cycles: each latency, and the process CPU."""
+        lock = self._lock()
+        acquire, release, clock = lock.acquire, lock.release, time.perf_counter
+        latencies = []
+        cpu = _cpu()
+        for _ in range(n):
+            started = clock()
+            acquire()
+            release()
+            latencies.append(clock() - started)
+        return {"latencies": latencies, "cpu": _cpu() - cpu}
+
+    def count(self, n: int) -> dict[str, Any]:
+        """Requests per cycle over ``n`` cycles, counted by the server and by the client."""
+        lock, session = self._lock(), self._session()
+        lock.acquire()
+        lock.release()  # a request right before the snapshot: no ping is due for seconds
+        before = received_by_session(session.hosts).get(session.session_id)
+        with counting() as counter:
+            for _ in range(n):
+                lock.acquire()
+                lock.release()
+        after = received_by_session(session.hosts).get(session.session_id)
+        server = None if before is None or after is None else (after - before) / n
+        return {
+            "server_per_cycle": server,
+            "client_per_cycle": counter.total() / n,
+            "client_by_type": {k: v / n for k, v in sorted(counter.requests.items())},
+        }
+
+    def contend(self, start: float, end: float, hold: float, count: bool = False) -> dict[str, Any]:
+        """Acquire, hold ``hold`` s, release, again, from ``start`` until ``end`` (monotonic).
+
+        With ``count``, the client counts its requests by type (slower: DEBUG logging).
+        """
+        lock = self._lock()
+        acquire, release, token = lock.acquire, lock.release, lock.token
+        sections = []
+        counter = None
+        with contextlib.ExitStack() as stack:
+            if count:
+                counter = stack.enter_context(counting())
+            time.sleep(max(0.0, start - _clock()))
+            while _clock() < end:
+                acquire()
+                entered = _clock()
+                held = token()
+                if hold:
+                    time.sleep(hold)
+                leaving = _clock()
+                release()
+                sections.append((entered, leaving, held))
+        return {"sections": sections, "requests": counter.requests if counter else None}
+
+    def session_id(self) -> dict[str, Any]:
+        return {"session_id": self._session().session_id}
+
+    # ------------------------------------------------------------------ serving
+    def _session(self) -> Session:
+        if self.session is None:
+            raise RuntimeError("not connected")
+        return self.session
+
+    def _lock(self) -> Lock:
+        if self.lock is None:
+            raise RuntimeError("not connected")
+        return self.lock
+
+    def serve(self) -> None:
+        handlers: dict[str, Callable[..., dict[str, Any]]] = {
+            "connect": self.connect,
+            "disconnect": self.disconnect,
+            "cycles": self.cycles,
+            "count": self.count,
+            "contend": self.contend,
+            "session_id": self.session_id,
+        }
+        for line in sys.stdin:
+            command = json.loads(line)
+            op = command.pop("op")
+            if op == "exit":
+                break
+            try:
+                reply = {"ok": True, **handlers[op](**command)}
+            except Exception:
+                reply = {"ok": False, "error": traceback.format_exc()}
+            sys.stdout.write(json.dumps(reply) + "\n")
+            sys.stdout.flush()
+        self.disconnect()
+
+
+# ---------------------------------------------------------------------- scale, one process each
+def scale_hold(impl: str, hosts: str, count: int, base: str) -> dict[str, Any]:
+    """One session takes ``count`` different locks and holds them all, then releases them."""
+    session = Session(impl, hosts)
+    try:
+        client = session.client
+        prepare_path(client, base)
+        if impl != "tooz":  # parents exist beforehand for everyone: no path checks timed
+            for result in [client.create_async(f"{base}/l{i}") for i in range(count)]:
+                result.get()
+        locks = [session.lock(f"{base}/l{i}") for i in range(count)]
+        rss_before = _rss_kib()
+        _reset_peak_rss()
+        cpu = _cpu()
+        started = _clock()
+        for lock in locks:
+            lock.acquire()
+        acquired = _clock() - started
+        acquire_cpu = _cpu() - cpu
+        rss_held = _rss_kib()
+        children = sum(len(client.get_children(f"{base}/l{i}")) for i in range(0, count, 97))
+        started = _clock()
+        for lock in locks:
+            lock.release()
+        released = _clock() - started
+        peak = _peak_rss_kib()  # the peak since just before the first acquire
+        for result in [client.delete_async(f"{base}/l{i}") for i in range(count)]:
+            result.get()
+        return {
+            "locks": count,
+            "acquire_s": acquired,
+            "acquire_cpu_s": acquire_cpu,
+            "release_s": released,
+            "rss_before_mib": rss_before / 1024,
+            "rss_held_mib": rss_held / 1024,
+            "peak_rss_mib": peak / 1024,
+            "peak_growth_mib": (peak - rss_before) / 1024,
+            "rss_growth_mib": (rss_held - rss_before) / 1024,
+            "sampled_nodes_ok": children == len(range(0, count, 97)),
+        }
+    finally:
+        session.close()
+
+
+class _Woken(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, str) and "woken by" in record.msg:
+            self.count += 1
+
+
+def scale_waiters(impl: str, hosts: str, waiters: int, sessions: int, path: str) -> dict[str, Any]:
+    """``waiters`` lock objects queue on one lock held by another session; then the holder
+    releases and each waiter in turn acquires and releases.  Counts the watch events the
+    server delivered (and, for zklock, the wake-ups its recipe logged)."""
+    holder_session = Session(impl, hosts)
+    pool = [Session(impl, hosts) for _ in range(sessions)]
+    recipe_log = logging.getLogger("zklock.recipe")
+    woken = _Woken()
+    try:
+        prepare_path(holder_session.client, path)
+        holder = holder_session.lock(path)
+        holder.acquire()
+        locks = [pool[i % sessions].lock(path) for i in range(waiters)]
+        order: list[float] = []
+        errors: list[str] = []
+
+        def wait_then_pass(lock: Lock) -> None:
+            try:
+                lock.acquire()
+                order.append(_clock())
+                lock.release()
+            except Exception:
+                errors.append(traceback.format_exc())
+
+        threads = [threading.Thread(target=wait_then_pass, args=(lock,), daemon=True)
+                   for lock in locks]
+        for thread in threads:
+            thread.start()
+        watcher = holder_session.client
+        deadline = _clock() + 120
+        queued = 0
+        while _clock() < deadline:
+            queued = len(watcher.get_children(path)) - 1
+            if queued >= waiters:
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)  # let the last waiters set their predecessor watches
+        recipe_log.addHandler(woken)
+        saved_level = recipe_log.level
+        recipe_log.setLevel(logging.DEBUG)
+        try:
+            with counting() as counter:
+                started = _clock()
+                holder.release()
+                for thread in threads:
+                    thread.join(timeout=max(0.0, deadline - _clock()))
+                elapsed = _clock() - started
+        finally:
+            recipe_log.removeHandler(woken)
+            recipe_log.setLevel(saved_level)
+        return {
+            "waiters": waiters,
+            "sessions": sessions,
+            "queued": queued,
+            "completed": len(order),
+            "errors": errors[:3],
+            "chain_s": elapsed,
+            "watch_events": counter.events,
+            "watch_events_per_release": counter.events / max(1, waiters),
+            "recipe_wakeups": woken.count if impl.startswith("zklock") else None,
+            "requests_by_type_per_handoff": {
+                k: v / max(1, waiters) for k, v in sorted(counter.requests.items())
+            },
+        }
+    finally:
+        for session in (*pool, holder_session):
+            session.close()
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        Worker().serve()
+        return 0
+    kind, impl, hosts, *rest = argv
+    if kind == "scale-hold":
+        result = scale_hold(impl, hosts, int(rest[0]), rest[1])
+    elif kind == "scale-waiters":
+        result = scale_waiters(impl, hosts, int(rest[0]), int(rest[1]), rest[2])
+    else:
+        raise SystemExit(f"unknown worker mode {kind!r}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
