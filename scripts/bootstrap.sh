@@ -69,17 +69,15 @@ python=${ZKLOCK_PYTHON:-}
 if [ -z "$python" ]; then
   if [ -x /usr/bin/python3 ]; then python=/usr/bin/python3; else python=python3; fi
 fi
-# pytest-timeout bounds each test in scripts/test.sh (to move into pyproject's testing extra).
-extra_requirements=("pytest-timeout>=2.3")
-stamp=$(cat "$repo/pyproject.toml" <(echo "${extra_requirements[*]} $python $repo") | sha256sum | cut -c1-16)
+stamp=$(cat "$repo/pyproject.toml" <(echo "$python $repo") | sha256sum | cut -c1-16)
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
   log "creating .venv with $python"
   rm -rf "$venv"
   "$python" -m venv "$venv"
 fi
 if [ "$(cat "$venv/.install-stamp" 2>/dev/null)" != "$stamp" ]; then
-  log "pip install -e '.[dev]' ${extra_requirements[*]} (log: .ci/logs/pip.log)"
-  PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -e "$repo[dev]" "${extra_requirements[@]}" \
+  log "pip install -e '.[dev]' (log: .ci/logs/pip.log)"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -e "$repo[dev]" \
     >"$logs/pip.log" 2>&1 || { tail -30 "$logs/pip.log" >&2; fail "pip install failed"; }
   echo "$stamp" >"$venv/.install-stamp"
 fi

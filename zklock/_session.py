@@ -335,12 +335,9 @@ class SessionWatcher:
             # Any answered request counts as contact, so a busy client sends no heartbeat.
             if leases and connected and now - self._last_contact >= period:
                 self._heartbeat()
-            if idle_since is not None:
-                wait = _IDLE_LINGER
-            elif connected:
-                wait = period
-            else:
-                wait = min(period, deadline - now)
+            # Wake at the deadline even while kazoo still believes it is connected: a silent
+            # partition is only noticed by kazoo after two thirds of the timeout.
+            wait = _IDLE_LINGER if idle_since is not None else min(period, deadline - now)
             self._watchdog_wake.wait(wait)
             self._watchdog_wake.clear()
 

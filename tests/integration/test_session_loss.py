@@ -6,6 +6,7 @@ Timings printed by these tests are measured figures (run pytest with -s to see t
 from __future__ import annotations
 
 import json
+import select
 import signal
 import subprocess
 import sys
@@ -31,6 +32,16 @@ def _wait_for(predicate, timeout: float = 10.0, step: float = 0.01) -> bool:
             return True
         time.sleep(step)
     return predicate()
+
+
+def _read_json_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> dict:
+    """The child's next JSON line, or a test failure after ``timeout`` (never a hang)."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, f"no line from the child within {timeout} s"
+    line = proc.stdout.readline()
+    assert line, "the child closed its output"
+    return json.loads(line)
 
 
 class StateLog:
@@ -131,14 +142,13 @@ def test_sigstopped_holder_knows_on_waking(zookeeper, zk_client_factory, zk_path
         stdout=subprocess.PIPE, text=True,
     )
     try:
-        assert child.stdout is not None
-        held = json.loads(child.stdout.readline())
+        held = _read_json_line(child)
         child.send_signal(signal.SIGSTOP)
         other = zklock.Lock(zk_client_factory(), path, identifier="other")
         assert other.acquire(timeout=20)  # the frozen holder's session expired
         assert other.lease.token > held["held"]
         child.send_signal(signal.SIGCONT)
-        report = json.loads(child.stdout.readline())
+        report = _read_json_line(child)
         assert report["valid"] is False
         assert report["check"] in ("LockLost", "LockInDoubt")
         assert other.lease.valid  # the other process holds it all along

@@ -19,8 +19,8 @@ def main() -> int:
     lock.acquire()
     lease = lock.lease
     assert lease is not None
+    last = time.monotonic()  # before telling the parent, which may freeze us right after
     print(json.dumps({"held": lease.token}), flush=True)
-    last = time.monotonic()
     while True:
         time.sleep(0.01)
         now = time.monotonic()
