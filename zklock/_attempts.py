@@ -38,6 +38,7 @@ class CreateLedger:
         """Nodes known to exist, by attempt id (replies, including late ones)."""
         self.current: OwnNode | None = None
         """The node this acquire is queued with."""
+        self._reported: set[str] = set()
         self._closed = False
 
     def sent(self, attempt_id: str, result: Any, parent: str) -> None:
@@ -60,9 +61,17 @@ class CreateLedger:
             self.unknown.discard(attempt_id)
 
     def found(self, attempt_id: str, node: OwnNode) -> None:
-        """A node of ``attempt_id`` exists (from a reply, or found by listing the children)."""
+        """A node of ``attempt_id`` exists (from a reply, or found by listing the children).
+
+        The same node is often reported twice: the acquiring thread reads the create's reply,
+        and kazoo's callback thread, possibly much later, hands it to the reply callback.
+        Only the first report counts; a second must not delete a node already accounted for.
+        """
         with self._mutex:
             self.unknown.discard(attempt_id)
+            if attempt_id in self._reported:
+                return
+            self._reported.add(attempt_id)
             if not self._closed:
                 self.created[attempt_id] = node
                 return

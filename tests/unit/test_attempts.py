@@ -232,3 +232,27 @@ def test_replies_from_many_threads(ledger):
         thread.join()
     assert ledger.unknown == set()
     assert len(ledger.created) == 50
+
+
+def test_a_second_report_of_the_kept_node_after_close_does_not_delete_it():
+    # The acquiring thread reads the create's reply first; kazoo's callback thread may run
+    # the reply callback after the acquire has ended. The kept node must not be discarded.
+    late: list[OwnNode] = []
+    ledger = CreateLedger(on_late_node=late.append)
+    node = OwnNode("/l/a__lock__0000000001", 11, 7)
+    ledger.found("a", node)
+    ledger.use(node)
+    extra, unknown = ledger.close(keep=node)
+    assert extra == [] and unknown == set()
+    ledger.found("a", OwnNode(node.path, node.czxid, node.session_id))
+    assert late == []
+
+
+def test_a_create_answered_only_after_close_is_handed_over_for_deletion():
+    late: list[OwnNode] = []
+    ledger = CreateLedger(on_late_node=late.append)
+    ledger.unknown.add("b")
+    ledger.close(keep=None)
+    node = OwnNode("/l/b__lock__0000000002", 12, 7)
+    ledger.found("b", node)
+    assert late == [node]
