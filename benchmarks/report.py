@@ -26,7 +26,8 @@ def render(document: dict[str, Any]) -> str:
     meta = document["meta"]
     parts = [f"zklock benchmark — {meta['target_detail']}; {meta['cpus']} CPUs, Python "
              f"{meta['python']}, kazoo {meta['versions']['kazoo']}, tooz {meta['versions']['tooz']}"
-             f"; {meta['elapsed_s']} s", f"command: {meta['command']}"]
+             f"; {meta['elapsed_s']} s; load average {meta['loadavg_before'][0]} -> "
+             f"{meta['loadavg_after'][0]}", f"command: {meta['command']}"]
     unc = document.get("uncontended")
     req = document.get("requests", {}).get("per_impl", {})
     if unc:

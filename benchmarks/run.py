@@ -2,7 +2,7 @@
 
 ::
 
-    python -m benchmarks.run                      # standalone container, ~4 minutes
+    python -m benchmarks.run                      # standalone container, ~5 minutes
     python -m benchmarks.run --quick              # the same, smaller (< 60 s)
     python -m benchmarks.run --ensemble           # 3-node ensemble, clients on a follower
     python -m benchmarks.run --hosts 127.0.0.1:2181 --json out.json
@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(default: benchmarks/results/<time>-<target>.json)")
     parser.add_argument("--only", action="append", choices=SUITES, help="run only these suites")
     parser.add_argument("--repeats", type=int, help="repeats of each interleaved round")
+    parser.add_argument("--contenders", help="comma-separated process counts for the contended "
+                        "suite (default: 2,4,8,16; --quick: 2,8)")
     parser.add_argument("--impls", help="comma-separated implementations for the latency "
                         f"suites (default: {','.join(implementations.UNCONTENDED)})")
     return parser
@@ -55,18 +57,22 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         settings: dict[str, Any] = {
-            "repeats": 3, "cycles": 150, "warmup": 50, "count_cycles": 100,
+            "repeats": 5, "cycles": 100, "warmup": 50, "count_cycles": 100,
             "contenders": [2, 8], "contended_repeats": 2, "duration": 0.6, "hold": 0.0,
             "locks": 1000, "waiters": 100, "waiter_sessions": 2,
         }
     else:
+        # Many short repeats: a load change on the machine then hits every implementation of
+        # a repeat alike, and the median of per-repeat ratios stays steady.
         settings = {
-            "repeats": 7, "cycles": 400, "warmup": 100, "count_cycles": 300,
-            "contenders": [2, 4, 8, 16], "contended_repeats": 3, "duration": 1.5, "hold": 0.0,
+            "repeats": 15, "cycles": 200, "warmup": 100, "count_cycles": 300,
+            "contenders": [2, 4, 8, 16], "contended_repeats": 5, "duration": 1.0, "hold": 0.0,
             "locks": 10_000, "waiters": 1000, "waiter_sessions": 4,
         }
     if args.repeats:
         settings["repeats"] = settings["contended_repeats"] = args.repeats
+    if args.contenders:
+        settings["contenders"] = [int(n) for n in args.contenders.split(",")]
     return settings
 
 
@@ -97,6 +103,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"[{time.monotonic() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
     started = time.monotonic()
+    load_before = os.getloadavg()
     run_id = uuid.uuid4().hex[:8]
     base = f"/zklock-bench/{run_id}"
     results: dict[str, Any] = {}
@@ -133,6 +140,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 "versions": _versions(),
                 "settings": settings,
                 "elapsed_s": round(time.monotonic() - started, 1),
+                # Other work on the machine shows here (1, 5, 15 min load averages).
+                "loadavg_before": [round(x, 2) for x in load_before],
+                "loadavg_after": [round(x, 2) for x in os.getloadavg()],
             },
             **results,
         }
