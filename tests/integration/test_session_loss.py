@@ -20,6 +20,7 @@ from kazoo.protocol.states import KazooState
 from tenacity import stop_after_attempt
 
 import zklock
+from zklock._session import SessionWatcher
 from zklock.testing import TcpProxy, expire_session
 
 WORKERS = Path(__file__).parent / "workers"
@@ -257,8 +258,13 @@ def test_retry_policy_limits_are_honoured_and_nothing_leaks(zk_client_factory, z
     assert elapsed < 3.0, elapsed  # two attempts of 0.3 s plus one short backoff, not 30 s
     assert not lock.locked()
     proxy.heal()
-    # Whatever the blackholed creates did on the server is cleaned up after reconnecting.
-    assert _wait_for(lambda: observer.get_children(path) == [], 10)
+    # Whatever the blackholed creates did on the server is cleaned up after reconnecting:
+    # the bytes held by the partition reach the server only now, so wait for the client to
+    # be connected and its cleanup queue to drain before looking.
+    watcher = SessionWatcher.of(client)
+    assert _wait_for(lambda: client.state == KazooState.CONNECTED, 15)
+    assert _wait_for(lambda: watcher.pending_deletes() == [], 10)
+    assert observer.get_children(path) == []
 
 
 def test_connection_drop_while_waiting(zk_client_factory, zk_path, proxy):
@@ -309,3 +315,30 @@ def test_connection_loss_during_release(zk_client_factory, zk_path, proxy):
     assert lease.state is zklock.LeaseState.RELEASED
     assert other.acquire(timeout=5)
     other.release()
+
+
+def test_waiter_whose_session_expires_queues_again_with_the_new_session(
+    zk_client_factory, zk_path
+):
+    path = f"{zk_path}/waiter-expiry"
+    holder = zklock.Lock(zk_client_factory(), path, identifier="holder")
+    assert holder.acquire()
+    waiter_client = zk_client_factory(timeout=4.0)
+    waiter = zklock.Lock(waiter_client, path, identifier="waiter")
+    got: list[bool] = []
+    thread = threading.Thread(target=lambda: got.append(waiter.acquire(timeout=30)))
+    thread.start()
+    assert _wait_for(lambda: len(holder.contenders()) == 2)
+    old_session = waiter_client.client_id[0]
+    assert expire_session(waiter_client)
+    # The old node went with the old session; the waiter queues again with its new one.
+    assert _wait_for(
+        lambda: [(c.identifier, c.session_id != old_session) for c in holder.contenders()]
+        == [("holder", True), ("waiter", True)],
+        15,
+    )
+    holder.release()
+    thread.join(20)
+    assert got == [True]
+    assert waiter.lease.session_id == waiter_client.client_id[0] != old_session
+    waiter.release()

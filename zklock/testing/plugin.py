@@ -130,16 +130,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Remove containers of this run that a crash left behind, and say so."""
+    """Remove containers of this run still present at the end, and fail the run if any were."""
     if not started_containers():
         return
     try:
         removed = remove_containers()
     except Exception:  # no Docker daemon: then no container of ours either
         return
+    if not removed:
+        return
+    # A container still there after every fixture was torn down is a leak: fail the run.
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if removed and reporter is not None:
-        reporter.write_line(f"zklock.testing: removed leftover containers: {removed}", yellow=True)
+    if reporter is not None:
+        reporter.write_line(
+            f"zklock.testing: containers outlived their fixtures (removed now): {removed}",
+            red=True,
+        )
 
 
 # --------------------------------------------------------------------------------- servers
