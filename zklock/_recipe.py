@@ -169,7 +169,8 @@ class LockRecipe:
             session.track(lease)
             if session.session_id != kept.session_id:  # lost between the reply and now
                 lease._transition(LeaseState.LOST, "session expired during acquire")
-            log.info("%s: acquired %s (token %d)", self._context(), kept.path, kept.czxid)
+            if log.isEnabledFor(logging.INFO):
+                log.info("%s: acquired %s (token %d)", self._context(), kept.path, kept.czxid)
             return lease
         finally:
             session.unsubscribe(wakeup.event)
@@ -336,7 +337,8 @@ class LockRecipe:
             finally:
                 session.unsubscribe(wakeup.event)
             lease._transition(LeaseState.RELEASED)
-            log.info("%s: released %s", self._context(), lease.node)
+            if log.isEnabledFor(logging.INFO):
+                log.info("%s: released %s", self._context(), lease.node)
             return ReleaseOutcome.RELEASED
         finally:
             if _is_lost(lease):
