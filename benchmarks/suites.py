@@ -231,8 +231,10 @@ def scale(
     hold: dict[str, Any] = {}
     chain: dict[str, Any] = {}
     for impl in impls:
-        hold[impl] = run_once(
-            ["scale-hold", impl, hosts, str(locks), f"{base}/scale-hold/{slug(impl)}"], 600)
+        path = f"{base}/scale-hold/{slug(impl)}"
+        run_once(["scale-parents", "create", hosts, str(locks), path], 600)
+        hold[impl] = run_once(["scale-hold", impl, hosts, str(locks), path], 600)
+        run_once(["scale-parents", "remove", hosts, str(locks), path], 600)
         progress(f"scale: {impl} held {locks} locks, acquire {hold[impl]['acquire_s']:.1f}s")
     for impl in impls:
         chain[impl] = run_once(

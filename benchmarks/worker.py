@@ -172,15 +172,36 @@ class Worker:
 
 
 # ---------------------------------------------------------------------- scale, one process each
+def scale_parents(hosts: str, count: int, base: str, remove: bool) -> dict[str, Any]:
+    """Create (or ``remove``) the parents ``base/l<i>`` of the scale-hold locks.
+
+    Run in its own process, so that the memory of this flood of requests is not what the
+    holding process later reuses (its resident-set growth would read as zero).
+    """
+    session = Session("raw", hosts)
+    try:
+        client = session.client
+        if remove:
+            for result in [client.delete_async(f"{base}/l{i}") for i in range(count)]:
+                result.get()
+            client.delete(base)
+        else:
+            prepare_path(client, base)
+            for result in [client.create_async(f"{base}/l{i}") for i in range(count)]:
+                result.get()
+        return {"parents": count}
+    finally:
+        session.close()
+
+
 def scale_hold(impl: str, hosts: str, count: int, base: str) -> dict[str, Any]:
-    """One session takes ``count`` different locks and holds them all, then releases them."""
+    """One session takes ``count`` different locks and holds them all, then releases them.
+
+    The parents exist beforehand (``scale_parents``), for every implementation alike.
+    """
     session = Session(impl, hosts)
     try:
         client = session.client
-        prepare_path(client, base)
-        if impl != "tooz":  # parents exist beforehand for everyone: no path checks timed
-            for result in [client.create_async(f"{base}/l{i}") for i in range(count)]:
-                result.get()
         locks = [session.lock(f"{base}/l{i}") for i in range(count)]
         rss_before = _rss_kib()
         _reset_peak_rss()
@@ -197,8 +218,6 @@ def scale_hold(impl: str, hosts: str, count: int, base: str) -> dict[str, Any]:
             lock.release()
         released = _clock() - started
         peak = _peak_rss_kib()  # the peak since just before the first acquire
-        for result in [client.delete_async(f"{base}/l{i}") for i in range(count)]:
-            result.get()
         return {
             "locks": count,
             "acquire_s": acquired,
@@ -299,7 +318,9 @@ def main(argv: list[str]) -> int:
         Worker().serve()
         return 0
     kind, impl, hosts, *rest = argv
-    if kind == "scale-hold":
+    if kind == "scale-parents":  # IMPL is "create" or "remove"
+        result = scale_parents(hosts, int(rest[0]), rest[1], remove=impl == "remove")
+    elif kind == "scale-hold":
         result = scale_hold(impl, hosts, int(rest[0]), rest[1])
     elif kind == "scale-waiters":
         result = scale_waiters(impl, hosts, int(rest[0]), int(rest[1]), rest[2])

@@ -140,8 +140,7 @@ class BufferedSocket:
         self._offset = 0
         self._error: OSError | None = None  # met by fill(), raised by the next recv
         self._eof = False
-        # One reused receive area: a fresh 64 KiB bytes per recv, shrunk to what came,
-        # fragments the heap (measured: resident memory grows by megabytes).
+        # One reused receive area, instead of a fresh 64 KiB bytes object per recv.
         self._area = bytearray(_RECV_SIZE)
         self._view = memoryview(self._area)
 
