@@ -18,6 +18,15 @@ import zklock
 
 WORKERS = Path(__file__).parent / "workers"
 
+# The contract every lock kind must meet. A new kind (reentrant, read/write, semaphore...)
+# joins by adding its class here; tests written for exclusive-only behaviour say so.
+LOCK_KINDS = [zklock.Lock]
+
+
+@pytest.fixture(params=LOCK_KINDS, ids=lambda kind: kind.__name__)
+def lock_class(request):
+    return request.param
+
 
 def test_processes_contending_never_overlap_and_lose_no_update(zookeeper, zk_client, zk_path):
     processes, rounds = 8, 6
@@ -49,8 +58,8 @@ def test_processes_contending_never_overlap_and_lose_no_update(zookeeper, zk_cli
     assert {s["who"] for s in sections} == {f"worker-{i}" for i in range(processes)}
 
 
-def test_acquire_release_locked_and_lease(zk_client, zk_path):
-    lock = zklock.Lock(zk_client, f"{zk_path}/a", identifier="me")
+def test_acquire_release_locked_and_lease(zk_client, zk_path, lock_class):
+    lock = lock_class(zk_client, f"{zk_path}/a", identifier="me")
     assert not lock.locked() and lock.lease is None
     assert lock.acquire() is True
     assert lock.locked()
@@ -68,19 +77,19 @@ def test_acquire_release_locked_and_lease(zk_client, zk_path):
         lock.release()
 
 
-def test_timeout_is_a_total_deadline_with_waiters_ahead(zk_client_factory, zk_path):
+def test_timeout_is_a_total_deadline_with_waiters_ahead(zk_client_factory, zk_path, lock_class):
     path = f"{zk_path}/deadline"
-    holder = zklock.Lock(zk_client_factory(), path, identifier="holder")
+    holder = lock_class(zk_client_factory(), path, identifier="holder")
     assert holder.acquire()
     # Waiters ahead of us that give up one after another: kazoo restarts its timeout on each
     # predecessor wait; ours must not.
-    ahead = [zklock.Lock(zk_client_factory(), path, identifier=f"ahead-{i}") for i in range(3)]
+    ahead = [lock_class(zk_client_factory(), path, identifier=f"ahead-{i}") for i in range(3)]
     threads = [threading.Thread(target=lk.acquire, kwargs={"timeout": 0.3 + 0.2 * i})
                for i, lk in enumerate(ahead)]
     for thread in threads:
         thread.start()
     time.sleep(0.1)
-    waiter = zklock.Lock(zk_client_factory(), path, identifier="late")
+    waiter = lock_class(zk_client_factory(), path, identifier="late")
     started = time.monotonic()
     assert waiter.acquire(timeout=1.0) is False
     elapsed = time.monotonic() - started
@@ -91,10 +100,10 @@ def test_timeout_is_a_total_deadline_with_waiters_ahead(zk_client_factory, zk_pa
     holder.release()
 
 
-def test_non_blocking_and_zero_timeout(zk_client_factory, zk_path):
+def test_non_blocking_and_zero_timeout(zk_client_factory, zk_path, lock_class):
     path = f"{zk_path}/nb"
-    first = zklock.Lock(zk_client_factory(), path)
-    other = zklock.Lock(zk_client_factory(), path)
+    first = lock_class(zk_client_factory(), path)
+    other = lock_class(zk_client_factory(), path)
     assert first.acquire(blocking=False)
     assert other.acquire(blocking=False) is False
     assert other.acquire(timeout=0) is False
@@ -104,8 +113,8 @@ def test_non_blocking_and_zero_timeout(zk_client_factory, zk_path):
     other.release()
 
 
-def test_with_block_releases_on_exception_and_yields_the_lease(zk_client, zk_path):
-    lock = zklock.Lock(zk_client, f"{zk_path}/w")
+def test_with_block_releases_on_exception_and_yields_the_lease(zk_client, zk_path, lock_class):
+    lock = lock_class(zk_client, f"{zk_path}/w")
     with pytest.raises(RuntimeError, match="boom"):
         with lock as lease:
             assert isinstance(lease, zklock.Lease) and lease.valid
@@ -114,19 +123,19 @@ def test_with_block_releases_on_exception_and_yields_the_lease(zk_client, zk_pat
     assert zk_client.get_children(f"{zk_path}/w") == []
 
 
-def test_hold_raises_lock_timeout(zk_client_factory, zk_path):
+def test_hold_raises_lock_timeout(zk_client_factory, zk_path, lock_class):
     path = f"{zk_path}/h"
-    holder = zklock.Lock(zk_client_factory(), path)
+    holder = lock_class(zk_client_factory(), path)
     with holder.hold(timeout=1) as lease:
         assert lease.valid
         with pytest.raises(zklock.LockTimeout) as caught:
-            with zklock.Lock(zk_client_factory(), path).hold(timeout=0.2):
+            with lock_class(zk_client_factory(), path).hold(timeout=0.2):
                 pytest.fail("body ran without the lock")
         assert isinstance(caught.value, TimeoutError)
 
 
-def test_decorators_on_functions_and_methods(zk_client, zk_path):
-    lock = zklock.Lock(zk_client, f"{zk_path}/d1")
+def test_decorators_on_functions_and_methods(zk_client, zk_path, lock_class):
+    lock = lock_class(zk_client, f"{zk_path}/d1")
     seen: list[bool] = []
 
     @lock
@@ -146,9 +155,9 @@ def test_decorators_on_functions_and_methods(zk_client, zk_path):
     assert not lock.locked()
 
 
-def test_shared_lock_object_between_threads(zk_client, zk_path):
+def test_shared_lock_object_between_threads(zk_client, zk_path, lock_class):
     path = f"{zk_path}/threads"
-    lock = zklock.Lock(zk_client, path)
+    lock = lock_class(zk_client, path)
     inside = 0
     max_inside = 0
     max_nodes = 0
@@ -175,18 +184,18 @@ def test_shared_lock_object_between_threads(zk_client, zk_path):
     assert max_nodes == 1  # the other threads waited locally, without znodes
 
 
-def test_reentry_by_the_holding_thread_fails_fast(zk_client, zk_path):
-    lock = zklock.Lock(zk_client, f"{zk_path}/re")
+def test_reentry_by_the_holding_thread_fails_fast(zk_client, zk_path, lock_class):
+    lock = lock_class(zk_client, f"{zk_path}/re")
     with lock:
         with pytest.raises(zklock.AlreadyHeld):
             lock.acquire(timeout=5)
 
 
-def test_cancel_from_another_thread(zk_client_factory, zk_path):
+def test_cancel_from_another_thread(zk_client_factory, zk_path, lock_class):
     path = f"{zk_path}/cancel"
-    holder = zklock.Lock(zk_client_factory(), path)
+    holder = lock_class(zk_client_factory(), path)
     assert holder.acquire()
-    waiter = zklock.Lock(zk_client_factory(), path)
+    waiter = lock_class(zk_client_factory(), path)
     outcome: list[BaseException] = []
 
     def wait() -> None:
@@ -211,9 +220,9 @@ def test_cancel_from_another_thread(zk_client_factory, zk_path):
     waiter.release()
 
 
-def test_interop_with_kazoo_lock_both_ways(zk_client_factory, zk_path):
+def test_interop_with_kazoo_lock_both_ways(zk_client_factory, zk_path, lock_class):
     path = f"{zk_path}/interop"
-    ours = zklock.Lock(zk_client_factory(), path, identifier="zklock")
+    ours = lock_class(zk_client_factory(), path, identifier="zklock")
     theirs = KazooLock(zk_client_factory(), path, identifier="kazoo")
     assert ours.acquire()
     assert theirs.acquire(blocking=False) is False
@@ -242,16 +251,16 @@ class _Wakeups(logging.Handler):
             self.count += 1
 
 
-def test_no_herd_one_release_wakes_one_waiter(zk_client_factory, zk_path):
+def test_no_herd_one_release_wakes_one_waiter(zk_client_factory, zk_path, lock_class):
     path = f"{zk_path}/herd"
     clients = [zk_client_factory() for _ in range(5)]
-    holder = zklock.Lock(clients[0], path, identifier="holder")
+    holder = lock_class(clients[0], path, identifier="holder")
     assert holder.acquire()
-    waiters = [zklock.Lock(clients[i % 5], path, identifier=f"w{i}") for i in range(50)]
-    results: list[zklock.Lock] = []
+    waiters = [lock_class(clients[i % 5], path, identifier=f"w{i}") for i in range(50)]
+    results: list = []
     release_next = threading.Event()
 
-    def wait(lock: zklock.Lock) -> None:
+    def wait(lock) -> None:
         assert lock.acquire(timeout=60)
         results.append(lock)
         release_next.wait(60)
@@ -287,39 +296,39 @@ def test_no_herd_one_release_wakes_one_waiter(zk_client_factory, zk_path):
 
 
 @pytest.mark.parametrize("bad", ["relative", "/trailing/", "/zookeeper/x", "/a//b", "/ctl\x07"])
-def test_bad_paths_are_refused_with_a_typed_error(zk_client, bad):
+def test_bad_paths_are_refused_with_a_typed_error(zk_client, bad, lock_class):
     with pytest.raises(zklock.InvalidPath):
-        zklock.Lock(zk_client, bad)
+        lock_class(zk_client, bad)
 
 
-def test_bad_identifier_and_timeout(zk_client, zk_path):
+def test_bad_identifier_and_timeout(zk_client, zk_path, lock_class):
     with pytest.raises(zklock.InvalidIdentifier):
-        zklock.Lock(zk_client, f"{zk_path}/x", identifier="x" * 5000)
-    lock = zklock.Lock(zk_client, f"{zk_path}/x")
+        lock_class(zk_client, f"{zk_path}/x", identifier="x" * 5000)
+    lock = lock_class(zk_client, f"{zk_path}/x")
     with pytest.raises(zklock.InvalidTimeout):
         lock.acquire(timeout=-5)
     with pytest.raises(zklock.InvalidTimeout):
         lock.acquire(blocking=False, timeout=3)
 
 
-def test_client_never_started_or_closed_fails_fast(zookeeper, zk_path):
+def test_client_never_started_or_closed_fails_fast(zookeeper, zk_path, lock_class):
     from kazoo.client import KazooClient
 
     fresh = KazooClient(hosts=zookeeper.connect_string)
     started = time.monotonic()
     with pytest.raises(zklock.ClientNotConnected):
-        zklock.Lock(fresh, f"{zk_path}/x").acquire(timeout=5)
+        lock_class(fresh, f"{zk_path}/x").acquire(timeout=5)
     fresh.start()
     fresh.stop()
     fresh.close()
     with pytest.raises(zklock.ClientNotConnected):
-        zklock.Lock(fresh, f"{zk_path}/x").acquire()
+        lock_class(fresh, f"{zk_path}/x").acquire()
     assert time.monotonic() - started < 5
 
 
-def test_missing_parent_is_created_and_deleted_parent_recreated(zk_client, zk_path):
+def test_missing_parent_is_created_and_deleted_parent_recreated(zk_client, zk_path, lock_class):
     path = f"{zk_path}/deep/er/lock"
-    lock = zklock.Lock(zk_client, path)
+    lock = lock_class(zk_client, path)
     with lock:
         pass
     zk_client.delete(f"{zk_path}/deep", recursive=True)
