@@ -85,3 +85,23 @@ def received_by_session(hosts: str) -> dict[int, int]:
         for match in _CONS.finditer(reply):
             counts[int(match.group(3), 16)] = int(match.group(1))
     return counts
+
+
+def watches_below(hosts: str, parent: str) -> int:
+    """Watches the servers hold on znodes directly below ``parent``, from ``wchp``."""
+    total = 0
+    prefix = parent.rstrip("/") + "/"
+    for entry in hosts.split("/")[0].split(","):
+        host, _, port = entry.strip().rpartition(":")
+        try:
+            reply = four_letter_word(host, int(port), "wchp")
+        except OSError:
+            continue
+        path = None
+        for line in reply.splitlines():
+            if line.startswith("\t"):
+                if path is not None and path.startswith(prefix) and "/" not in path[len(prefix):]:
+                    total += 1
+            elif line:
+                path = line.strip()
+    return total

@@ -23,7 +23,7 @@ import traceback
 from typing import Any, Callable, Optional
 
 from .impls import Lock, Session, counting, prepare_path
-from .server import received_by_session
+from .server import received_by_session, watches_below
 
 _clock = time.monotonic
 
@@ -274,13 +274,16 @@ def scale_waiters(impl: str, hosts: str, waiters: int, sessions: int, path: str)
             thread.start()
         watcher = holder_session.client
         deadline = _clock() + 120
-        queued = 0
+        queued = watching = 0
+        # Start the chain only once every waiter is queued and watches its predecessor
+        # (the server's own count of watches below the lock), so that the counts below are
+        # those of the hand-offs alone.
         while _clock() < deadline:
             queued = len(watcher.get_children(path)) - 1
-            if queued >= waiters:
+            watching = watches_below(holder_session.hosts, path)
+            if queued >= waiters and watching >= waiters:
                 break
-            time.sleep(0.05)
-        time.sleep(0.5)  # let the last waiters set their predecessor watches
+            time.sleep(0.1)
         recipe_log.addHandler(woken)
         saved_level = recipe_log.level
         recipe_log.setLevel(logging.DEBUG)
@@ -298,6 +301,7 @@ def scale_waiters(impl: str, hosts: str, waiters: int, sessions: int, path: str)
             "waiters": waiters,
             "sessions": sessions,
             "queued": queued,
+            "watching_at_start": watching,
             "completed": len(order),
             "errors": errors[:3],
             "chain_s": elapsed,
