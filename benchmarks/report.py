@@ -33,7 +33,8 @@ def render(document: dict[str, Any]) -> str:
     if unc:
         parts.append(
             f"\nUncontended acquire+release ({unc['repeats']} interleaved repeats x "
-            f"{unc['cycles_per_repeat']} cycles; ratios = median of per-repeat ratios to kazoo)")
+            f"{unc['cycles_per_repeat']} cycles; p50 and CPU: medians over repeats and medians "
+            "of per-repeat ratios to kazoo; p99: over all cycles)")
         rows = []
         for impl, med in unc["median"].items():
             counts = req.get(impl, {})

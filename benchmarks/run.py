@@ -57,16 +57,16 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         settings: dict[str, Any] = {
-            "repeats": 5, "cycles": 100, "warmup": 50, "count_cycles": 100,
-            "contenders": [2, 8], "contended_repeats": 2, "duration": 0.6, "hold": 0.0,
+            "repeats": 8, "cycles": 60, "warmup": 50, "count_cycles": 100,
+            "contenders": [2, 8], "contended_repeats": 3, "duration": 0.5, "hold": 0.0,
             "locks": 1000, "waiters": 100, "waiter_sessions": 2,
         }
     else:
         # Many short repeats: a load change on the machine then hits every implementation of
         # a repeat alike, and the median of per-repeat ratios stays steady.
         settings = {
-            "repeats": 15, "cycles": 200, "warmup": 100, "count_cycles": 300,
-            "contenders": [2, 4, 8, 16], "contended_repeats": 5, "duration": 1.0, "hold": 0.0,
+            "repeats": 30, "cycles": 100, "warmup": 100, "count_cycles": 300,
+            "contenders": [2, 4, 8, 16], "contended_repeats": 8, "duration": 0.6, "hold": 0.0,
             "locks": 10_000, "waiters": 1000, "waiter_sessions": 4,
         }
     if args.repeats:
