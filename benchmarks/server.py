@@ -12,7 +12,7 @@ import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 
 @dataclass
@@ -24,32 +24,23 @@ class Target:
     detail: str
 
 
-def _testing() -> Any:
-    # zklock.testing is the harness; fall back to its modules while it has no public exports.
-    try:
-        from zklock.testing import ZooKeeperContainer, ZooKeeperEnsemble
-    except ImportError:
-        from zklock.testing._container import ZooKeeperContainer
-        from zklock.testing._ensemble import ZooKeeperEnsemble
-    return ZooKeeperContainer, ZooKeeperEnsemble
-
-
 @contextlib.contextmanager
 def zookeeper(hosts: Optional[str], ensemble: bool, image: Optional[str]) -> Iterator[Target]:
     """Yield the target: ``hosts`` as given, else a container (or ensemble) removed at exit."""
     if hosts:
         yield Target(hosts, "external", f"--hosts {hosts}")
         return
-    container_cls, ensemble_cls = _testing()
+    from zklock.testing import ZooKeeperContainer, ZooKeeperEnsemble  # only when needed
+
     if ensemble:
-        with ensemble_cls(3, image) as zk:
+        with ZooKeeperEnsemble(3, image) as zk:
             follower = zk.followers()[0]
             host, port = zk.address(follower)
             yield Target(f"{host}:{port}", "ensemble-follower",
                          f"3-node ensemble ({zk.image}), clients on follower zk{follower}")
         return
     # Up to 16 contenders + spare sessions, all from one address: lift the 60-per-IP limit.
-    with container_cls(image).with_config("maxClientCnxns", "0") as zk:
+    with ZooKeeperContainer(image).with_config("maxClientCnxns", "0") as zk:
         yield Target(zk.get_connect_string(), "standalone", f"standalone ({zk.image})")
 
 
