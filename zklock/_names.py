@@ -16,23 +16,28 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["NodeName", "new_attempt_id", "node_prefix", "parse_node_name", "queue_order"]
 
-_SEQUENCE_RE = re.compile(r"(-?[0-9]{1,10})\Z")
 _ATTEMPT_RE = re.compile(r"([0-9a-f]{32})")
+_HEX = frozenset("0123456789abcdef")
+_DIGITS = frozenset("0123456789")
+_ATTEMPT_CHARS = 32
 _SERIAL_BITS = 32
 
 
-@dataclass(frozen=True, order=False)
-class NodeName:
-    """A parsed contender node name."""
+class NodeName(NamedTuple):
+    """A parsed contender node name (a tuple: parsing runs once per child per wake-up)."""
 
     name: str
-    attempt_id: str | None
     marker: str
     sequence: int
+
+    @property
+    def attempt_id(self) -> str | None:
+        """The attempt id in the name, if any (computed on demand: rarely needed)."""
+        return _attempt_id(self.name.rpartition(self.marker)[0])
 
 
 def new_attempt_id() -> str:
@@ -52,18 +57,31 @@ def parse_node_name(name: str, markers: Iterable[str]) -> NodeName | None:
     marker) parse too; children that are not lock nodes are ignored by returning ``None``.
     """
     for marker in markers:
-        head, found, tail = name.rpartition(marker)
+        _head, found, tail = name.rpartition(marker)
         if not found:
             continue
-        match = _SEQUENCE_RE.match(tail)
-        if match is None:
+        digits = tail[1:] if tail.startswith("-") else tail
+        # ZooKeeper writes ASCII digits only; str.isdigit() would accept any script's digits.
+        if not 0 < len(digits) <= 10 or not _DIGITS.issuperset(digits):
             continue
-        sequence = int(match.group(1))
+        sequence = int(tail)
         if not -(2**31) <= sequence < 2**31:
             continue
-        attempt = _ATTEMPT_RE.search(head)
-        return NodeName(name, attempt.group(1) if attempt else None, marker, sequence)
+        return NodeName(name, marker, sequence)
     return None
+
+
+def _attempt_id(head: str) -> str | None:
+    """The 32 hex digits before the marker, if any.
+
+    At the very end of ``head`` in kazoo's and zklock's names (the fast path), else anywhere in
+    it (other recipes' prefixes).
+    """
+    candidate = head[-_ATTEMPT_CHARS:]
+    if len(candidate) == _ATTEMPT_CHARS and _HEX.issuperset(candidate):
+        return candidate
+    found = _ATTEMPT_RE.search(head)
+    return found.group(1) if found else None
 
 
 def _serial_offset(sequence: int, pivot: int) -> int:

@@ -48,6 +48,7 @@ from .errors import (
     ZkLockError,
     translate_kazoo_errors,
 )
+from .handler import runs_inline
 from .lease import Lease, LeaseListener, LeaseState
 from .retry import RetryPolicy
 
@@ -110,6 +111,7 @@ class LockRecipe:
         self.identifier = identifier
         self.retry = retry
         self._data = identifier.encode("utf-8")
+        self._watcher: SessionWatcher | None = None
 
     # ------------------------------------------------------------------ shared helpers
     def check_client(self) -> None:
@@ -120,7 +122,9 @@ class LockRecipe:
             )
 
     def _session(self) -> SessionWatcher:
-        return SessionWatcher.of(self.client)
+        if self._watcher is None:  # one per client for its whole life: look it up once
+            self._watcher = SessionWatcher.of(self.client)
+        return self._watcher
 
     def request_timeout(self) -> float:
         """How long one request may go unanswered before it counts as a connection loss."""
@@ -157,9 +161,10 @@ class LockRecipe:
         session.subscribe(wakeup.event)
         kept: OwnNode | None = None
         try:
-            for attempt in self.retry.controller(deadline, wakeup.sleep, self._context):
-                with attempt:
-                    kept = self._run(deadline, blocking, wakeup, ledger)
+            kept = self.retry.run(
+                lambda: self._run(deadline, blocking, wakeup, ledger),
+                deadline, wakeup.sleep, self._context,
+            )
             if kept is None:
                 return None
             lease = Lease(
@@ -258,6 +263,7 @@ class LockRecipe:
 
     def _watch(self, path: str, event: threading.Event, deadline: Deadline) -> bool:
         """Watch ``path`` for deletion; False if it is already gone."""
+        @runs_inline  # only sets an event: under LeanHandler it skips a thread hop
         def woken(watched: Any) -> None:
             log.debug("%s: woken by %s on %s", self._context(), watched.type, watched.path)
             event.set()
@@ -312,15 +318,19 @@ class LockRecipe:
             session.subscribe(wakeup.event)
             until_lost = Deadline(max(0.0, session.contact_deadline() - time.monotonic()))
             sent: list[Any] = []  # deletes whose reply was lost may still have run
+
+            def delete_once() -> ReleaseOutcome | None:
+                if any(result.successful() for result in sent):
+                    return None
+                if _is_lost(lease):
+                    return ReleaseOutcome.ALREADY_LOST
+                sent.append(self.client.delete_async(lease.node))
+                self._wait(sent[-1], until_lost)
+                return None
+
             try:
-                for attempt in self.retry.controller(until_lost, wakeup.sleep, self._context):
-                    with attempt:
-                        if any(result.successful() for result in sent):
-                            break
-                        if _is_lost(lease):
-                            return ReleaseOutcome.ALREADY_LOST
-                        sent.append(self.client.delete_async(lease.node))
-                        self._wait(sent[-1], until_lost)
+                if self.retry.run(delete_once, until_lost, wakeup.sleep, self._context):
+                    return ReleaseOutcome.ALREADY_LOST
             except NoNode:
                 same_session = session.session_id == lease.session_id
                 if len(sent) > 1 and same_session:  # an earlier delete, answered late, did it

@@ -89,8 +89,6 @@ class Lease:
         """When the lock was acquired, on the monotonic clock."""
         self.acquired_at_wall = time.time()
         """When the lock was acquired, as a Unix timestamp."""
-        self.lost = threading.Event()
-        """Set once the lease is LOST."""
         self.reason: str | None = None
         """Why the lease left HELD for the last time (``None`` while HELD)."""
         self._liveness = liveness
@@ -98,6 +96,17 @@ class Lease:
         self._state = LeaseState.HELD
         self._mutex = threading.Lock()
         self._listeners: list[LeaseListener] = list(listeners)
+        self._lost: threading.Event | None = None  # made on first use: most leases never need it
+
+    @property
+    def lost(self) -> threading.Event:
+        """A ``threading.Event`` set once the lease is LOST."""
+        with self._mutex:
+            if self._lost is None:
+                self._lost = threading.Event()
+                if self._state is LeaseState.LOST:
+                    self._lost.set()
+            return self._lost
 
     # ------------------------------------------------------------------ reading the state
     @property
@@ -156,8 +165,8 @@ class Lease:
             "lease %s (session 0x%x): %s -> %s%s", self.node, self.session_id, old.value,
             new.value, f" ({reason})" if reason else "",
         )
-        if new is LeaseState.LOST:
-            self.lost.set()
+        if new is LeaseState.LOST and self._lost is not None:
+            self._lost.set()
         for listener in listeners:
             try:
                 listener(self, new)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import tenacity
 from tenacity import RetryCallState
@@ -31,6 +31,8 @@ from .errors import is_transient
 __all__ = ["DEFAULT_RETRY", "RetryPolicy", "stop_at_deadline"]
 
 log = logging.getLogger("zklock.retry")
+
+T = TypeVar("T")
 
 
 class stop_at_deadline(stop_base):
@@ -66,6 +68,32 @@ class RetryPolicy:
     def copy(self, **changes: Any) -> RetryPolicy:
         """A new policy with some fields replaced (policies are immutable)."""
         return replace(self, **changes)
+
+    def run(
+        self,
+        operation: Callable[[], T],
+        deadline: Deadline,
+        sleep: Callable[[float], None],
+        context: Callable[[], str],
+    ) -> T:
+        """Run ``operation``, retrying it under this policy.
+
+        The first try runs bare: building tenacity's controller costs more than a whole
+        uncontended acquire's own work, and most runs never fail.  A first failure then
+        counts as tenacity's attempt 1, so ``stop_after_attempt(n)`` still means n tries.
+        """
+        try:
+            return operation()
+        except Exception as error:
+            first: Exception | None = error
+        result: T
+        for attempt in self.controller(deadline, sleep, context):
+            with attempt:
+                if first is not None:
+                    failed, first = first, None
+                    raise failed
+                result = operation()
+        return result
 
     def controller(
         self,

@@ -37,14 +37,16 @@ def test_node_prefix_is_attempt_then_marker():
 def test_a_built_name_parses_back():
     attempt = new_attempt_id()
     parsed = parse_node_name(f"{node_prefix(attempt, LOCK)}0000000042", MARKERS)
-    assert parsed == NodeName(f"{attempt}__lock__0000000042", attempt, LOCK, 42)
+    assert parsed == NodeName(f"{attempt}__lock__0000000042", LOCK, 42)
+    assert parsed.attempt_id == attempt
 
 
 # ---------------------------------------------------------------- parsing
 def test_parses_a_kazoo_lock_name():
     name = "5f0c2a9de1b34f8c9a7d6e5b4c3a2f10__lock__0000000007"
     parsed = parse_node_name(name, MARKERS)
-    assert parsed == NodeName(name, "5f0c2a9de1b34f8c9a7d6e5b4c3a2f10", LOCK, 7)
+    assert parsed == NodeName(name, LOCK, 7)
+    assert parsed.attempt_id == "5f0c2a9de1b34f8c9a7d6e5b4c3a2f10"
 
 
 def test_parses_a_kazoo_read_lock_name():

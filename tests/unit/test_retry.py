@@ -265,3 +265,43 @@ def test_each_controller_is_fresh():
     for _ in range(3):  # a stop that counts attempts must not carry over between runs
         controller = policy.controller(Deadline(None), [].append, context)
         assert run(controller, [kazoo_errors.ConnectionLoss(), "ok"]) == ("ok", 2)
+
+
+def test_run_makes_the_first_try_without_a_controller_and_counts_it_as_attempt_one():
+    calls: list[int] = []
+    sleeps: list[float] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 2:
+            raise kazoo_errors.ConnectionLoss()
+        return "ok"
+
+    policy = RetryPolicy(wait=wait_fixed(0.25))
+    assert policy.run(flaky, Deadline(None), sleeps.append, lambda: "test") == "ok"
+    assert len(calls) == 2 and sleeps == [0.25]
+
+
+def test_run_honours_stop_after_attempt_including_the_bare_first_try():
+    calls: list[int] = []
+
+    def always_lost() -> None:
+        calls.append(1)
+        raise kazoo_errors.ConnectionLoss()
+
+    policy = RetryPolicy(stop=stop_after_attempt(3), wait=wait_fixed(0))
+    with pytest.raises(kazoo_errors.ConnectionLoss):
+        policy.run(always_lost, Deadline(None), lambda _s: None, lambda: "test")
+    assert len(calls) == 3
+
+
+def test_run_does_not_retry_a_definite_answer():
+    calls: list[int] = []
+
+    def missing() -> None:
+        calls.append(1)
+        raise kazoo_errors.NoNodeError()
+
+    with pytest.raises(kazoo_errors.NoNodeError):
+        RetryPolicy().run(missing, Deadline(None), lambda _s: None, lambda: "test")
+    assert len(calls) == 1
