@@ -124,6 +124,11 @@ def test_errors_imports_nothing_from_zklock():
     assert found == []
 
 
+def test_testing_never_imports_cli():
+    for path in sorted((PACKAGE / "testing").rglob("*.py")):
+        assert not imports(path, "zklock.cli"), f"{rel(path)} imports zklock.cli"
+
+
 def test_core_never_imports_cli_or_testing():
     for path in top_level_modules():
         for target in ("zklock.cli", "zklock.testing"):

@@ -4,37 +4,50 @@ The pytest plugin (:mod:`zklock.testing.plugin`) is registered through the ``pyt
 point, so installing ``zklock[testing]`` gives any test suite the fixtures ``zookeeper``,
 ``zookeeper_ensemble``, ``zk_client``, ``zk_client_factory``, ``zk_path`` and
 ``no_thread_leaks``. Settings come from ``ZKLOCK_ZOOKEEPER_IMAGE``, ``ZKLOCK_ZOOKEEPER_HOSTS`` and
-``ZKLOCK_ZOOKEEPER_PULL`` (see :class:`Settings`).
+``ZKLOCK_ZOOKEEPER_PULL`` (see :class:`Settings`). :class:`LocalZooKeeper` runs servers as local
+Java processes instead, without Docker.
 """
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 from ._clients import KazooClientFactory
-from ._container import CONTAINER_LABEL, ZooKeeperContainer, ZooKeeperReady, free_loopback_ports
-from ._ensemble import ZooKeeperEnsemble
 from ._errors import (
     EnsembleNotSettledError,
     FaultsUnavailableError,
     HarnessError,
     ImageNotAvailableError,
     LeakError,
+    PortInUseError,
     SettingsError,
     ZooKeeperStartError,
 )
 from ._faults import TcpProxy, connect_string_of, expire_session
 from ._fourletter import four_letter_word, monitor, server_mode, wait_for_mode
-from ._leaks import (
-    assert_no_containers,
-    assert_no_new_threads,
-    assert_no_znodes,
-    list_containers,
-    list_znodes,
-    new_threads,
-    remove_containers,
-    thread_snapshot,
-)
-from ._server import ZooKeeperServer
+from ._local import LocalZooKeeper
+from ._ports import free_loopback_ports, loopback_ports
 from ._settings import DEFAULT_IMAGE, PullPolicy, Settings, apply_testcontainers_settings
+
+# Containers need docker and testcontainers (``zklock[testing]``); the rest, LocalZooKeeper
+# included, does not. Without them, using a container name raises their ImportError.
+_missing: Optional[ImportError] = None
+try:
+    from ._container import CONTAINER_LABEL, ZooKeeperContainer, ZooKeeperReady
+    from ._ensemble import ZooKeeperEnsemble
+    from ._leaks import (
+        assert_no_containers,
+        assert_no_new_threads,
+        assert_no_znodes,
+        list_containers,
+        list_znodes,
+        new_threads,
+        remove_containers,
+        thread_snapshot,
+    )
+    from ._server import ZooKeeperServer
+except ImportError as _error:
+    _missing = _error
 
 __all__ = [
     "CONTAINER_LABEL",
@@ -45,6 +58,8 @@ __all__ = [
     "ImageNotAvailableError",
     "KazooClientFactory",
     "LeakError",
+    "LocalZooKeeper",
+    "PortInUseError",
     "PullPolicy",
     "Settings",
     "SettingsError",
@@ -64,6 +79,7 @@ __all__ = [
     "free_loopback_ports",
     "list_containers",
     "list_znodes",
+    "loopback_ports",
     "monitor",
     "new_threads",
     "remove_containers",
@@ -72,8 +88,16 @@ __all__ = [
     "wait_for_mode",
 ]
 
+
+def __getattr__(name: str) -> Any:
+    """Raise the ImportError of docker or testcontainers for a container name they would give."""
+    if _missing is not None and name in __all__:  # a container name, without docker
+        raise type(_missing)(_missing.msg, name=_missing.name, path=_missing.path) from _missing
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 for _name in __all__:
-    _obj = globals()[_name]
+    _obj = globals().get(_name)
     if isinstance(_obj, type) or callable(_obj):
         _obj.__module__ = __name__
 del _name, _obj

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
@@ -22,7 +21,17 @@ from testcontainers.core.waiting_utils import WaitStrategy
 
 from ._errors import ImageNotAvailableError, ZooKeeperStartError
 from ._fourletter import SERVING_MODES, server_mode, wait_for_mode
-from ._settings import LOOPBACK, PullPolicy, Settings, apply_testcontainers_settings
+from ._ports import free_loopback_ports
+from ._settings import (
+    DEFAULT_JVMFLAGS,
+    DEFAULT_MAX_SESSION_TIMEOUT,
+    DEFAULT_MIN_SESSION_TIMEOUT,
+    DEFAULT_TICK_TIME,
+    LOOPBACK,
+    PullPolicy,
+    Settings,
+    apply_testcontainers_settings,
+)
 
 if TYPE_CHECKING:
     from typing import Self
@@ -68,29 +77,7 @@ def harness_labels() -> dict[str, str]:
     return {CONTAINER_LABEL: "true", SESSION_LABEL: HARNESS_SESSION, PID_LABEL: str(os.getpid())}
 
 
-#: Test defaults: with a 200 ms tick a lost session ends within about a second, while
-#: ``maxSessionTimeout`` stays above kazoo's default request of 10 s, so the server never clamps
-#: a client's requested timeout below what it asked for.
-DEFAULT_TICK_TIME = 200
-DEFAULT_MIN_SESSION_TIMEOUT = 400
-DEFAULT_MAX_SESSION_TIMEOUT = 20_000
-#: A small JVM (about 60 MiB per server), understood by both our image and the official one.
-DEFAULT_JVMFLAGS = "-Xms16m -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData"
 _LOG_LINES = 80
-
-
-def free_loopback_ports(count: int) -> list[int]:
-    """Return ``count`` distinct TCP ports on 127.0.0.1 that were free a moment ago."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.bind((LOOPBACK, 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 class ZooKeeperReady(WaitStrategy):

@@ -6,6 +6,7 @@
     ├── SettingsError (also ValueError)     a ZKLOCK_ZOOKEEPER_* variable has a bad value
     ├── ImageNotAvailableError              the image is not local and pulling is off
     ├── ZooKeeperStartError                 a server or ensemble did not become ready
+    ├── PortInUseError                      a fixed client port asked for is taken
     ├── EnsembleNotSettledError             no single leader within the time allowed
     │                                       (also TimeoutError)
     └── FaultsUnavailableError              fault tools asked for, but the servers are
@@ -27,6 +28,7 @@ __all__ = [
     "HarnessError",
     "ImageNotAvailableError",
     "LeakError",
+    "PortInUseError",
     "SettingsError",
     "ZooKeeperStartError",
 ]
@@ -70,6 +72,19 @@ class ZooKeeperStartError(HarnessError):
 
     def __reduce__(self) -> tuple[type[ZooKeeperStartError], tuple[str, str]]:
         return type(self), (self.message, self.logs)
+
+
+class PortInUseError(HarnessError):
+    """A server was to listen on a fixed port (``host``, ``port``), but something else has it."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        self.host = host
+        self.port = port
+        self.reason = reason
+        super().__init__(f"port {port} on {host} is in use ({reason})")
+
+    def __reduce__(self) -> tuple[type[PortInUseError], tuple[str, int, str]]:
+        return type(self), (self.host, self.port, self.reason)
 
 
 class EnsembleNotSettledError(HarnessError, TimeoutError):

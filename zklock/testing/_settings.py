@@ -25,6 +25,10 @@ from ._errors import SettingsError
 
 __all__ = [
     "DEFAULT_IMAGE",
+    "DEFAULT_JVMFLAGS",
+    "DEFAULT_MAX_SESSION_TIMEOUT",
+    "DEFAULT_MIN_SESSION_TIMEOUT",
+    "DEFAULT_TICK_TIME",
     "ENV_HOSTS",
     "ENV_IMAGE",
     "ENV_PULL",
@@ -39,6 +43,16 @@ ENV_HOSTS = "ZKLOCK_ZOOKEEPER_HOSTS"
 ENV_PULL = "ZKLOCK_ZOOKEEPER_PULL"
 DEFAULT_IMAGE = "zookeeper:3.9"
 LOOPBACK = "127.0.0.1"
+
+#: Server defaults for every ZooKeeper the harness starts (containers and local Java): with a
+#: 200 ms tick a lost session ends within about a second, while ``maxSessionTimeout`` stays
+#: above kazoo's default request of 10 s, so the server never clamps a client's requested
+#: timeout below what it asked for.
+DEFAULT_TICK_TIME = 200
+DEFAULT_MIN_SESSION_TIMEOUT = 400
+DEFAULT_MAX_SESSION_TIMEOUT = 20_000
+#: A small JVM (about 60 MiB per server), understood by both our image and the official one.
+DEFAULT_JVMFLAGS = "-Xms16m -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData"
 
 #: testcontainers variables and the values the harness needs: Ryuk's image cannot be pulled
 #: without a registry (the fixtures remove their own containers instead), and a ``/.dockerenv``

@@ -1,0 +1,122 @@
+"""Signals during ``zklock exec``: SIGINT/SIGTERM/SIGHUP act according to the phase of the run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+from types import FrameType
+from typing import Any
+
+from ._errors import Interrupted
+
+__all__ = ["FORWARDED_SIGNALS", "STOP", "Mode", "SignalRouter", "in_terminal_foreground"]
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Mode:
+    """What a signal does, by phase of ``zklock exec``."""
+
+    RAISE = "raise"  # nothing to clean up in the main thread's way: raise Interrupted
+    WAIT = "wait"  # the waiting thread cancels the acquire
+    FORWARD = "forward"  # pass the signal to the child
+    RECORD = "record"  # only note it (lock held, child not started yet or already done)
+
+
+STOP = 0  # the byte that stops the waiting thread; signal numbers are never 0
+
+
+class SignalRouter:
+    """Handlers for SIGINT/SIGTERM/SIGHUP whose effect depends on the phase (``mode``).
+
+    Handlers run in the main thread between two bytecodes, so they take no lock: they append to
+    a list, write to a non-blocking pipe, or send a signal.  A signal that the shell set to be
+    ignored (as for ``zklock ... &``) stays ignored.
+    """
+
+    def __init__(self) -> None:
+        self.mode = Mode.RAISE
+        self.received: list[int] = []
+        self._pending: list[int] = []
+        self._child: subprocess.Popen[bytes] | None = None
+        self._old: dict[int, Any] = {}
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        os.set_blocking(self._write_fd, False)
+
+    def __enter__(self) -> SignalRouter:
+        for signum in FORWARDED_SIGNALS:
+            old = signal.getsignal(signum)
+            if old == signal.SIG_IGN:
+                continue
+            self._old[signum] = old
+            signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, old in self._old.items():
+            signal.signal(signum, signal.SIG_DFL if old is None else old)
+        os.close(self._read_fd)
+        os.close(self._write_fd)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+        if self.mode == Mode.RAISE:
+            self.mode = Mode.RECORD
+            raise Interrupted(signum)
+        if self.mode == Mode.WAIT:
+            self.poke(signum)
+        elif self.mode == Mode.FORWARD:
+            if self._child is None:
+                self._pending.append(signum)
+            else:
+                self._forward(signum)
+
+    def check(self) -> None:
+        """Raise :class:`Interrupted` if a signal has arrived (before the child started)."""
+        if self.received:
+            raise Interrupted(self.received[0])
+
+    def attach(self, child: subprocess.Popen[bytes]) -> None:
+        """From now on pass signals to ``child``; pass those that came while it started."""
+        self._child = child
+        while self._pending:
+            self._forward(self._pending.pop(0))
+
+    def _forward(self, signum: int) -> None:
+        child = self._child
+        if child is None or child.returncode is not None:
+            return
+        if signum in (signal.SIGINT, signal.SIGHUP) and in_terminal_foreground():
+            return  # the terminal sent it to the whole foreground group, the child included
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+
+    def poke(self, byte: int) -> None:
+        """Wake the waiting thread with one byte (a signal number, or ``STOP``)."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._write_fd, bytes([byte]))
+
+    def read(self, timeout: float) -> bytes:
+        """Bytes poked so far, waiting up to ``timeout`` seconds for the first."""
+        ready, _, _ = select.select([self._read_fd], [], [], timeout)
+        if not ready:
+            return b""
+        try:
+            return os.read(self._read_fd, 256)
+        except BlockingIOError:
+            return b""
+
+
+def in_terminal_foreground() -> bool:
+    """True when zklock runs in the foreground process group of its terminal."""
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+                return True
+        except OSError:
+            continue
+    return False
