@@ -64,7 +64,7 @@ run_pytest() {
   if .venv/bin/python -c 'import pytest_timeout' 2>/dev/null; then
     args+=("--timeout=${ZKLOCK_TEST_TIMEOUT:-300}")
   fi
-  .venv/bin/python -m pytest "${args[@]}" "$@" 2>&1 | tee "$logs/pytest.log"
+  .venv/bin/python -m pytest "${args[@]}" "$@" 2>&1 | tee "$logs/${PYTEST_LOG:-pytest}.log"
   # any non-zero status fails, including 5 (no tests collected)
   return "${PIPESTATUS[0]}"
 }
@@ -74,6 +74,15 @@ step sweep sweep
 step ruff lint
 step mypy .venv/bin/mypy
 step pytest run_pytest "$@"
+# The lock's own suites again with every client on zklock's LeanHandler (issue 4: whatever
+# handler ships must pass the session-loss tests with it on).
+run_pytest_lean() {
+  ZKLOCK_TEST_HANDLER=lean PYTEST_LOG=pytest-lean run_pytest \
+    tests/integration/test_lock.py tests/integration/test_session_loss.py
+}
+if [ $# -eq 0 ]; then
+  step pytest-lean run_pytest_lean
+fi
 step sweep sweep
 
 echo >&2

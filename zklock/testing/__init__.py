@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ._clients import KazooClientFactory
+from ._clients import ENV_HANDLER, KazooClientFactory, handler_from_env
 from ._errors import (
     EnsembleNotSettledError,
     FaultsUnavailableError,
@@ -52,6 +52,7 @@ except ImportError as _error:
 __all__ = [
     "CONTAINER_LABEL",
     "DEFAULT_IMAGE",
+    "ENV_HANDLER",
     "EnsembleNotSettledError",
     "FaultsUnavailableError",
     "HarnessError",
@@ -77,6 +78,7 @@ __all__ = [
     "expire_session",
     "four_letter_word",
     "free_loopback_ports",
+    "handler_from_env",
     "list_containers",
     "list_znodes",
     "loopback_ports",

@@ -4,16 +4,33 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from typing import Any, Optional
 
 from kazoo.client import KazooClient
 
-__all__ = ["KazooClientFactory"]
+__all__ = ["ENV_HANDLER", "KazooClientFactory", "handler_from_env"]
 
 _log = logging.getLogger(__name__)
 
 #: kazoo's own default session timeout, which zklock assumes a server does not clamp lower.
 DEFAULT_SESSION_TIMEOUT = 10.0
+
+#: ``ZKLOCK_TEST_HANDLER=lean`` gives every client made here zklock's LeanHandler, so a whole
+#: suite can be run once on kazoo's stock handler and once on the lean one.
+ENV_HANDLER = "ZKLOCK_TEST_HANDLER"
+
+
+def handler_from_env() -> Any:
+    """A new kazoo handler as ``ZKLOCK_TEST_HANDLER`` asks (``lean``), or None for kazoo's own."""
+    choice = os.environ.get(ENV_HANDLER, "").strip().lower()
+    if choice in ("", "stock", "kazoo"):
+        return None
+    if choice == "lean":
+        from ..handler import LeanHandler
+
+        return LeanHandler()
+    raise ValueError(f"{ENV_HANDLER}={choice!r}: expected 'lean' or 'stock'")
 
 
 class KazooClientFactory:
@@ -53,6 +70,8 @@ class KazooClientFactory:
         to go through it); ``timeout`` is the requested session timeout in seconds; other
         keyword arguments go to :class:`kazoo.client.KazooClient`.
         """
+        if "handler" not in kwargs:
+            kwargs["handler"] = handler_from_env()
         client = KazooClient(
             hosts=hosts or self.hosts,
             timeout=self.timeout if timeout is None else timeout,

@@ -13,11 +13,12 @@ import time
 from kazoo.client import KazooClient
 
 import zklock
+from zklock.testing import handler_from_env
 
 
 def main() -> int:
     hosts, path, counter, rounds, name = sys.argv[1:6]
-    client = KazooClient(hosts=hosts, timeout=10.0)
+    client = KazooClient(hosts=hosts, handler=handler_from_env(), timeout=10.0)
     client.start(timeout=15)
     try:
         lock = zklock.Lock(client, path, identifier=name)

@@ -9,11 +9,12 @@ import time
 from kazoo.client import KazooClient
 
 import zklock
+from zklock.testing import handler_from_env
 
 
 def main() -> int:
     hosts, path, session_timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    client = KazooClient(hosts=hosts, timeout=session_timeout)
+    client = KazooClient(hosts=hosts, handler=handler_from_env(), timeout=session_timeout)
     client.start(timeout=15)
     lock = zklock.Lock(client, path, identifier="frozen")
     lock.acquire()
