@@ -8,12 +8,13 @@ delete itself (retried on every reconnect while their session lives).
 The local LOST bound.  The server expires a session once it has heard nothing from the client
 for the session timeout ``T``, counted from the last request it *received*.  The watcher records
 the time each answered request was *sent* (``note_contact``), which is never later than the
-server's receipt; so at ``last_contact + T`` the server cannot yet have expired the session.  At
-that moment, if the connection is still down, every lease on the client is declared LOST
-(Curator's "simulated LOST"), before any other client can be granted the lock.  The watcher
-acts at ``last_contact + 0.9 T``: the last tenth absorbs a watchdog woken late.  While leases
-are held, a watchdog thread sends a cheap request every ``T / 5`` so ``last_contact`` stays
-fresh, and it is the thread that declares the local LOST.  It exits when no lease is held.
+server's receipt; so at ``last_contact + T`` the server cannot yet have expired the session.
+Once that bound is near and nothing newer was answered, every lease on the client is declared
+LOST (Curator's "simulated LOST"), before any other client can be granted the lock.  The
+watcher acts at ``last_contact + 0.9 T``: the last tenth absorbs a watchdog woken late.  While
+leases are held, a watchdog thread sends a cheap request whenever nothing was answered for
+``T / 5``, so ``last_contact`` stays fresh, and it is the thread that declares the local LOST.
+It exits about a second after the last lease is released.
 """
 
 from __future__ import annotations
