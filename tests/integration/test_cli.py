@@ -45,12 +45,6 @@ LONG_RUNNING = r"""
 import os, signal, sys, time
 marker, mode = sys.argv[1], sys.argv[2]
 
-def skip_outside_ci(reason: str) -> None:
-    """Skip on a developer's machine that lacks a backend; in CI (CI=true) a skip is a failure."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"would skip in CI: {reason}")
-    pytest.skip(reason)
-
 def note(text):
     with open(marker, "a") as f:
         f.write(text + "\n")
@@ -62,6 +56,13 @@ note(f"started {os.getpid()} {os.environ['ZKLOCK_TOKEN']}")
 while True:
     time.sleep(0.02)
 """
+
+
+def skip_outside_ci(reason: str) -> None:
+    """Skip on a developer's machine that lacks a backend; in CI (CI=true) a skip is a failure."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"would skip in CI: {reason}")
+    pytest.skip(reason)
 
 
 def _env(**extra: str) -> dict[str, str]:
