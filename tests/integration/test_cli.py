@@ -346,9 +346,17 @@ def test_status_and_wait_display_with_a_holder_and_two_waiters(hosts, zk_path, z
     assert holder.acquire()
     waiters = []
     try:
+        first_lines = []
         for i in (1, 2):
             waiters.append(spawn("exec", "--hosts", hosts, "--identifier", f"waiter-{i}", path, "--", "true"))
             wait_for(lambda i=i: len(contenders(zk_client, path)) == 1 + i, 15, f"waiter {i} to queue")
+        for waiter in waiters:
+            # The display's first poll comes a moment after the wait starts: read it before the
+            # holder releases, or a slow machine shows the next holder instead.
+            assert waiter.stderr is not None
+            ready, _, _ = select.select([waiter.stderr], [], [], 15)
+            assert ready, "no wait display from a waiter"
+            first_lines.append(waiter.stderr.readline())
 
         result = zklock_run("status", "--hosts", hosts, "--json", path)
         assert result.returncode == 0, explain(result)
@@ -380,8 +388,9 @@ def test_status_and_wait_display_with_a_holder_and_two_waiters(hosts, zk_path, z
         assert lines[4].split()[:3] == ["2", "waiting", "waiter-2"]
     finally:
         holder.release()
-    for waiter in waiters:
-        _out, err = waiter.communicate(timeout=30)
+    for waiter, first_line in zip(waiters, first_lines):
+        _out, rest = waiter.communicate(timeout=30)
+        err = first_line + rest
         assert waiter.returncode == 0, err
         # stderr is not a terminal: plain lines, the holder named, then the acquisition.
         assert "waiting for" in err and "held by 'holder-1'" in err and "acquired" in err, err
