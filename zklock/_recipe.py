@@ -324,6 +324,7 @@ class LockRecipe:
                     return None
                 if _is_lost(lease):
                     return ReleaseOutcome.ALREADY_LOST
+                session.releasing(lease)
                 sent.append(self.client.delete_async(lease.node))
                 self._wait(sent[-1], until_lost)
                 return None

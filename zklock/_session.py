@@ -12,7 +12,8 @@ server's receipt; so at ``last_contact + T`` the server cannot yet have expired 
 Once that bound is near and nothing newer was answered, every lease on the client is declared
 LOST (Curator's "simulated LOST"), before any other client can be granted the lock.  The
 watcher acts at ``last_contact + 0.9 T``: the last tenth absorbs a watchdog woken late.  While
-leases are held, a watchdog thread sends a cheap request whenever nothing was answered for
+leases are held, a watchdog thread sends a cheap request (``exists`` on a held lock node, which
+also notices a node deleted behind the holder's back) whenever nothing was answered for
 ``T / 5``, so ``last_contact`` stays fresh, and it is the thread that declares the local LOST.
 It exits about a second after the last lease is released.
 """
@@ -63,6 +64,7 @@ class SessionWatcher:
         self._clock = clock
         self._mutex = threading.Lock()
         self._leases: set[Lease] = set()
+        self._releasing: set[Lease] = set()
         self._wakeups: set[threading.Event] = set()
         self._orphans: dict[str, int] = {}  # node path -> owning session id
         self._orphan_attempts: dict[tuple[str, str], int] = {}  # (parent, attempt id) -> session
@@ -70,6 +72,7 @@ class SessionWatcher:
         self._session_id = self._current_session_id(client)
         self._last_contact = clock()
         self._generation = 0
+        self._beats = 0
         self._watchdog: threading.Thread | None = None
         self._watchdog_wake = threading.Event()
         client.add_listener(self._on_state)
@@ -127,6 +130,12 @@ class SessionWatcher:
         """Stop driving ``lease`` (released or lost)."""
         with self._mutex:
             self._leases.discard(lease)
+            self._releasing.discard(lease)
+
+    def releasing(self, lease: Lease) -> None:
+        """``lease``'s node is being deleted by its holder: its absence is no longer news."""
+        with self._mutex:
+            self._releasing.add(lease)
 
     def subscribe(self, event: threading.Event) -> None:
         """Set ``event`` on every connection state change (wakes a waiting acquire)."""
@@ -285,6 +294,9 @@ class SessionWatcher:
         sent_at = self._clock()
 
         def verified(result: Any) -> None:
+            with self._mutex:
+                if lease in self._releasing:  # its holder is deleting the node right now
+                    return
             try:
                 with translate_kazoo_errors():
                     _data, stat = result.get()
@@ -334,7 +346,7 @@ class SessionWatcher:
                 continue
             # Any answered request counts as contact, so a busy client sends no heartbeat.
             if leases and connected and now - self._last_contact >= period:
-                self._heartbeat()
+                self._heartbeat(leases)
             # Wake at the deadline even while kazoo still believes it is connected: a silent
             # partition is only noticed by kazoo after two thirds of the timeout.
             wait = (
@@ -343,17 +355,31 @@ class SessionWatcher:
             self._watchdog_wake.wait(wait)
             self._watchdog_wake.clear()
 
-    def _heartbeat(self) -> None:
+    def _heartbeat(self, leases: list[Lease]) -> None:
+        """Send one cheap request: ``exists`` on a held lock node, a different one each time.
+
+        The answer refreshes ``last_contact`` and, as a bonus, tells a lease whose node was
+        deleted behind its back (by an operator, say) that it is LOST, within a few beats.
+        """
         client = self._client_ref()
-        if client is None:
+        if client is None or not leases:
             return
+        self._beats += 1
+        lease = leases[self._beats % len(leases)]
         sent_at = self._clock()
 
         def answered(result: Any) -> None:
-            if result.successful():
-                self.note_contact(sent_at)
+            if not result.successful():
+                return
+            self.note_contact(sent_at)
+            stat = result.get()
+            with self._mutex:
+                watched = lease in self._leases and lease not in self._releasing
+            if watched and (stat is None or stat.ephemeralOwner != lease.session_id):
+                lease._transition(LeaseState.LOST, "lock node was deleted")
+                self.untrack(lease)
 
         try:
-            client.exists_async("/").rawlink(answered)
+            client.exists_async(lease.node).rawlink(answered)
         except Exception as error:
             log.debug("heartbeat not sent: %r", error)

@@ -342,3 +342,20 @@ def test_waiter_whose_session_expires_queues_again_with_the_new_session(
     assert got == [True]
     assert waiter.lease.session_id == waiter_client.client_id[0] != old_session
     waiter.release()
+
+
+def test_a_node_deleted_behind_the_holders_back_turns_the_lease_lost(zk_client_factory, zk_path):
+    path = f"{zk_path}/deleted"
+    holder_client = zk_client_factory(timeout=2.0)
+    log = StateLog()
+    lock = zklock.Lock(holder_client, path, listener=log)
+    assert lock.acquire()
+    lease = lock.lease
+    deleted_at = time.monotonic()
+    zk_client_factory().delete(lease.node)  # an operator "frees" the lock by hand
+    # The watchdog's idle heartbeat is an exists() on the held node: within a few beats (T/5).
+    assert lease.lost.wait(5)
+    print(f"\nTIMING node deleted -> lease LOST {log.first(zklock.LeaseState.LOST) - deleted_at:.3f}s")
+    assert lease.reason == "lock node was deleted"
+    with pytest.raises(zklock.LockLost):
+        lock.release()
