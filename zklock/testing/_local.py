@@ -87,7 +87,9 @@ class LocalZooKeeper:
         """The ``java`` executable to use, or None."""
         configured = os.environ.get(ENV_JAVA)
         if configured:
-            return configured
+            # A name is looked up on PATH; a path must be an executable file.
+            found = shutil.which(configured)
+            return found if found and os.access(found, os.X_OK) else None
         home = os.environ.get("JAVA_HOME")
         if home and os.access(os.path.join(home, "bin", "java"), os.X_OK):
             return os.path.join(home, "bin", "java")
@@ -110,6 +112,8 @@ class LocalZooKeeper:
     def unavailable(cls) -> Optional[str]:
         """Why local Java servers cannot run here, or None if they can."""
         if cls.java() is None:
+            if os.environ.get(ENV_JAVA):
+                return f"${ENV_JAVA}={os.environ[ENV_JAVA]!r} is not an executable java"
             return f"no java (install a JRE, or set ${ENV_JAVA} or $JAVA_HOME)"
         if cls.classpath() is None:
             return (
