@@ -23,7 +23,7 @@ from kazoo.protocol.states import Callback, KazooState
 
 import zklock
 from zklock.handler import BufferedSocket, Doorbell, LeanAsyncResult, LeanHandler, runs_inline
-from zklock.testing import TcpProxy, expire_session
+from zklock.testing import TcpProxy, expire_session, wait_until
 
 # ============================================================================ without ZooKeeper
 HAS_EVENTFD = hasattr(os, "eventfd")
@@ -315,15 +315,6 @@ def test_failing_inline_callback_is_logged_not_raised(handler, caplog):
 
 
 # ============================================================================ with ZooKeeper
-def _wait_for(predicate, timeout: float = 10.0, step: float = 0.01) -> bool:
-    ends = time.monotonic() + timeout
-    while time.monotonic() < ends:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
-
-
 @pytest.fixture
 def lean_client(zk_client_factory):
     """Make started clients on the lean handler (each with its own handler)."""
@@ -382,7 +373,7 @@ def test_contention_between_two_sessions(lean_client, zk_path):
     got: list[bool] = []
     waiter = threading.Thread(target=lambda: got.append(second.acquire(timeout=30)))
     waiter.start()
-    assert _wait_for(lambda: len(first.contenders()) == 2)
+    assert wait_until(lambda: len(first.contenders()) == 2)
     first.release()  # the waiter's predecessor watch fires
     waiter.join(30)
     assert got == [True]
@@ -434,7 +425,7 @@ def test_watches_fire(lean_client, zk_path):
     seen: list[bytes] = []
     client.DataWatch(f"{zk_path}/w", lambda data, stat: seen.append(data))
     other.set(f"{zk_path}/w", b"2")
-    assert _wait_for(lambda: seen[-1:] == [b"2"])
+    assert wait_until(lambda: seen[-1:] == [b"2"])
     assert events == ["CREATED"]
     other.delete(f"{zk_path}/w")
 
@@ -448,8 +439,8 @@ def test_short_connection_drop_keeps_session_and_lock(lean_client, zk_path, prox
         socket_before = client._connection._socket
         assert isinstance(socket_before, BufferedSocket)
         proxy.drop()
-        assert _wait_for(lambda: zklock.LeaseState.SUSPENDED in log.seen, 5)
-        assert _wait_for(lambda: log.seen[-1:] == [zklock.LeaseState.HELD], 10)
+        assert wait_until(lambda: zklock.LeaseState.SUSPENDED in log.seen, 5)
+        assert wait_until(lambda: log.seen[-1:] == [zklock.LeaseState.HELD], 10)
         assert client.client_id[0] == session
         assert lease.valid
         _data, stat = client.get(lease.node)  # the new connection's poller works
@@ -468,7 +459,7 @@ def test_waiter_survives_a_connection_drop(lean_client, zk_client_factory, zk_pa
     got: list[bool] = []
     thread = threading.Thread(target=lambda: got.append(waiter.acquire(timeout=30)))
     thread.start()
-    assert _wait_for(lambda: len(holder.contenders()) == 2)
+    assert wait_until(lambda: len(holder.contenders()) == 2)
     proxy.drop()
     time.sleep(0.3)
     holder.release()
@@ -490,7 +481,7 @@ def test_session_expiry_loses_the_lease(lean_client, zk_path):
             assert other.acquire(timeout=10)
     other.release()
     # kazoo started a new session on the same handler: it works.
-    assert _wait_for(lambda: victim.state == KazooState.CONNECTED, 15)
+    assert wait_until(lambda: victim.state == KazooState.CONNECTED, 15)
     with lock:
         pass
 

@@ -21,18 +21,9 @@ from tenacity import stop_after_attempt
 
 import zklock
 from zklock._session import SessionWatcher
-from zklock.testing import TcpProxy, expire_session
+from zklock.testing import TcpProxy, expire_session, wait_until
 
 WORKERS = Path(__file__).parent / "workers"
-
-
-def _wait_for(predicate, timeout: float = 10.0, step: float = 0.01) -> bool:
-    ends = time.monotonic() + timeout
-    while time.monotonic() < ends:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def _read_json_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> dict:
@@ -99,8 +90,8 @@ def test_short_connection_drop_suspends_then_restores(zk_client_factory, zk_path
     with lock as lease:
         session = client.client_id[0]
         proxy.drop()
-        assert _wait_for(lambda: zklock.LeaseState.SUSPENDED in log.states(), 5)
-        assert _wait_for(lambda: log.states()[-1:] == [zklock.LeaseState.HELD], 10)
+        assert wait_until(lambda: zklock.LeaseState.SUSPENDED in log.states(), 5)
+        assert wait_until(lambda: log.states()[-1:] == [zklock.LeaseState.HELD], 10)
         assert client.client_id[0] == session
         assert lease.valid
         _data, stat = client.get(lease.node)
@@ -131,7 +122,7 @@ def test_partition_longer_than_session_holder_hears_first(zk_client_factory, zk_
     with pytest.raises(zklock.LockLost):
         holder.release()
     other.release()
-    assert _wait_for(lambda: holder_client.state == KazooState.CONNECTED, 15)
+    assert wait_until(lambda: holder_client.state == KazooState.CONNECTED, 15)
 
 
 def test_sigstopped_holder_knows_on_waking(zookeeper, zk_client_factory, zk_path):
@@ -177,7 +168,7 @@ def test_leader_killed_while_holding_the_lease_survives(zookeeper_ensemble):
         leader = ensemble.leader()
         ensemble.kill(leader)
         try:
-            assert _wait_for(lambda: client.state == KazooState.CONNECTED
+            assert wait_until(lambda: client.state == KazooState.CONNECTED
                              and lease.state is zklock.LeaseState.HELD, 30, 0.05)
             assert client.client_id[0] == session
             lease.check()
@@ -240,7 +231,7 @@ def test_connection_loss_during_create_leaks_nothing(zk_client_factory, zk_path,
     assert got == [True]
     assert len(observer.get_children(path)) == 1  # exactly one node: no leak, no double
     lock.release()
-    assert _wait_for(lambda: observer.get_children(path) == [], 5)
+    assert wait_until(lambda: observer.get_children(path) == [], 5)
 
 
 def test_retry_policy_limits_are_honoured_and_nothing_leaks(zk_client_factory, zk_path, proxy):
@@ -262,8 +253,8 @@ def test_retry_policy_limits_are_honoured_and_nothing_leaks(zk_client_factory, z
     # the bytes held by the partition reach the server only now, so wait for the client to
     # be connected and its cleanup queue to drain before looking.
     watcher = SessionWatcher.of(client)
-    assert _wait_for(lambda: client.state == KazooState.CONNECTED, 15)
-    assert _wait_for(lambda: watcher.pending_deletes() == [], 10)
+    assert wait_until(lambda: client.state == KazooState.CONNECTED, 15)
+    assert wait_until(lambda: watcher.pending_deletes() == [], 10)
     assert observer.get_children(path) == []
 
 
@@ -276,7 +267,7 @@ def test_connection_drop_while_waiting(zk_client_factory, zk_path, proxy):
     got: list[bool] = []
     thread = threading.Thread(target=lambda: got.append(waiter.acquire(timeout=20)))
     thread.start()
-    assert _wait_for(lambda: len(holder.contenders()) == 2)
+    assert wait_until(lambda: len(holder.contenders()) == 2)
     proxy.drop()
     time.sleep(0.3)
     assert [c.identifier for c in holder.contenders()] == ["holder", "waiter"]
@@ -328,11 +319,11 @@ def test_waiter_whose_session_expires_queues_again_with_the_new_session(
     got: list[bool] = []
     thread = threading.Thread(target=lambda: got.append(waiter.acquire(timeout=30)))
     thread.start()
-    assert _wait_for(lambda: len(holder.contenders()) == 2)
+    assert wait_until(lambda: len(holder.contenders()) == 2)
     old_session = waiter_client.client_id[0]
     assert expire_session(waiter_client)
     # The old node went with the old session; the waiter queues again with its new one.
-    assert _wait_for(
+    assert wait_until(
         lambda: [(c.identifier, c.session_id != old_session) for c in holder.contenders()]
         == [("holder", True), ("waiter", True)],
         15,

@@ -26,6 +26,7 @@ from ._errors import (
 from ._faults import TcpProxy, connect_string_of, expire_session
 from ._fourletter import four_letter_word, monitor, server_mode, wait_for_mode
 from ._local import LocalZooKeeper
+from ._polling import wait_until
 from ._ports import free_loopback_ports, loopback_ports
 from ._settings import DEFAULT_IMAGE, PullPolicy, Settings, apply_testcontainers_settings
 
@@ -88,6 +89,7 @@ __all__ = [
     "server_mode",
     "thread_snapshot",
     "wait_for_mode",
+    "wait_until",
 ]
 
 
