@@ -155,8 +155,7 @@ class LockRecipe:
         With ``blocking=False`` only one decision is made.  Raises :class:`AcquireCancelled`
         after ``wakeup.cancel()``, and the translated error when retries are exhausted.
         """
-        self.check_client()
-        session = self._session()
+        session = self._session()  # the client is checked by every run (_run)
         ledger = CreateLedger(on_late_node=self._discard)
         session.subscribe(wakeup.event)
         kept: OwnNode | None = None
