@@ -1,6 +1,6 @@
 #!/bin/bash
 # Prepare this machine for zklock's tests and demo (Debian 12, as root; idempotent):
-#   1. apt-get install what is missing: docker.io libzookeeper-java libslf4j-java
+#   1. apt-get install what is missing: docker.io libzookeeper-java libslf4j-java libnetty-java
 #      openjdk-17-jdk-headless python3-venv
 #   2. start dockerd (setsid, no systemd needed) when `docker info` fails, and wait for it
 #   3. choose the ZooKeeper image, never pulling: $ZKLOCK_ZOOKEEPER_IMAGE if set, else a local
@@ -24,7 +24,7 @@ exec 9>"$logs/bootstrap.lock"
 flock 9
 
 # ------------------------------------------------------------------ 1. Debian packages
-packages=(docker.io libzookeeper-java libslf4j-java openjdk-17-jdk-headless python3-venv)
+packages=(docker.io libzookeeper-java libslf4j-java libnetty-java openjdk-17-jdk-headless python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")

@@ -3,7 +3,9 @@
 # Debian packages installed on this machine:
 #   * a JRE made with jlink (openjdk-17-jdk-headless) holding only the modules ZooKeeper needs,
 #   * the ZooKeeper 3.8 jars (libzookeeper-java) with their manifest Class-Path closure,
-#     plus slf4j-simple (libslf4j-java) so that the server logs to stderr,
+#     plus slf4j-simple (libslf4j-java) so that the server logs to stderr, and netty-codec
+#     (libnetty-java), which the manifest leaves out but the Netty connection factory needs
+#     for TLS (secureClientPort): its SslHandler is a codec class,
 #   * the shared libraries ldd lists for them, and dash as /bin/sh,
 #   * entrypoint.sh, which writes zoo.cfg from the official image's ZOO_* variables.
 # The root filesystem keeps Debian's paths (merged /usr, /usr/share/java) and is loaded with
@@ -40,7 +42,7 @@ jre_dir=/usr/lib/jvm/zk-jre            # inside the image
 # Kerberos helpers. java.desktop and java.sql are only used by the AdminServer (off).
 modules=java.base,java.logging,java.management,java.naming,java.security.jgss,java.security.sasl
 modules=$modules,jdk.unsupported,jdk.management,jdk.crypto.ec,jdk.security.auth
-packages=(libzookeeper-java libslf4j-java openjdk-17-jdk-headless dash python3 docker.io)
+packages=(libzookeeper-java libslf4j-java libnetty-java openjdk-17-jdk-headless dash python3 docker.io)
 
 log() { echo "build-image: $*" >&2; }
 now_ms() { date +%s%3N; }
@@ -62,7 +64,7 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 # ------------------------------------------------------------------ 2. up to date?
-versions=$(dpkg-query -W -f='${Package}=${Version}\n' "${packages[@]:0:3}")
+versions=$(dpkg-query -W -f='${Package}=${Version}\n' "${packages[@]:0:4}")
 build_hash=$(cat "$0" "$here/entrypoint.sh" <(echo "$versions $modules $arch") | sha256sum | cut -c1-16)
 current=$(docker image inspect -f '{{index .Config.Labels "io.zklock.build-hash"}}' "$image" 2>/dev/null || true)
 if [ -z "$force" ] && [ "$current" = "$build_hash" ]; then
@@ -85,8 +87,9 @@ rm -f "$root$jre_dir/lib/server/classes_nocoops.jsa"         # only for heaps ab
 ln -s ../lib/jvm/zk-jre/bin/java "$root/usr/bin/java"
 
 # zookeeper.jar's manifest Class-Path names absolute /usr/share/java paths: copy its closure
-# to the same paths (as files, not symlinks), plus the slf4j binding.
-python3 - "$root" /usr/share/java/zookeeper.jar /usr/share/java/slf4j-simple.jar <<'PY'
+# to the same paths (as files, not symlinks), plus the slf4j binding and netty-codec (TLS).
+python3 - "$root" /usr/share/java/zookeeper.jar /usr/share/java/slf4j-simple.jar \
+  /usr/share/java/netty-codec.jar <<'PY'
 import os
 import shutil
 import sys

@@ -55,7 +55,8 @@ fi
 : "${ZOO_CFG_EXTRA:=}"
 : "${JVMFLAGS:=-Xms16m -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData}"
 : "${SERVER_JVMFLAGS:=}"
-: "${ZOO_CLASSPATH:=/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar}"
+# netty-codec is not in zookeeper.jar's manifest Class-Path; TLS (secureClientPort) needs it.
+: "${ZOO_CLASSPATH:=/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:/usr/share/java/netty-codec.jar}"
 
 cfg="$ZOO_CONF_DIR/zoo.cfg"
 {
