@@ -23,8 +23,8 @@ from ._errors import (
     SettingsError,
     ZooKeeperStartError,
 )
-from ._faults import TcpProxy, connect_string_of, expire_session
-from ._fourletter import four_letter_word, monitor, server_mode, wait_for_mode
+from ._faults import TcpProxy, connect_string_of, expire_session, expire_session_id
+from ._fourletter import client_sessions, four_letter_word, monitor, server_mode, wait_for_mode
 from ._local import LocalZooKeeper
 from ._polling import wait_until
 from ._ports import free_loopback_ports, loopback_ports
@@ -75,8 +75,10 @@ __all__ = [
     "assert_no_containers",
     "assert_no_new_threads",
     "assert_no_znodes",
+    "client_sessions",
     "connect_string_of",
     "expire_session",
+    "expire_session_id",
     "four_letter_word",
     "free_loopback_ports",
     "handler_from_env",

@@ -27,7 +27,7 @@ from ._container import (
     harness_labels,
 )
 from ._errors import EnsembleNotSettledError, HarnessError, ZooKeeperStartError
-from ._fourletter import server_mode
+from ._fourletter import client_sessions, server_mode
 from ._settings import LOOPBACK, PullPolicy, Settings, apply_testcontainers_settings
 
 if TYPE_CHECKING:
@@ -216,6 +216,19 @@ class ZooKeeperEnsemble:
     def followers(self) -> list[int]:
         """The nodes that report ``follower`` now."""
         return [i for i, m in self.modes().items() if m == "follower"]
+
+    def node_of_session(self, session_id: int) -> Optional[int]:
+        """The available node a client session is connected to now (``cons``), or ``None``.
+
+        ``session_id`` is ``client.client_id[0]``, or a lock node's ``ephemeralOwner``.
+        ``None`` means no available node lists it: the client is between servers, its session
+        ended, or it is connected to a stopped or paused node.
+        """
+        for i in sorted(self.available):
+            with contextlib.suppress(OSError):
+                if session_id in client_sessions(LOOPBACK, self._ports[i], timeout=1.0):
+                    return i
+        return None
 
     def wait_settled(self, timeout: Optional[float] = None, *, hold: float = 0.0) -> dict[int, Optional[str]]:
         """Wait until the available nodes show exactly one leader, the others following.

@@ -28,7 +28,7 @@ from ._settings import LOOPBACK
 if TYPE_CHECKING:
     from typing import Self
 
-__all__ = ["TcpProxy", "connect_string_of", "expire_session"]
+__all__ = ["TcpProxy", "connect_string_of", "expire_session", "expire_session_id"]
 
 _T = TypeVar("_T")
 
@@ -60,12 +60,7 @@ def expire_session(client: KazooClient, *, hosts: Optional[str] = None, timeout:
             lost.set()
 
     client.add_listener(listener)
-    impostor = KazooClient(hosts=hosts or connect_string_of(client), client_id=client_id)
-    try:
-        impostor.start(timeout=timeout)
-        impostor.stop()  # sends closeSession for the victim's session
-    finally:
-        impostor.close()
+    expire_session_id(hosts or connect_string_of(client), *client_id, timeout=timeout)
     try:
         deadline = time.monotonic() + timeout
         while not lost.is_set() and time.monotonic() < deadline:
@@ -75,6 +70,22 @@ def expire_session(client: KazooClient, *, hosts: Optional[str] = None, timeout:
         return lost.is_set()
     finally:
         client.remove_listener(listener)
+
+
+def expire_session_id(hosts: str, session_id: int, password: bytes, *, timeout: float = 10.0) -> None:
+    """Expire the session ``(session_id, password)`` on the servers of ``hosts``.
+
+    For a client in another process, which :func:`expire_session` cannot reach: that process
+    tells its ``client.client_id`` (the id and the password) and this ends the session the
+    same way, by joining it and closing it. Returns once the server has closed it; the
+    client learns of it when it next talks to the server.
+    """
+    impostor = KazooClient(hosts=hosts, client_id=(session_id, password))
+    try:
+        impostor.start(timeout=timeout)
+        impostor.stop()  # sends closeSession for the victim's session
+    finally:
+        impostor.close()
 
 
 _BUFFER_LIMIT = 1 << 20

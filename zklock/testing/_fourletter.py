@@ -8,16 +8,20 @@ ZooKeeper listens at all. A server only answers commands in its ``4lw.commands.w
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Optional
 
-__all__ = ["four_letter_word", "monitor", "server_mode", "wait_for_mode"]
+__all__ = ["client_sessions", "four_letter_word", "monitor", "server_mode", "wait_for_mode"]
 
 #: Modes a serving server reports in the ``Mode:`` line of ``srvr``.
 SERVING_MODES = ("standalone", "leader", "follower", "observer", "read-only")
 _MAX_REPLY = 1 << 20
+# In ``cons``, a connection that has a session shows it as ``sid=0x<hex>``; one still in its
+# handshake shows none.
+_SESSION_ID = re.compile(r"\bsid=0x([0-9a-fA-F]+)")
 
 
 def four_letter_word(host: str, port: int, command: str, *, timeout: float = 2.0) -> str:
@@ -70,6 +74,19 @@ def monitor(host: str, port: int, *, timeout: float = 2.0) -> dict[str, str]:
         if tab:
             stats[key.strip()] = value.strip()
     return stats
+
+
+def client_sessions(host: str, port: int, *, timeout: float = 2.0) -> frozenset[int]:
+    """Return the ids of the client sessions connected to this server now (from ``cons``).
+
+    A session is listed by the one server its client is connected to, so asking each node of
+    an ensemble tells which server a client talks to (compare with ``client.client_id[0]``).
+    Connections still in their handshake have no session yet and are left out. Raises
+    :class:`OSError` when the server cannot be reached; a server that does not serve requests
+    (or does not allow ``cons``) gives an empty set.
+    """
+    reply = four_letter_word(host, port, "cons", timeout=timeout)
+    return frozenset(int(found, 16) for found in _SESSION_ID.findall(reply))
 
 
 def wait_for_mode(
