@@ -16,6 +16,7 @@ from .errors import (
     AlreadyHeld,
     ClientNotConnected,
     ConnectionLost,
+    InvalidAcl,
     InvalidIdentifier,
     InvalidPath,
     InvalidTimeout,
@@ -30,11 +31,13 @@ from .errors import (
     NotHeld,
     SessionExpired,
     UsageError,
+    UsedAfterFork,
     ZkLockError,
     ZooKeeperError,
 )
 from .lease import Lease, LeaseListener, LeaseState
 from .lock import Hold, Lock, locked
+from .naming import NodeNaming
 from .retry import RetryPolicy
 
 __version__ = "0.1.0"
@@ -46,6 +49,7 @@ __all__ = [
     "ConnectionLost",
     "Contender",
     "Hold",
+    "InvalidAcl",
     "InvalidIdentifier",
     "InvalidPath",
     "InvalidTimeout",
@@ -61,10 +65,12 @@ __all__ = [
     "NoAuthorization",
     "NoNode",
     "NodeExists",
+    "NodeNaming",
     "NotHeld",
     "RetryPolicy",
     "SessionExpired",
     "UsageError",
+    "UsedAfterFork",
     "ZkLockError",
     "ZooKeeperError",
     "__version__",

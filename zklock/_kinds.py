@@ -17,8 +17,13 @@ from ._names import NodeName
 __all__ = ["EXCLUSIVE", "Decision", "ExclusiveKind", "LockKind"]
 
 # kazoo's recipes write these markers: "__lock__" for Lock/WriteLock, "__rlock__" for ReadLock.
+# A kind is named by its kazoo marker; NodeNaming (naming.py) spells it for other recipes.
 EXCLUSIVE_MARKER = "__lock__"
 SHARED_MARKER = "__rlock__"
+# Curator's spellings: InterProcessMutex "lock-", InterProcessReadWriteLock "__WRIT__"/"__READ__".
+CURATOR_MUTEX_MARKER = "lock-"
+CURATOR_WRITE_MARKER = "__WRIT__"
+CURATOR_READ_MARKER = "__READ__"
 
 
 @dataclass(frozen=True)
@@ -34,11 +39,11 @@ class LockKind(Protocol):
 
     @property
     def marker(self) -> str:
-        """The marker written into this kind's own node names."""
+        """The kazoo marker of this kind's own nodes (``NodeNaming`` spells it per recipe)."""
 
     @property
     def queued_behind(self) -> tuple[str, ...]:
-        """Markers of the nodes this kind is ordered against (its own included)."""
+        """Markers of the nodes this kind is ordered against, in every naming (its own too)."""
 
     def decide(self, queue: Sequence[NodeName], me: NodeName) -> Decision:
         """Given the relevant contenders in queue order (``me`` among them), decide."""
@@ -49,11 +54,18 @@ class ExclusiveKind:
     """Up to ``max_leases`` holders at once (1 = a mutex); each waiter watches one node ahead.
 
     The node watched is the one ``max_leases`` places ahead, which for a mutex is the immediate
-    predecessor: one release wakes exactly one waiter (no herd).
+    predecessor: one release wakes exactly one waiter (no herd).  It queues behind every lock
+    node kazoo or Curator writes, so it also excludes their read and write locks.
     """
 
     marker: str = EXCLUSIVE_MARKER
-    queued_behind: tuple[str, ...] = (EXCLUSIVE_MARKER, SHARED_MARKER)
+    queued_behind: tuple[str, ...] = (
+        EXCLUSIVE_MARKER,
+        SHARED_MARKER,
+        CURATOR_MUTEX_MARKER,
+        CURATOR_WRITE_MARKER,
+        CURATOR_READ_MARKER,
+    )
     max_leases: int = 1
 
     def decide(self, queue: Sequence[NodeName], me: NodeName) -> Decision:

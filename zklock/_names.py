@@ -1,9 +1,9 @@
-"""Lock node names: build them, parse them, order them.
+"""Lock node names: parse them, order them (``naming.py`` builds them).
 
-A contender node is named ``<attempt-id><marker><sequence>``, where ``attempt-id`` is 32 hex
-digits (a fresh UUID per create attempt), ``marker`` names the lock kind (``__lock__`` for an
-exclusive lock, as ``kazoo.recipe.lock.Lock`` writes it, so both exclude each other) and
-``sequence`` is the 10-character suffix ZooKeeper appends.
+A contender node is named ``<prefix><marker><sequence>``: ``marker`` names the lock kind
+(``__lock__`` for an exclusive lock as ``kazoo.recipe.lock.Lock`` writes it, ``lock-`` as
+Curator's ``InterProcessMutex`` does), the prefix carries the attempt id (a fresh UUID per
+create attempt) and ``sequence`` is the 10-character suffix ZooKeeper appends.
 
 ZooKeeper's suffix is the parent's signed 32-bit counter printed with ``%010d``: it wraps from
 2147483647 to -2147483648.  Ordering therefore uses serial-number arithmetic (RFC 1982) relative
@@ -14,13 +14,13 @@ creations of each other.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-__all__ = ["NodeName", "new_attempt_id", "node_prefix", "parse_node_name", "queue_order"]
+__all__ = ["NodeName", "parse_node_name", "queue_order"]
 
-_ATTEMPT_RE = re.compile(r"([0-9a-f]{32})")
+# kazoo's 32 hex digits, or the dashed UUID of Curator's protected names.
+_ATTEMPT_RE = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})")
 _HEX = frozenset("0123456789abcdef")
 _DIGITS = frozenset("0123456789")
 _ATTEMPT_CHARS = 32
@@ -40,21 +40,11 @@ class NodeName(NamedTuple):
         return _attempt_id(self.name.rpartition(self.marker)[0])
 
 
-def new_attempt_id() -> str:
-    """A fresh id for one create attempt, so a create whose reply was lost can be found."""
-    return uuid.uuid4().hex
-
-
-def node_prefix(attempt_id: str, marker: str) -> str:
-    """The name passed to a sequential create; ZooKeeper appends the sequence suffix."""
-    return f"{attempt_id}{marker}"
-
-
 def parse_node_name(name: str, markers: Iterable[str]) -> NodeName | None:
     """Parse ``name`` if it is a contender node carrying one of ``markers``; else ``None``.
 
-    Names written by other recipes on the same path (kazoo's, with any prefix before the
-    marker) parse too; children that are not lock nodes are ignored by returning ``None``.
+    Names written by other recipes on the same path (kazoo's and Curator's, with any prefix
+    before the marker) parse too; children that are not lock nodes give ``None``.
     """
     for marker in markers:
         _head, found, tail = name.rpartition(marker)
@@ -72,10 +62,10 @@ def parse_node_name(name: str, markers: Iterable[str]) -> NodeName | None:
 
 
 def _attempt_id(head: str) -> str | None:
-    """The 32 hex digits before the marker, if any.
+    """The attempt id before the marker, if any: 32 hex digits or a dashed UUID.
 
-    At the very end of ``head`` in kazoo's and zklock's names (the fast path), else anywhere in
-    it (other recipes' prefixes).
+    kazoo's 32 digits end ``head`` (the fast path); else it is searched anywhere in ``head``
+    (Curator's ``_c_<uuid>-`` and other recipes' prefixes).
     """
     candidate = head[-_ATTEMPT_CHARS:]
     if len(candidate) == _ATTEMPT_CHARS and _HEX.issuperset(candidate):

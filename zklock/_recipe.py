@@ -33,12 +33,14 @@ from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.protocol.states import KeeperState
+from kazoo.security import ACL
 
 from ._attempts import CreateLedger, OwnNode
 from ._deadline import Deadline
 from ._kinds import LockKind
-from ._names import NodeName, new_attempt_id, node_prefix, parse_node_name, queue_order
+from ._names import NodeName, parse_node_name, queue_order
 from ._session import SessionWatcher
+from .acl import default_acl
 from .errors import (
     AcquireCancelled,
     ClientNotConnected,
@@ -50,6 +52,7 @@ from .errors import (
 )
 from .handler import runs_inline
 from .lease import Lease, LeaseListener, LeaseState
+from .naming import NodeNaming
 from .retry import RetryPolicy
 
 __all__ = ["Contender", "LockRecipe", "ReleaseOutcome", "Wakeup"]
@@ -103,13 +106,22 @@ class LockRecipe:
     """Acquire and release one lock path for one lock kind on one kazoo client."""
 
     def __init__(
-        self, client: KazooClient, path: str, kind: LockKind, identifier: str, retry: RetryPolicy
+        self,
+        client: KazooClient,
+        path: str,
+        kind: LockKind,
+        identifier: str,
+        retry: RetryPolicy,
+        naming: NodeNaming = NodeNaming.KAZOO,
+        acl: list[ACL] | None = None,
     ) -> None:
         self.client = client
         self.path = path
         self.kind = kind
         self.identifier = identifier
         self.retry = retry
+        self.naming = naming
+        self.acl = acl  # None: zklock.acl.default_acl, asked at each create (auth may change)
         self._data = identifier.encode("utf-8")
         self._watcher: SessionWatcher | None = None
 
@@ -221,11 +233,11 @@ class LockRecipe:
     def _create(self, deadline: Deadline, ledger: CreateLedger) -> tuple[OwnNode, list[str]]:
         """Pipelined Create2 + get_children; creates the parent on NoNode and tries again."""
         for _ in range(3):
-            attempt_id = new_attempt_id()
-            prefix = f"{self.path}/{node_prefix(attempt_id, self.kind.marker)}"
+            attempt_id = self.naming.new_attempt_id()
+            prefix = f"{self.path}/{self.naming.prefix(attempt_id, self.kind.marker)}"
             sent_at = time.monotonic()
             created = self.client.create_async(
-                prefix, self._data, ephemeral=True, sequence=True, include_data=True
+                prefix, self._data, acl=self._acl(), ephemeral=True, sequence=True, include_data=True
             )
             listing = self.client.get_children_async(self.path)
             ledger.sent(attempt_id, created, self.path)
@@ -245,9 +257,12 @@ class LockRecipe:
     def _make_parent(self, deadline: Deadline) -> None:
         log.info("%s: creating the lock path", self._context())
         try:
-            self._wait(self.client.ensure_path_async(self.path), deadline)
+            self._wait(self.client.ensure_path_async(self.path, acl=self._acl()), deadline)
         except NodeExists:
             pass
+
+    def _acl(self) -> list[ACL] | None:
+        return self.acl if self.acl is not None else default_acl(self.client)
 
     def _children(self, deadline: Deadline) -> list[str]:
         sent_at = time.monotonic()

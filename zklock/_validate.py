@@ -5,9 +5,16 @@ from __future__ import annotations
 import math
 import unicodedata
 
-from .errors import InvalidIdentifier, InvalidPath, InvalidTimeout
+from .errors import InvalidIdentifier, InvalidPath, InvalidTimeout, UsageError
+from .naming import NodeNaming
 
-__all__ = ["MAX_IDENTIFIER_BYTES", "check_identifier", "check_lock_path", "check_timeout"]
+__all__ = [
+    "MAX_IDENTIFIER_BYTES",
+    "check_identifier",
+    "check_lock_path",
+    "check_naming",
+    "check_timeout",
+]
 
 MAX_IDENTIFIER_BYTES = 1024
 MAX_PATH_CHARS = 1024
@@ -82,3 +89,11 @@ def check_timeout(timeout: object, blocking: bool = True) -> float | None:
     if not blocking:
         raise InvalidTimeout("a timeout cannot be given to a non-blocking acquire")
     return None if math.isinf(timeout) else float(timeout)
+
+
+def check_naming(naming: object) -> NodeNaming:
+    """Return ``naming`` if it is a :class:`~zklock.NodeNaming`, else raise :class:`UsageError`."""
+    if not isinstance(naming, NodeNaming):
+        choices = ", ".join(f"NodeNaming.{member.name}" for member in NodeNaming)
+        raise UsageError(f"naming must be one of {choices}, not {naming!r}")
+    return naming

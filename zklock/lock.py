@@ -19,13 +19,17 @@ from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 from kazoo.client import KazooClient
+from kazoo.security import ACL
 
 from ._deadline import Deadline
+from ._fork import ForkGuard
 from ._kinds import EXCLUSIVE, LockKind
 from ._recipe import Contender, LockRecipe, ReleaseOutcome, Wakeup
-from ._validate import check_identifier, check_lock_path, check_timeout
+from ._validate import check_identifier, check_lock_path, check_naming, check_timeout
+from .acl import check_acl
 from .errors import AcquireCancelled, AlreadyHeld, LockLost, LockTimeout, NotHeld
 from .lease import Lease, LeaseListener, LeaseState
+from .naming import NodeNaming
 from .retry import DEFAULT_RETRY, RetryPolicy
 
 __all__ = ["Hold", "Lock", "locked"]
@@ -51,8 +55,14 @@ class Lock(contextlib.ContextDecorator):
     :class:`~zklock.retry.RetryPolicy`; ``listener`` is called as ``listener(lease, state)`` on
     every state change of every lease this lock hands out.
 
-    Node names are those of ``kazoo.recipe.lock.Lock``, so a zklock Lock and a kazoo Lock on
-    the same path exclude each other.
+    ``naming`` spells the nodes for the other recipes on the path: by default as
+    ``kazoo.recipe.lock.Lock`` does, so a zklock Lock and a kazoo Lock on the same path exclude
+    each other; :attr:`~zklock.NodeNaming.CURATOR` as Curator's ``InterProcessMutex``.
+    ``acl`` (a list of ``kazoo.security.ACL``) is given to the lock node and to the parents
+    this lock creates; by default :func:`zklock.acl.default_acl` (owner-only with world read
+    for an authenticated client, else kazoo's default).
+
+    A lock made before ``os.fork()`` raises :class:`~zklock.errors.UsedAfterFork` in the child.
     """
 
     kind: ClassVar[LockKind] = EXCLUSIVE
@@ -65,13 +75,18 @@ class Lock(contextlib.ContextDecorator):
         *,
         retry: RetryPolicy | None = None,
         listener: LeaseListener | None = None,
+        naming: NodeNaming = NodeNaming.KAZOO,
+        acl: list[ACL] | None = None,
     ) -> None:
         self.path = check_lock_path(path)
         self.identifier = check_identifier(
             _default_identifier() if identifier is None else identifier
         )
+        self.naming = check_naming(naming)
+        self._fork_guard = ForkGuard()
         self._recipe = LockRecipe(
-            client, self.path, self.kind, self.identifier, retry or DEFAULT_RETRY
+            client, self.path, self.kind, self.identifier, retry or DEFAULT_RETRY,
+            self.naming, check_acl(acl, client),
         )
         self._listeners: tuple[LeaseListener, ...] = (listener,) if listener else ()
         self._cond = threading.Condition()
@@ -90,6 +105,7 @@ class Lock(contextlib.ContextDecorator):
         :class:`~zklock.errors.ZooKeeperError` if ZooKeeper stays unreachable until the
         deadline (or the retry policy stops).
         """
+        self._fork_guard.check("this lock")
         seconds = check_timeout(timeout, blocking)
         if seconds == 0:
             blocking = False
@@ -137,6 +153,7 @@ class Lock(contextlib.ContextDecorator):
         Raises :class:`NotHeld` if this object does not hold it, and :class:`LockLost` if the
         lease was lost before it could be released (the critical section was not protected).
         """
+        self._fork_guard.check("this lock")
         with self._cond:
             lease = self._lease
             if lease is None:
@@ -153,6 +170,7 @@ class Lock(contextlib.ContextDecorator):
 
     def locked(self) -> bool:
         """True while this object holds the lock and the lease is not known to be lost."""
+        self._fork_guard.check("this lock")
         lease = self._lease
         return lease is not None and lease.state in (LeaseState.HELD, LeaseState.SUSPENDED)
 
@@ -170,6 +188,7 @@ class Lock(contextlib.ContextDecorator):
 
     def contenders(self, timeout: float | None = None) -> list[Contender]:
         """The lock's queue in order (the holder first), with identifiers and tokens."""
+        self._fork_guard.check("this lock")
         seconds = check_timeout(timeout)
         return self._recipe.contenders(
             Deadline(seconds if seconds is not None else self._recipe.request_timeout())
@@ -251,14 +270,17 @@ def locked(
     timeout: float | None = None,
     identifier: str | None = None,
     retry: RetryPolicy | None = None,
+    naming: NodeNaming = NodeNaming.KAZOO,
+    acl: list[ACL] | None = None,
 ) -> Callable[[F], F]:
     """Decorate a function so each call runs holding the lock on ``path``.
 
     ``timeout`` bounds the wait for each call; :class:`LockTimeout` is raised when it passes.
-    Works on functions and methods; one :class:`Lock` is shared by all calls.
+    Works on functions and methods; one :class:`Lock` is shared by all calls.  The other
+    arguments are :class:`Lock`'s.
     """
     check_timeout(timeout)
-    lock = Lock(client, path, identifier, retry=retry)
+    lock = Lock(client, path, identifier, retry=retry, naming=naming, acl=acl)
 
     def decorate(func: F) -> F:
         @functools.wraps(func)

@@ -22,8 +22,10 @@ def queue(*sequences: int, marker: str = EXCLUSIVE_MARKER) -> list[NodeName]:
 def test_exclusive_defaults_match_kazoo():
     assert EXCLUSIVE.marker == "__lock__"
     assert EXCLUSIVE.max_leases == 1
-    # An exclusive lock queues behind kazoo's write and read nodes alike.
-    assert set(EXCLUSIVE.queued_behind) == {EXCLUSIVE_MARKER, SHARED_MARKER}
+    # An exclusive lock queues behind kazoo's and Curator's write and read nodes alike.
+    assert set(EXCLUSIVE.queued_behind) == {
+        EXCLUSIVE_MARKER, SHARED_MARKER, "lock-", "__WRIT__", "__READ__"
+    }
     assert EXCLUSIVE_MARKER in EXCLUSIVE.queued_behind
 
 

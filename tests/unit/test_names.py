@@ -1,13 +1,12 @@
-"""zklock._names: building, parsing and ordering contender node names."""
+"""zklock._names: parsing and ordering contender node names (building: test_naming.py)."""
 
 from __future__ import annotations
 
 import itertools
-import re
 
 import pytest
 
-from zklock._names import NodeName, new_attempt_id, node_prefix, parse_node_name, queue_order
+from zklock._names import NodeName, parse_node_name, queue_order
 
 LOCK = "__lock__"
 RLOCK = "__rlock__"
@@ -21,24 +20,6 @@ def node(sequence: int, marker: str = LOCK, attempt: str = ATTEMPT) -> NodeName:
     parsed = parse_node_name(name, MARKERS)
     assert parsed is not None, name
     return parsed
-
-
-# ---------------------------------------------------------------- building
-def test_attempt_ids_are_fresh_32_hex_digits():
-    ids = {new_attempt_id() for _ in range(100)}
-    assert len(ids) == 100
-    assert all(re.fullmatch(r"[0-9a-f]{32}", attempt) for attempt in ids)
-
-
-def test_node_prefix_is_attempt_then_marker():
-    assert node_prefix(ATTEMPT, LOCK) == f"{ATTEMPT}__lock__"
-
-
-def test_a_built_name_parses_back():
-    attempt = new_attempt_id()
-    parsed = parse_node_name(f"{node_prefix(attempt, LOCK)}0000000042", MARKERS)
-    assert parsed == NodeName(f"{attempt}__lock__0000000042", LOCK, 42)
-    assert parsed.attempt_id == attempt
 
 
 # ---------------------------------------------------------------- parsing
