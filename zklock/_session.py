@@ -29,6 +29,7 @@ from typing import Any, Callable
 from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 
+from ._fork import ForkGuard
 from .errors import NoNode, translate_kazoo_errors
 from .lease import Lease, LeaseState
 
@@ -52,15 +53,21 @@ class SessionWatcher:
 
     @classmethod
     def of(cls, client: KazooClient) -> SessionWatcher:
-        """The watcher of ``client``, created (and its listener added) on first use."""
+        """The watcher of ``client``, created (and its listener added) on first use.
+
+        Raises :class:`~zklock.errors.UsedAfterFork` in a child forked after zklock first used
+        ``client``: the child would share the parent's session.
+        """
         with cls._registry_lock:
             watcher = cls._registry.get(client)
             if watcher is None:
                 watcher = cls._registry[client] = cls(client)
-            return watcher
+        watcher.fork_guard.check("this KazooClient")
+        return watcher
 
     def __init__(self, client: KazooClient, clock: Callable[[], float] = time.monotonic) -> None:
         self._client_ref = weakref.ref(client)
+        self.fork_guard = ForkGuard()
         self._clock = clock
         self._mutex = threading.Lock()
         self._leases: set[Lease] = set()

@@ -6,8 +6,10 @@
     ├── UsageError (ValueError)              bad input, caught before any request is sent
     │   ├── InvalidPath
     │   ├── InvalidIdentifier
-    │   └── InvalidTimeout
+    │   ├── InvalidTimeout
+    │   └── InvalidAcl
     ├── ClientNotConnected (RuntimeError)     the KazooClient was never started, or is stopped/closed
+    ├── UsedAfterFork (RuntimeError)          a lock, lease or client used in a child after os.fork()
     ├── LockStateError (RuntimeError)         the call does not fit the lock's state
     │   ├── NotHeld                           release() of a lock this object does not hold
     │   └── AlreadyHeld                       a thread acquiring a lock it already holds
@@ -40,6 +42,7 @@ __all__ = [
     "AlreadyHeld",
     "ClientNotConnected",
     "ConnectionLost",
+    "InvalidAcl",
     "InvalidIdentifier",
     "InvalidPath",
     "InvalidTimeout",
@@ -54,6 +57,7 @@ __all__ = [
     "NotHeld",
     "SessionExpired",
     "UsageError",
+    "UsedAfterFork",
     "ZkLockError",
     "ZooKeeperError",
     "is_transient",
@@ -81,8 +85,21 @@ class InvalidTimeout(UsageError):
     """A timeout is negative (other than -1), not a number, or given to a non-blocking call."""
 
 
+class InvalidAcl(UsageError):
+    """An ACL is not a non-empty list of kazoo ACLs that the client can use."""
+
+
 class ClientNotConnected(ZkLockError, RuntimeError):
     """The KazooClient was never started, or has been stopped or closed."""
+
+
+class UsedAfterFork(ZkLockError, RuntimeError):
+    """A lock, lease or KazooClient made before ``os.fork()`` was used in the child process.
+
+    The child shares the parent's ZooKeeper session (and socket) but none of its threads:
+    acting on it would release or steal the parent's lock.  Create a new KazooClient and new
+    locks in the child.
+    """
 
 
 class LockStateError(ZkLockError, RuntimeError):

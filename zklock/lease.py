@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Callable, Protocol
 
+from ._fork import ForkGuard
 from .errors import LockInDoubt, LockLost, NotHeld
 
 __all__ = ["Lease", "LeaseListener", "LeaseState", "Liveness"]
@@ -95,6 +96,7 @@ class Lease:
         self._clock = clock
         self._state = LeaseState.HELD
         self._mutex = threading.Lock()
+        self._fork_guard = ForkGuard()
         self._listeners: list[LeaseListener] = list(listeners)
         self._lost: threading.Event | None = None  # made on first use: most leases never need it
 
@@ -120,15 +122,20 @@ class Lease:
 
     @property
     def valid(self) -> bool:
-        """True only while the lease is HELD and the session was heard from within its timeout."""
-        return self.state is LeaseState.HELD
+        """True only while the lease is HELD and the session was heard from within its timeout.
+
+        Always False in a process forked after the lease was granted: the child holds nothing.
+        """
+        return self.state is LeaseState.HELD and not self._fork_guard.forked
 
     def check(self) -> None:
         """Raise unless the lease is valid: call it between the steps of a long critical section.
 
-        Raises :class:`LockLost` once lost, :class:`LockInDoubt` while suspended, and
-        :class:`NotHeld` after release.
+        Raises :class:`LockLost` once lost, :class:`LockInDoubt` while suspended,
+        :class:`NotHeld` after release, and :class:`~zklock.errors.UsedAfterFork` in a process
+        forked after the lease was granted.
         """
+        self._fork_guard.check("this lease")
         state = self.state
         if state is LeaseState.HELD:
             return

@@ -22,16 +22,19 @@ LAYERS = {
     "_names": 0,
     "_attempts": 0,
     "handler": 0,  # a kazoo connection handler: needs nothing from zklock
+    "naming": 0,
+    "_fork": 1,
+    "acl": 1,
     "_validate": 1,
     "_kinds": 1,
-    "lease": 1,
     "retry": 1,
-    "_session": 2,
-    "_recipe": 3,
-    "lock": 4,
-    "__init__": 5,
-    "cli": 6,
-    "testing": 6,
+    "lease": 2,
+    "_session": 3,
+    "_recipe": 4,
+    "lock": 5,
+    "__init__": 6,
+    "cli": 7,
+    "testing": 7,
 }
 
 

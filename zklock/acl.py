@@ -1,0 +1,71 @@
+"""Who may touch a lock's nodes: the ACL zklock gives lock nodes and the parents it creates.
+
+In ZooKeeper, deleting a node takes DELETE permission on its *parent*, and joining a lock's
+queue takes CREATE permission there.  So the parent's ACL decides who can contend for a lock,
+and who could delete (steal) a holder's node; the node's own ACL decides who can change it.
+
+zklock's default (:func:`default_acl`) is safe as soon as the client authenticates (for
+example ``KazooClient(auth_data=[("digest", "locks:secret")])``): the nodes it creates get
+:func:`owner_with_world_read`, so every client with the same credentials can contend, and
+everyone else can read the queue (see who holds the lock) but neither join it nor delete a
+holder's node.  Without credentials ZooKeeper cannot tell clients apart, and the default is
+kazoo's: the client's ``default_acl``, else open.  Nodes that already exist keep their ACL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kazoo.client import KazooClient
+from kazoo.security import ACL, Id, Permissions
+
+from .errors import InvalidAcl
+
+__all__ = ["default_acl", "owner_with_world_read"]
+
+_AUTH_SCHEME = "auth"  # ZooKeeper's "whoever creates the node": every id its session authenticated
+
+
+def owner_with_world_read() -> list[ACL]:
+    """The creator's authenticated identities may do everything; anyone may read.
+
+    Needs an authenticated client (ZooKeeper refuses the ``auth`` scheme otherwise).
+    """
+    return [ACL(Permissions.ALL, Id(_AUTH_SCHEME, "")), ACL(Permissions.READ, Id("world", "anyone"))]
+
+
+def default_acl(client: KazooClient) -> list[ACL] | None:
+    """The ACL zklock uses when none is given; ``None`` means kazoo's default.
+
+    :func:`owner_with_world_read` when the client has credentials (``auth_data``) and no
+    ``default_acl`` of its own; otherwise ``None``, so kazoo applies the client's
+    ``default_acl``, or an open ACL.
+    """
+    if client.default_acl or not client.auth_data:
+        return None
+    return owner_with_world_read()
+
+
+def check_acl(acl: object, client: KazooClient) -> list[ACL] | None:
+    """Return ``acl`` as a list if it is usable by ``client``, else raise :class:`InvalidAcl`."""
+    if acl is None:
+        return None
+    if isinstance(acl, ACL) or not isinstance(acl, Sequence) or isinstance(acl, (str, bytes)):
+        raise InvalidAcl(f"acl must be a list of kazoo.security.ACL, not {type(acl).__name__}")
+    entries = list(acl)
+    if not entries:
+        raise InvalidAcl("acl must not be empty: nobody could use, read or delete the nodes")
+    for entry in entries:
+        if not isinstance(entry, ACL):
+            raise InvalidAcl(f"acl entries must be kazoo.security.ACL, not {type(entry).__name__}")
+        if not entry.perms & Permissions.ALL or entry.perms & ~Permissions.ALL:
+            raise InvalidAcl(f"acl entry {entry!r} has invalid permissions {entry.perms!r}")
+    if any(entry.id.scheme == _AUTH_SCHEME for entry in entries) and not client.auth_data:
+        raise InvalidAcl(
+            "an ACL with the 'auth' scheme needs an authenticated client "
+            "(KazooClient(auth_data=...) or client.add_auth())"
+        )
+    if not any(entry.perms & Permissions.DELETE for entry in entries):
+        # Without DELETE on the parent nobody can release: every holder's node would stay.
+        raise InvalidAcl("acl grants DELETE to nobody: no holder could release the lock")
+    return entries
