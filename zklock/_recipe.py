@@ -45,6 +45,7 @@ from .errors import (
     AcquireCancelled,
     ClientNotConnected,
     ConnectionLost,
+    NoAuthorization,
     NodeExists,
     NoNode,
     ZkLockError,
@@ -247,6 +248,12 @@ class LockRecipe:
                 ledger.refused(attempt_id)
                 self._make_parent(deadline)
                 continue
+            except NoAuthorization as refused:
+                ledger.refused(attempt_id)
+                raise NoAuthorization(
+                    f"{self.path}: this client may not join the lock's queue: the path's ACL "
+                    "grants its credentials no CREATE permission (check auth_data and the ACL)"
+                ) from refused
             node = OwnNode(path, stat.czxid, stat.ephemeralOwner)
             ledger.found(attempt_id, node)
             ledger.use(node)
@@ -260,6 +267,11 @@ class LockRecipe:
             self._wait(self.client.ensure_path_async(self.path, acl=self._acl()), deadline)
         except NodeExists:
             pass
+        except NoAuthorization as refused:
+            raise NoAuthorization(
+                f"{self.path}: this client may not create the lock path: the ACL of an "
+                "existing ancestor grants its credentials no CREATE permission"
+            ) from refused
 
     def _acl(self) -> list[ACL] | None:
         return self.acl if self.acl is not None else default_acl(self.client)

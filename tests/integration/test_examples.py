@@ -129,3 +129,32 @@ def test_contention_refuses_bad_arguments():
     result = run_example("contention.py", "127.0.0.1:1", "--workers", "0")
     assert result.returncode == 2
     assert "must be positive" in result.stderr
+
+
+@pytest.mark.usefixtures("no_example_nodes_left")
+def test_acl(zookeeper):
+    result = run_example("acl.py", zookeeper.connect_string)
+    assert result.returncode == 0, explain(result)
+    out = result.stdout
+    assert re.search(r"lock path ACL: digest:reports:\S+ ALL, world:anyone READ", out)
+    assert "worker-b (same credentials) acquire(timeout=0.3) -> False" in out
+    assert "the intruder reads the queue: ['reports-worker-a']" in out
+    assert "the intruder's acquire raised NoAuthorization: " in out
+    assert "the intruder's delete of the holder's node raised NoAuthorization" in out
+    assert "worker-a's lease is still valid: True" in out
+    assert re.search(r"after the release worker-b holds it, token \d+", out)
+    assert out.rstrip().endswith("OK")
+
+
+@pytest.mark.usefixtures("no_example_nodes_left")
+def test_fork_safety(zookeeper):
+    result = run_example("fork_safety.py", zookeeper.connect_string)
+    assert result.returncode == 0, explain(result)
+    out = result.stdout
+    assert "child: lease.valid -> False" in out
+    assert "child: lease.check() raised UsedAfterFork" in out
+    assert "child: lock.release() raised UsedAfterFork" in out
+    assert "child: its own lock, acquire(timeout=0.3) -> False" in out  # the parent still holds it
+    assert "parent: child exited with 0" in out
+    assert "parent: still holds the lock: True" in out
+    assert out.rstrip().endswith("OK")
