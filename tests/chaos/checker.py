@@ -13,7 +13,9 @@ A run fails on:
   timeout plus the recovery allowance (time it spent frozen by the nemesis not counted);
 * **leftovers**: children of the lock path once every worker has exited;
 * **a worker that did not exit cleanly** (non-zero status, or it had to be killed);
-* in a ``gc-pause`` run, **a fault that did not bite**: no worker paused, or no stale write
+* **a fault that did not bite**: a worker the fault was aimed at whose client never saw its
+  connection or session go after the fault (after a leader kill, any worker: followers drop
+  their clients while they elect); in a ``gc-pause`` run, no worker paused, or no stale write
   of the paused worker refused by the store.
 """
 
@@ -24,7 +26,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .history import GC_PAUSE, History
+from .history import GC_PAUSE, KILL_LEADER, History
+
+#: kazoo states a client reports when it loses its connection (SUSPENDED) or session (LOST).
+_DISCONNECTED = ("SUSPENDED", "LOST")
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,8 @@ def check(history: History, *, session_timeout: float, recovery_allowance: float
 
     if fault.kind == GC_PAUSE:
         _check_gc_pause_bit(history, frozen, report)
+    else:
+        _check_fault_reached(history, report)
     return report
 
 
@@ -230,6 +237,24 @@ def _overlap(start: float, end: float, windows: list[tuple[float, float]]) -> fl
 def _unavailability(sections: list[Section], injected_at: float) -> Optional[float]:
     after = [section.enter for section in sections if section.enter >= injected_at]
     return min(after) - injected_at if after else None
+
+
+def _check_fault_reached(history: History, report: Report) -> None:
+    fault = history.fault
+    reached = {
+        event["worker"]
+        for event in history.events
+        if event["event"] == "state"
+        and event["state"] in _DISCONNECTED
+        and event["at"] >= fault.injected_at
+    }
+    if fault.kind == KILL_LEADER and not reached:
+        report.violations.append(f"{fault.kind}: no worker's client noticed the fault")
+    missed = sorted(set(fault.victims) - reached)
+    if missed:
+        report.violations.append(
+            f"{fault.kind}: workers {missed} never lost their connection or session after the fault"
+        )
 
 
 def _check_gc_pause_bit(

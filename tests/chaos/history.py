@@ -30,6 +30,9 @@ class Fault:
     injected_at: float
     healed_at: float
     target: str = ""  # "zk2 (leader)", "worker-3", ... for the report
+    # Workers the fault must have reached: their client saw the connection or the session go
+    # (empty: any worker will do, or none can be named, as for a follower serving nobody).
+    victims: tuple[int, ...] = ()
 
 
 @dataclass

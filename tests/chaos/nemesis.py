@@ -88,8 +88,10 @@ class Nemesis:
         ensemble.kill(node)
         time.sleep(max(0.0, at + self.DOWN_FOR - time.monotonic()))
         ensemble.start(node)
-        workers = len(served.get(node, []))
-        return Fault(KILL_FOLLOWER, at, time.monotonic(), f"zk{node} (follower, {workers} workers)")
+        victims = tuple(sorted(served.get(node, [])))
+        return Fault(
+            KILL_FOLLOWER, at, time.monotonic(), f"zk{node} (follower of workers {list(victims)})", victims
+        )
 
     def pause_server(self) -> Fault:
         """Freeze the server the lock's holder is connected to, past the session timeout."""
@@ -107,11 +109,14 @@ class Nemesis:
             raise AssertionError("nemesis: found no server serving the lock holder's session")
         node = found["node"]
         mode = ensemble.mode(node)
+        victims = tuple(sorted(self._workers_by_node().get(node, [])))
         at = time.monotonic()
         ensemble.pause(node)
         time.sleep(max(0.0, at + self.target.session_timeout + self.FREEZE_MARGIN - time.monotonic()))
         ensemble.unpause(node)
-        return Fault(PAUSE_SERVER, at, time.monotonic(), f"zk{node} ({mode}, the holder's server)")
+        return Fault(
+            PAUSE_SERVER, at, time.monotonic(), f"zk{node} ({mode}, serving workers {list(victims)})", victims
+        )
 
     # ----------------------------------------------------------------------- worker faults
     def expire_session(self) -> Fault:
@@ -137,7 +142,7 @@ class Nemesis:
         worker, session, password = chosen[-1]
         at = time.monotonic()
         expire_session_id(self.target.ensemble.connect_string(), session, bytes.fromhex(password))
-        return Fault(EXPIRE_SESSION, at, time.monotonic(), f"worker-{worker} (queued last)")
+        return Fault(EXPIRE_SESSION, at, time.monotonic(), f"worker-{worker} (queued last)", (worker,))
 
     def gc_pause(self) -> Fault:
         """Have a holder stop itself after its last check; SIGCONT it past the session timeout."""
@@ -159,7 +164,7 @@ class Nemesis:
             time.sleep(self.target.session_timeout + self.FREEZE_MARGIN)
         finally:
             os.kill(stopped["pid"], signal.SIGCONT)
-        return Fault(GC_PAUSE, at, time.monotonic(), f"worker-{stopped['worker']}")
+        return Fault(GC_PAUSE, at, time.monotonic(), f"worker-{stopped['worker']}", (stopped["worker"],))
 
     # -------------------------------------------------------------------------- look-ups
     def _queue_owners(self) -> list[int]:
