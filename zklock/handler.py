@@ -22,7 +22,11 @@ What it changes, all inside the handler:
   reads everything the server has sent, so a reply costs one system call instead of a
   length read, a body read and a ``select`` before each; ``select`` reports buffered bytes as
   readable.  Its ``send`` waits for room itself, so asking whether it is writable costs
-  nothing.  TLS sockets are left as they are.
+  nothing.  TLS sockets (``use_ssl=True``) are left as they are, with one difference from
+  kazoo's stock ``select``: an ``ssl.SSLSocket`` holding decrypted bytes it has not returned
+  yet (``SSLSocket.pending()``) counts as readable at once.  Polling its descriptor cannot
+  show those bytes, so without this a reply that arrived in the same TLS record as the
+  previous one would wait for the next packet from the server (a ping, seconds later).
 - ``create_socket_pair`` returns a :class:`Doorbell` (an eventfd) for the caller -> connection
   thread wake-ups: cheaper than a socket pair, and a wake-up never blocks.
 - Completion callbacks of kazoo's own ``create_async`` / ``ensure_path_async`` /
@@ -45,6 +49,7 @@ import os
 import select
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections import OrderedDict
@@ -107,6 +112,19 @@ def _inline(func: Any) -> bool:
         getattr(func, "__module__", None) == "kazoo.client"
         and getattr(func, "__qualname__", None) in _KAZOO_INLINE
     )
+
+
+def _has_buffered(obj: Any) -> bool:
+    """True if reading ``obj`` returns at once without its descriptor being readable."""
+    if type(obj) is BufferedSocket:
+        return obj.ready()
+    if isinstance(obj, ssl.SSLSocket):
+        # Decrypted bytes of a TLS record already read from the descriptor: no poll sees them.
+        try:
+            return obj.pending() > 0
+        except (OSError, ValueError):  # closed: the poll reports it
+            return False
+    return False
 
 
 def _fileno(fileobj: Any) -> int:
@@ -377,7 +395,7 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
     def create_connection(self, *args: Any, **kwargs: Any) -> Any:
         """Kazoo's ``create_connection``; a plain TCP socket comes back as a :class:`BufferedSocket`."""
         sock = super().create_connection(*args, **kwargs)
-        if type(sock) is not socket.socket:  # TLS: its own buffering, which kazoo knows
+        if type(sock) is not socket.socket:  # TLS: its own buffering; select knows it
             return sock
         return BufferedSocket(sock, sock.gettimeout())
 
@@ -388,8 +406,9 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
 
         Same contract as kazoo's ``selector_select``: ``timeout`` in seconds (``None``
         blocks), ``xlist`` is accepted and never reported, a closed socket raises.  A
-        :class:`BufferedSocket` with buffered bytes is readable at once, and one is always
-        writable (its ``send`` waits for room).
+        :class:`BufferedSocket` with buffered bytes, or an ``ssl.SSLSocket`` with decrypted
+        bytes pending, is readable at once; a :class:`BufferedSocket` is always writable (its
+        ``send`` waits for room).
         """
         if timeout is not None:
             if not isinstance(timeout, (int, float)):
@@ -405,7 +424,7 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
             _fileno(rlist[0])
             if rlist[0].fill():
                 return list(rlist), [], []
-        buffered = [obj for obj in rlist if type(obj) is BufferedSocket and obj.ready()]
+        buffered = [obj for obj in rlist if _has_buffered(obj)]
         if buffered:
             timeout = 0.0  # report the buffered ones now, and whatever else is ready
         if any(type(obj) is int for obj in (*rlist, *wlist)):
