@@ -2,7 +2,7 @@
 
 The pytest plugin (:mod:`zklock.testing.plugin`) is registered through the ``pytest11`` entry
 point, so installing ``zklock[testing]`` gives any test suite the fixtures ``zookeeper``,
-``zookeeper_ensemble``, ``zk_client``, ``zk_client_factory``, ``zk_path`` and
+``zookeeper_ensemble``, ``zookeeper_tls``, ``zk_client``, ``zk_client_factory``, ``zk_path`` and
 ``no_thread_leaks``. Settings come from ``ZKLOCK_ZOOKEEPER_IMAGE``, ``ZKLOCK_ZOOKEEPER_HOSTS`` and
 ``ZKLOCK_ZOOKEEPER_PULL`` (see :class:`Settings`). :class:`LocalZooKeeper` runs servers as local
 Java processes instead, without Docker.
@@ -29,6 +29,7 @@ from ._local import LocalZooKeeper
 from ._polling import wait_until
 from ._ports import free_loopback_ports, loopback_ports
 from ._settings import DEFAULT_IMAGE, PullPolicy, Settings, apply_testcontainers_settings
+from ._tls import TlsCertificates
 
 # Containers need docker and testcontainers (``zklock[testing]``); the rest, LocalZooKeeper
 # included, does not. Without them, using a container name raises their ImportError.
@@ -47,6 +48,7 @@ try:
         thread_snapshot,
     )
     from ._server import ZooKeeperServer
+    from ._tls_server import ZooKeeperTlsContainer, ZooKeeperTlsServer
 except ImportError as _error:
     _missing = _error
 
@@ -66,11 +68,14 @@ __all__ = [
     "Settings",
     "SettingsError",
     "TcpProxy",
+    "TlsCertificates",
     "ZooKeeperContainer",
     "ZooKeeperEnsemble",
     "ZooKeeperReady",
     "ZooKeeperServer",
     "ZooKeeperStartError",
+    "ZooKeeperTlsContainer",
+    "ZooKeeperTlsServer",
     "apply_testcontainers_settings",
     "assert_no_containers",
     "assert_no_new_threads",

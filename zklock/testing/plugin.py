@@ -6,6 +6,10 @@ Fixtures
     ``zookeeper_ensemble`` (session)   :class:`ZooKeeperEnsemble` of 3 containers; after each
                                        test that uses it, stopped or paused nodes are brought
                                        back. Fails when ``ZKLOCK_ZOOKEEPER_HOSTS`` is set.
+    ``zookeeper_tls`` (session)        :class:`ZooKeeperTlsServer`: a standalone container
+                                       with a TLS client port (client certificates required)
+                                       and the test CA, server and client certificates.
+                                       Fails when ``ZKLOCK_ZOOKEEPER_HOSTS`` is set.
     ``zookeeper_settings`` (session)   :class:`Settings` read from the environment
     ``zk_client_factory``              :class:`KazooClientFactory` on ``zookeeper``; every
                                        client it made is stopped and closed at teardown
@@ -28,7 +32,8 @@ Options (ini)
 
 The ``zk_path`` check runs before the test's clients are closed, so a contender node that a
 still-connected client forgot to delete counts. Tests using ``zookeeper_ensemble`` get the
-``ensemble`` marker, so ``-m "not ensemble"`` deselects them. Containers that cannot start make
+``ensemble`` marker, so ``-m "not ensemble"`` deselects them; tests using ``zookeeper_tls``
+get the ``tls`` marker. Containers that cannot start make
 the fixtures raise (the tests error); the harness never skips.
 """
 
@@ -51,6 +56,8 @@ from ._fourletter import wait_for_mode
 from ._leaks import assert_no_new_threads, list_znodes, remove_containers, thread_snapshot
 from ._server import ZooKeeperServer
 from ._settings import ENV_HOSTS, Settings, apply_testcontainers_settings
+from ._tls import TlsCertificates
+from ._tls_server import ZooKeeperTlsContainer, ZooKeeperTlsServer
 
 __all__ = [
     "no_thread_leaks",
@@ -60,6 +67,7 @@ __all__ = [
     "zookeeper",
     "zookeeper_ensemble",
     "zookeeper_settings",
+    "zookeeper_tls",
 ]
 
 _log = logging.getLogger(__name__)
@@ -87,6 +95,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Register the plugin's markers and prepare testcontainers (before it is imported)."""
     config.addinivalue_line("markers", "ensemble: needs the 3-node ZooKeeper ensemble")
+    config.addinivalue_line("markers", "tls: needs the TLS-enabled ZooKeeper (zookeeper_tls)")
     config.addinivalue_line("markers", "no_thread_leaks: fail the test when threads it started outlive it")
     config.addinivalue_line(
         "markers",
@@ -123,10 +132,13 @@ def _call_failed(request: pytest.FixtureRequest) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the tests that use the ensemble with ``ensemble``."""
+    """Mark the tests that use the ensemble with ``ensemble``, the TLS server with ``tls``."""
     for item in items:
-        if "zookeeper_ensemble" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if "zookeeper_ensemble" in fixtures:
             item.add_marker(pytest.mark.ensemble)
+        if "zookeeper_tls" in fixtures:
+            item.add_marker(pytest.mark.tls)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -188,6 +200,31 @@ def zookeeper_ensemble(zookeeper_settings: Settings) -> Iterator[ZooKeeperEnsemb
         )
     with ZooKeeperEnsemble(3, settings.image, pull=settings.pull) as ensemble:
         yield ensemble
+
+
+@pytest.fixture(scope="session")
+def zookeeper_tls(
+    zookeeper_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ZooKeeperTlsServer]:
+    """A standalone ZooKeeper with a TLS client port, and the certificates to reach it."""
+    settings = zookeeper_settings
+    if settings.external:
+        raise HarnessError(
+            f"this test needs a TLS-enabled ZooKeeper container, but {ENV_HOSTS} is set "
+            f"({settings.hosts}) and the harness starts no container then. Unset {ENV_HOSTS}, "
+            f"or deselect these tests with -m 'not tls'."
+        )
+    certificates = TlsCertificates.create(tmp_path_factory.mktemp("zklock-tls"))
+    container = ZooKeeperTlsContainer(certificates, settings.image, pull=settings.pull).start()
+    try:
+        yield ZooKeeperTlsServer(
+            connect_string=container.secure_connect_string,
+            plain_connect_string=container.get_connect_string(),
+            certificates=certificates,
+            container=container,
+        )
+    finally:
+        container.stop()
 
 
 @pytest.fixture(autouse=True)
