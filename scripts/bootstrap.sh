@@ -24,7 +24,7 @@ exec 9>"$logs/bootstrap.lock"
 flock 9
 
 # ------------------------------------------------------------------ 1. Debian packages
-packages=(docker.io libzookeeper-java libslf4j-java libnetty-java openjdk-17-jdk-headless python3-venv)
+packages=(docker.io libzookeeper-java libslf4j-java libnetty-java openjdk-17-jdk-headless libcurator-recipes-java python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
