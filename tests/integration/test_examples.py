@@ -158,3 +158,21 @@ def test_fork_safety(zookeeper):
     assert "parent: child exited with 0" in out
     assert "parent: still holds the lock: True" in out
     assert out.rstrip().endswith("OK")
+
+
+@pytest.mark.usefixtures("no_example_nodes_left")
+def test_curator_naming(zookeeper):
+    result = run_example("curator_naming.py", zookeeper.connect_string)
+    assert result.returncode == 0, explain(result)
+    out = result.stdout
+    assert re.search(r"  node  _c_[0-9a-f-]{36}-lock-\d{10}\n", out), out
+    assert "bob (zklock, default naming) acquire(timeout=0.5) -> False" in out
+    assert "[('alice', '0000000000'), ('10.0.0.7', '0000000001')]" in out
+    assert "kazoo Lock(extra_lock_patterns=['-lock-']) acquire(timeout=0.5) -> LockTimeout" in out
+    assert "acquired while alice holds: WRONG" in out  # kazoo 2.11 does not read Curator's names
+    before_release = out.split("alice released")[0]
+    assert re.search(r"key '[0-9a-f]{16}' +[0-9a-f]{32}__lock__\d{10}\n$", before_release), out  # last
+    assert "bob acquire(timeout=0.5) -> False (the Curator process holds now)" in out
+    assert "the Curator process released; bob holds it" in out
+    assert "contender nodes left under the lock: 0" in out
+    assert out.rstrip().endswith("OK")
