@@ -44,6 +44,7 @@ class Target:
     control_dir: Path
     pids: dict[int, int]  # worker -> process id
     session_timeout: float
+    store_log: Path  # the fenced store's decisions
 
 
 class Nemesis:
@@ -145,7 +146,12 @@ class Nemesis:
         return Fault(EXPIRE_SESSION, at, time.monotonic(), f"worker-{worker} (queued last)", (worker,))
 
     def gc_pause(self) -> Fault:
-        """Have a holder stop itself after its last check; SIGCONT it past the session timeout."""
+        """Have a holder stop itself after its last check; SIGCONT it past the session timeout.
+
+        It stays frozen for the session timeout plus :attr:`FREEZE_MARGIN`, and then, if need
+        be (a loaded machine), until the store has accepted a newer holder's write: only then
+        is the write it makes on waking certainly stale, so the run can demand its refusal.
+        """
         flag = self.target.control_dir / GC_PAUSE_FLAG
         flag.touch()
         stopped: dict[str, int] = {}
@@ -160,11 +166,13 @@ class Nemesis:
         if not wait_until(someone_stopped, 15.0):
             raise AssertionError("nemesis: no worker claimed the gc-pause flag and stopped")
         at = time.monotonic()
+        worker = stopped["worker"]
         try:
             time.sleep(self.target.session_timeout + self.FREEZE_MARGIN)
+            wait_until(lambda: self._store_moved_past(worker), 20.0)
         finally:
             os.kill(stopped["pid"], signal.SIGCONT)
-        return Fault(GC_PAUSE, at, time.monotonic(), f"worker-{stopped['worker']}", (stopped["worker"],))
+        return Fault(GC_PAUSE, at, time.monotonic(), f"worker-{worker}", (worker,))
 
     # -------------------------------------------------------------------------- look-ups
     def _queue_owners(self) -> list[int]:
@@ -180,6 +188,13 @@ class Nemesis:
             if stat is not None:
                 owners.append(stat.ephemeralOwner)
         return owners
+
+    def _store_moved_past(self, worker: int) -> bool:
+        """Whether the store accepted a higher token than the one ``worker`` froze with."""
+        log = read_jsonl(self.target.log_dir / f"worker-{worker}.jsonl")
+        frozen = [event["token"] for event in log if event["event"] == "pause"]
+        store = read_jsonl(self.target.store_log)
+        return bool(frozen) and any(record["accepted"] and record["token"] > frozen[-1] for record in store)
 
     def _logged_sessions(self) -> dict[int, tuple[int, str]]:
         """Session id -> (worker, password hex), from the workers' ``session`` events."""

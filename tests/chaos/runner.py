@@ -88,6 +88,7 @@ class ChaosRun:
                         self.control_dir,
                         {i: p.pid for i, p in self.processes.items()},
                         self.settings.session_timeout,
+                        self.store.log_path,
                     )
                 )
                 fault = nemesis.inject(self.kind)
