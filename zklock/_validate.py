@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import unicodedata
 
 from .errors import InvalidIdentifier, InvalidPath, InvalidTimeout, UsageError
@@ -21,14 +22,15 @@ MAX_PATH_CHARS = 1024
 
 
 def _has_forbidden_char(text: str) -> bool:
-    # ZooKeeper's PathUtils refuses these: controls, and code points it reserves.
+    # ZooKeeper's PathUtils refuses these UTF-16 code units: controls, and units it reserves.
+    # Every character beyond U+FFFF is a surrogate pair in UTF-16 (0xD800-0xDFFF): refused too.
     for char in text:
         code = ord(char)
         if (
             code <= 0x1F
             or 0x7F <= code <= 0x9F
             or 0xD800 <= code <= 0xF8FF
-            or 0xFFF0 <= code <= 0xFFFF
+            or code >= 0xFFF0
         ):
             return True
     return False
@@ -64,7 +66,10 @@ def check_identifier(identifier: object) -> str:
         raise InvalidIdentifier(f"identifier must be a str, not {type(identifier).__name__}")
     if any(unicodedata.category(char) == "Cc" for char in identifier):
         raise InvalidIdentifier(f"identifier holds control characters: {identifier!r}")
-    size = len(identifier.encode("utf-8", "surrogatepass"))
+    try:
+        size = len(identifier.encode("utf-8"))
+    except UnicodeEncodeError as error:  # a lone surrogate: not storable as UTF-8
+        raise InvalidIdentifier(f"identifier is not valid Unicode text: {identifier!r}") from error
     if size > MAX_IDENTIFIER_BYTES:
         raise InvalidIdentifier(f"identifier is {size} bytes; the limit is {MAX_IDENTIFIER_BYTES}")
     return identifier
@@ -80,15 +85,25 @@ def check_timeout(timeout: object, blocking: bool = True) -> float | None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise InvalidTimeout(f"timeout must be a number of seconds, not {type(timeout).__name__}")
-    if math.isnan(timeout):
+    try:
+        seconds = float(timeout)
+    except OverflowError:  # an int too large for a float: refused below as too large/negative
+        seconds = threading.TIMEOUT_MAX * 2 if timeout > 0 else -2.0
+    if math.isnan(seconds):
         raise InvalidTimeout("timeout must not be NaN")
-    if timeout == -1:
+    if seconds == -1:
         return None
-    if timeout < 0:
+    if seconds < 0:
         raise InvalidTimeout(f"timeout must be >= 0 (or -1 for no limit), not {timeout}")
     if not blocking:
         raise InvalidTimeout("a timeout cannot be given to a non-blocking acquire")
-    return None if math.isinf(timeout) else float(timeout)
+    if math.isinf(seconds):
+        return None
+    if seconds > threading.TIMEOUT_MAX:  # threading.Lock refuses these too (OverflowError)
+        raise InvalidTimeout(
+            f"timeout {timeout} is larger than threading.TIMEOUT_MAX; use None for no limit"
+        )
+    return seconds
 
 
 def check_naming(naming: object) -> NodeNaming:

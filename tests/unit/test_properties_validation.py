@@ -77,9 +77,8 @@ def test_the_model_agrees_with_known_server_answers():
 
 
 # ---------------------------------------------------------------- path strategies
-# Characters beyond the BMP are left out of these strategies: ZooKeeper refuses them (their
-# UTF-16 surrogates) while check_lock_path accepts them: a discrepancy reported for issue 6.
-_BMP = st.characters(max_codepoint=0xFFFF)
+# Any code point: beyond U+FFFF a character is two UTF-16 surrogates, which ZooKeeper refuses.
+_BMP = st.characters()
 _TRICKY_CHARS = st.sampled_from(
     [
         "/",
@@ -125,7 +124,7 @@ def paths(draw: st.DrawFn) -> str:
 
 
 _VALID_COMPONENT = st.text(
-    alphabet=st.characters(max_codepoint=0xFFFF, blacklist_characters="/"), min_size=1, max_size=10
+    alphabet=st.characters(blacklist_characters="/"), min_size=1, max_size=10
 ).filter(lambda part: zookeeper_accepts("/" + part))
 
 
@@ -207,8 +206,7 @@ def test_a_lock_path_that_is_not_a_str_is_refused(path):
 @st.composite
 def identifiers(draw: st.DrawFn) -> str:
     """Text of any length up to past the byte limit, with a few control characters."""
-    # No lone surrogates (hypothesis's text() never yields them): check_identifier accepts them
-    # but they cannot be stored as UTF-8, a discrepancy reported for issue 6.
+    # Lone surrogates are covered by test_lone_surrogates_are_refused_as_identifiers.
     printable = st.characters(blacklist_categories=["Cc", "Cs"])
     unit = draw(st.text(alphabet=printable, min_size=1, max_size=4))
     count = draw(st.one_of(st.integers(0, 3), st.integers(0, MAX_IDENTIFIER_BYTES // 2 + 10)))
@@ -287,6 +285,8 @@ def test_timeout_semantics(timeout, blocking):
         assert refused  # NaN, other negatives, and any timeout on a non-blocking call
     elif math.isinf(timeout):
         assert result is None
+    elif timeout > threading.TIMEOUT_MAX:
+        assert refused  # threading.Lock refuses these as well (OverflowError)
     else:
         assert result == timeout
 
@@ -305,3 +305,43 @@ def test_timeout_refused_exactly_when_threading_lock_refuses(timeout, blocking):
         assert acquired
         lock.release()
         check_timeout(timeout, blocking)
+
+
+@PROPERTY
+@given(st.lists(st.text(min_size=1, max_size=6).filter(lambda p: "/" not in p), min_size=1, max_size=3))
+def test_any_unicode_lock_path_is_accepted_iff_zookeeper_accepts_it(parts):
+    path = "/" + "/".join(parts)
+    result = _outcome(path)
+    if zookeeper_accepts(path) and zklock_policy_allows(path):
+        assert result is path
+    else:
+        assert isinstance(result, InvalidPath), path
+
+
+@PROPERTY
+@given(st.text(alphabet=st.characters(blacklist_categories=["Cc"]), max_size=10))
+def test_accepted_identifiers_encode_to_utf8(identifier):
+    try:
+        check_identifier(identifier)
+    except InvalidIdentifier:
+        return
+    assert len(identifier.encode("utf-8")) <= MAX_IDENTIFIER_BYTES
+
+
+@PROPERTY
+@given(st.text(max_size=4), st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), st.text(max_size=4))
+def test_lone_surrogates_are_refused_as_identifiers(before, surrogate, after):
+    with pytest.raises(InvalidIdentifier):
+        check_identifier(before + surrogate + after)
+
+
+@PROPERTY
+@given(st.one_of(st.integers(), st.floats(allow_nan=False)))
+def test_any_number_gives_a_timeout_or_invalid_timeout_never_another_error(timeout):
+    try:
+        seconds = check_timeout(timeout)
+    except InvalidTimeout:
+        assert timeout < 0 or timeout > threading.TIMEOUT_MAX
+        return
+    # What is accepted can be waited on: threading accepts it too.
+    assert seconds is None or 0 <= seconds <= threading.TIMEOUT_MAX
