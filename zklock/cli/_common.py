@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ._errors import CommandLineError, Unreachable
+from ._tls import add_tls_options, tls_options
 
 if TYPE_CHECKING:
     from kazoo.client import KazooClient
@@ -88,7 +89,7 @@ def auth_pair(text: str) -> tuple[str, str]:
 
 # ---------------------------------------------------------------------- options
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--hosts``, ``--session-timeout``, ``--connect-timeout`` and ``--auth``."""
+    """Add ``--hosts``, ``--session-timeout``, ``--connect-timeout``, ``--auth`` and the TLS options."""
     group = parser.add_argument_group("ZooKeeper connection")
     group.add_argument(
         "--hosts",
@@ -121,6 +122,7 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         help="authenticate, e.g. digest:user:password (repeatable; default: "
         f"${ENV_AUTH}, comma-separated, which keeps secrets out of the process list)",
     )
+    add_tls_options(group)
 
 
 def add_verbosity_options(parser: argparse.ArgumentParser) -> None:
@@ -198,10 +200,13 @@ def connect(args: argparse.Namespace) -> Iterator[KazooClient]:
     from ..errors import translate_kazoo_errors
 
     hosts = _hosts(args)
+    prog = f"zklock {getattr(args, 'subcommand', '')}".rstrip()
+    tls = tls_options(args, prog)
     try:
-        client = KazooClient(hosts=hosts, timeout=args.session_timeout, auth_data=_auth(args))
+        client = KazooClient(
+            hosts=hosts, timeout=args.session_timeout, auth_data=_auth(args), **tls
+        )
     except ValueError as error:
-        prog = f"zklock {getattr(args, 'subcommand', '')}".rstrip()
         raise CommandLineError(f"--hosts {hosts!r}: {error}", prog) from None
     last = _LastWarning()
     kazoo_log = logging.getLogger("kazoo")

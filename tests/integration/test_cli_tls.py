@@ -1,0 +1,161 @@
+"""The ``zklock`` command over TLS (``--tls-ca``, ``--tls-cert``, ``--tls-key`` and their
+``ZKLOCK_TLS_*`` variables) against the harness's TLS-enabled ZooKeeper, run as subprocesses.
+
+``exec`` and ``status`` work over TLS, with digest authentication on top; an untrusted server
+or a plain connection to the TLS port is "unreachable" (69) with kazoo's reason; bad TLS
+options are usage errors (64) before any connection is tried.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from kazoo.client import KazooClient
+
+from zklock.testing import TlsCertificates, ZooKeeperTlsServer, list_znodes
+
+CLI = [sys.executable, "-m", "zklock.cli"]
+SHOW_TOKEN = "import os; print('token', os.environ['ZKLOCK_TOKEN'])"
+ALICE = "alice:secret"
+_CLEARED = ("ZKLOCK_HOSTS", "ZKLOCK_AUTH", "ZKLOCK_TLS_CA", "ZKLOCK_TLS_CERT", "ZKLOCK_TLS_KEY")
+
+
+def zklock_run(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    env.update(extra_env)
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+def explain(result: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+
+
+def tls_args(server: ZooKeeperTlsServer) -> list[str]:
+    certs = server.certificates
+    return [
+        "--hosts", server.connect_string,
+        "--tls-ca", certs.ca, "--tls-cert", certs.client_cert, "--tls-key", certs.client_key,
+    ]
+
+
+@pytest.fixture
+def tls_path(zookeeper_tls: ZooKeeperTlsServer) -> Iterator[str]:
+    """A fresh lock path on the TLS server; no ephemeral node may be left, then it is removed."""
+    root = f"/zklock-test-cli-tls/{uuid.uuid4().hex[:12]}"
+    # The same server's plain port, as the digest user of the test that creates nodes as one.
+    admin = KazooClient(hosts=zookeeper_tls.plain_connect_string, auth_data=[("digest", ALICE)])
+    admin.start(timeout=15)
+    try:
+        yield root
+        leaked = list_znodes(admin, root, ephemeral_only=True)
+        if admin.exists(root):
+            admin.delete(root, recursive=True)
+        assert not leaked, f"ephemeral znodes left under {root}: {leaked}"
+    finally:
+        admin.stop()
+        admin.close()
+
+
+def test_exec_over_tls(zookeeper_tls, tls_path):
+    lock = f"{tls_path}/job"
+    first = zklock_run("exec", *tls_args(zookeeper_tls), lock, "--", sys.executable, "-c", SHOW_TOKEN)
+    assert first.returncode == 0, explain(first)
+    second = zklock_run("exec", *tls_args(zookeeper_tls), lock, "--", sys.executable, "-c", SHOW_TOKEN)
+    assert second.returncode == 0, explain(second)
+    tokens = [int(re.search(r"token (\d+)", r.stdout).group(1)) for r in (first, second)]  # type: ignore[union-attr]
+    assert 0 < tokens[0] < tokens[1]
+
+
+def test_exec_and_status_with_the_environment_and_digest_auth(zookeeper_tls, tls_path):
+    certs = zookeeper_tls.certificates
+    env = {
+        "ZKLOCK_HOSTS": zookeeper_tls.connect_string,
+        "ZKLOCK_TLS_CA": certs.ca,
+        "ZKLOCK_TLS_CERT": certs.client_cert,
+        "ZKLOCK_TLS_KEY": certs.client_key,
+    }
+    lock = f"{tls_path}/job"
+    ran = zklock_run("exec", "--auth", f"digest:{ALICE}", lock, "--", "true", **env)
+    assert ran.returncode == 0, explain(ran)
+    status = zklock_run("status", "--json", lock, **env)
+    assert status.returncode == 0, explain(status)
+    assert json.loads(status.stdout)["holder"] is None
+
+
+def test_hostname_check_can_be_turned_off(zookeeper_tls, tls_path):
+    options = [*tls_args(zookeeper_tls), "--tls-no-hostname-check"]
+    ran = zklock_run("exec", *options, f"{tls_path}/job", "--", "true")
+    assert ran.returncode == 0, explain(ran)
+
+
+@pytest.mark.parametrize(
+    ("refusal", "reason"),
+    [
+        ("system CAs only", r"CERTIFICATE_VERIFY_FAILED"),
+        ("no TLS", r"(?i)connection broken|reset|eof|closed"),
+    ],
+)
+def test_an_untrusted_or_plain_connection_is_unreachable(zookeeper_tls, tls_path, refusal, reason):
+    hosts = ["--hosts", zookeeper_tls.connect_string, "--connect-timeout", "2"]
+    tls = ["--tls"] if refusal == "system CAs only" else []
+    result = zklock_run("exec", *hosts, *tls, f"{tls_path}/job", "--", "true")
+    assert result.returncode == 69, explain(result)
+    assert "could not connect to ZooKeeper" in result.stderr
+    assert re.search(reason, result.stderr), explain(result)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> TlsCertificates:
+    return TlsCertificates.create(tmp_path_factory.mktemp("cli-tls"))
+
+
+def _bad_options(certs: TlsCertificates, tmp: str) -> list[tuple[list[str], str]]:
+    not_pem = os.path.join(tmp, "not-pem.txt")
+    with open(not_pem, "w") as file:
+        file.write("hello\n")
+    encrypted = os.path.join(tmp, "encrypted-key.pem")
+    with open(certs.client_key, "rb") as file:
+        key = serialization.load_pem_private_key(file.read(), password=None)
+    with open(encrypted, "wb") as file:
+        file.write(key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        ))
+    return [
+        (["--tls-ca", os.path.join(tmp, "missing.pem")], r"--tls-ca '.*missing\.pem': No such file"),
+        (["--tls-ca", not_pem], r"--tls-ca '.*': not a PEM CA certificate"),
+        (["--tls-ca", ""], r"--tls-ca: an empty file name"),
+        (["--tls-cert", certs.client_cert], r"--tls-cert without --tls-key or \$ZKLOCK_TLS_KEY"),
+        (["--tls-key", certs.client_key], r"--tls-key without --tls-cert or \$ZKLOCK_TLS_CERT"),
+        (
+            ["--tls-cert", certs.client_cert, "--tls-key", certs.server_key],
+            r"not a PEM certificate and its matching private key",
+        ),
+        (["--tls-cert", certs.client_cert, "--tls-key", encrypted], r"the key is encrypted"),
+        (["--tls-no-hostname-check"], r"--tls-no-hostname-check needs TLS"),
+        (["--auth", "nocolon"], r"SCHEME:CREDENTIAL"),
+    ]
+
+
+def test_bad_tls_options_are_usage_errors(certs, tmp_path):
+    # Checked before connecting: the port need not even be open.
+    for options, message in _bad_options(certs, str(tmp_path)):
+        result = zklock_run("exec", "--hosts", "127.0.0.1:1", *options, "/l", "--", "true")
+        assert result.returncode == 64, f"{options}: {explain(result)}"
+        assert re.search(message, result.stderr), f"{options}: {explain(result)}"
+
+
+def test_a_missing_file_named_by_the_environment_is_a_usage_error(tmp_path):
+    missing = str(tmp_path / "ca.pem")
+    result = zklock_run("status", "--hosts", "127.0.0.1:1", "/l", ZKLOCK_TLS_CA=missing)
+    assert result.returncode == 64, explain(result)
+    assert "$ZKLOCK_TLS_CA" in result.stderr and "No such file" in result.stderr
