@@ -175,6 +175,8 @@ def test_curator_holds_zklock_waits(curator, zk_client, zk_path):
     assert CURATOR_NODE.fullmatch(node_name(curator_node)), curator_node
 
     lock = zklock.Lock(zk_client, path, naming=zklock.NodeNaming.CURATOR)
+    curator_data = zk_client.get(curator_node)[0].decode()  # Curator writes its client's address
+    assert [c.identifier for c in lock.contenders()] == [curator_data]
     assert lock.acquire(timeout=0.5) is False  # Curator holds it
     assert zk_client.get_children(path) == [node_name(curator_node)]  # our timed-out try left nothing
 
@@ -305,7 +307,7 @@ def test_kazoo_named_nodes_are_invisible_to_curator(curator, zk_client_factory, 
     # Why a path shared with Curator must carry no kazoo-named contenders.  Curator orders a
     # path's children by the text after the last "lock-" in each name, or by the whole name
     # when there is none: kazoo's "<32 hex>__lock__<seq>" then sorts after every
-    # "0000000123"-style key (unless its random hex began with nine zeros), so a kazoo-named
+    # "0000000123"-style key (unless its random hex began with a long run of zeros), so a kazoo-named
     # holder is never ahead of a Curator contender.  zklock's default naming is kazoo's.
     path = f"{zk_path}/lock"
     kazoo_lock = KazooLock(zk_client_factory(), path)
