@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from kazoo.client import KazooClient
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLES_ROOT = "/zklock-examples"
@@ -176,3 +177,31 @@ def test_curator_naming(zookeeper):
     assert "the Curator process released; bob holds it" in out
     assert "contender nodes left under the lock: 0" in out
     assert out.rstrip().endswith("OK")
+
+
+def test_tls(zookeeper_tls):
+    certs = zookeeper_tls.certificates
+    env = {
+        "ZKLOCK_HOSTS": zookeeper_tls.connect_string,
+        "ZKLOCK_TLS_CA": certs.ca,
+        "ZKLOCK_TLS_CERT": certs.client_cert,
+        "ZKLOCK_TLS_KEY": certs.client_key,
+    }
+    result = run_example("tls.py", env=env)
+    assert result.returncode == 0, explain(result)
+    out = result.stdout
+    assert "throwaway" not in result.stderr  # it used the given server
+    assert re.search(r"alice holds /zklock-examples/tls-\w+/report over TLS, token \d+", out)
+    assert "bob (LeanHandler, TLS) acquire(blocking=False) -> False" in out
+    assert re.search(r"bob holds it, token \d+ > \d+: True", out)
+    assert "a client without the CA: start() raised KazooTimeoutError" in out
+    assert "CERTIFICATE_VERIFY_FAILED" in out
+    assert "a lock on it raises ClientNotConnected" in out
+    assert out.rstrip().endswith("OK")
+    admin = KazooClient(hosts=zookeeper_tls.plain_connect_string)
+    admin.start(timeout=15)
+    try:
+        assert example_nodes(admin) == set(), "the example left znodes behind"
+    finally:
+        admin.stop()
+        admin.close()
