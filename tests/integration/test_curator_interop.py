@@ -82,7 +82,13 @@ class JavaContender:
             ["java", "-cp", classpath, "CuratorContender", hosts, path, "serve"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0,
         )
-        self.expect("READY", timeout=30)
+        try:
+            self.expect("READY", timeout=30)
+        except BaseException:
+            self.proc.kill()  # no one else holds this object yet: reap the JVM here
+            self.proc.wait()
+            self._close_pipes()
+            raise
 
     def send(self, command: str) -> None:
         assert self.proc.stdin is not None
@@ -112,7 +118,8 @@ class JavaContender:
         return line.split()
 
     def stderr(self) -> str:
-        self._stderr.flush()
+        if not self._stderr.closed:
+            self._stderr.flush()
         return self._stderr_file.read_text(errors="replace")[-2000:]
 
     def close(self) -> int:
@@ -133,9 +140,16 @@ class JavaContender:
                     raise
             return self.proc.returncode
         finally:
-            assert self.proc.stdout is not None
-            self.proc.stdout.close()
-            self._stderr.close()
+            self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except BrokenPipeError:
+                    pass
+        self._stderr.close()
 
 
 @pytest.fixture
