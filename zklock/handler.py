@@ -25,8 +25,9 @@ What it changes, all inside the handler:
   nothing.  TLS sockets (``use_ssl=True``) are left as they are, with one difference from
   kazoo's stock ``select``: an ``ssl.SSLSocket`` holding decrypted bytes it has not returned
   yet (``SSLSocket.pending()``) counts as readable at once.  Polling its descriptor cannot
-  show those bytes, so without this a reply that arrived in the same TLS record as the
-  previous one would wait for the next packet from the server (a ping, seconds later).
+  show those bytes, so without this a reply that came in the same TLS record as the
+  previous one would wait until the server sends something more (at worst the answer to
+  kazoo's next ping, a third of the session timeout later).
 - ``create_socket_pair`` returns a :class:`Doorbell` (an eventfd) for the caller -> connection
   thread wake-ups: cheaper than a socket pair, and a wake-up never blocks.
 - Completion callbacks of kazoo's own ``create_async`` / ``ensure_path_async`` /

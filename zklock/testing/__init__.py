@@ -48,7 +48,7 @@ try:
         thread_snapshot,
     )
     from ._server import ZooKeeperServer
-    from ._tls_server import ZooKeeperTlsContainer, ZooKeeperTlsServer
+    from ._tls_server import ZooKeeperTlsContainer, ZooKeeperTlsServer, tls_server_mode
 except ImportError as _error:
     _missing = _error
 
@@ -95,6 +95,7 @@ __all__ = [
     "remove_containers",
     "server_mode",
     "thread_snapshot",
+    "tls_server_mode",
     "wait_for_mode",
     "wait_until",
 ]
