@@ -246,7 +246,8 @@ def _check_fault_reached(history: History, report: Report) -> None:
         for event in history.events
         if event["event"] == "state"
         and event["state"] in _DISCONNECTED
-        and event["at"] >= fault.injected_at
+        # A worker's own client.stop() at the end reports LOST too: only the run itself counts.
+        and fault.injected_at <= event["at"] < history.stopped_at
     }
     if fault.kind == KILL_LEADER and not reached:
         report.violations.append(f"{fault.kind}: no worker's client noticed the fault")

@@ -123,6 +123,9 @@ class Nemesis:
     def expire_session(self) -> Fault:
         """Expire, on the server, the session of the worker queued last for the lock.
 
+        Only a worker with two or more nodes ahead of it is chosen, so that it is at least two
+        critical sections away from holding the lock when its session goes.
+
         The last in the queue, not the holder: a holder whose session is ended behind its back
         may already be past its last check (that is the gc-pause run's case); a waiter's node
         vanishing must instead re-link the queue, and the waiter must queue again.
@@ -131,7 +134,7 @@ class Nemesis:
 
         def pick() -> bool:
             sessions = self._logged_sessions()
-            for owner in reversed(self._queue_owners()[1:]):
+            for owner in reversed(self._queue_owners()[2:]):  # two hand-offs or more from holding
                 if owner in sessions:
                     worker, password = sessions[owner]
                     chosen.append((worker, owner, password))

@@ -250,6 +250,8 @@ def test_a_fault_that_reached_none_of_its_victims_fails() -> None:
     r.event("state", 1, 4.0, state="SUSPENDED")  # before the fault: does not count
     report = judge(r.history(Fault(EXPIRE_SESSION, 5.0, 5.01, "worker-1", (1,))))
     assert any("workers [1] never lost" in v for v in report.violations)
+    r.event("state", 1, 20.5, state="LOST")  # its own client.stop(), after the stop file
+    assert not judge(r.history(Fault(EXPIRE_SESSION, 5.0, 5.01, "worker-1", (1,)))).ok
     r.event("state", 1, 5.02, state="LOST")
     assert judge(r.history(Fault(EXPIRE_SESSION, 5.0, 5.01, "worker-1", (1,)))).ok
 
