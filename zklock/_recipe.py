@@ -14,7 +14,10 @@ One acquire, in order:
    node ahead.  The watch is a ``get`` with a watch (as Curator's ``getData``), so no watch is
    left on a node that is already gone; a gone predecessor means list again at once.
 3. Wait on one event, set by the watch, by ``cancel()``, or by any connection state change,
-   for at most what is left of the deadline.  Then list again (one request) and go to 2.
+   for at most what is left of the deadline.  If the watched node was deleted and the
+   listing without it says we hold, we hold: sequence numbers only grow, so nobody can have
+   joined the queue ahead meanwhile, and that hand-off costs no request.  Otherwise list
+   again (one request) and go to 2.
 
 Transient errors restart the run under the retry policy.  A create whose reply was lost is
 found again by its attempt id and kept only if its ``ephemeralOwner`` is the current session.
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.protocol.states import KeeperState
+from kazoo.protocol.states import EventType, KeeperState
 from kazoo.security import ACL
 
 from ._attempts import CreateLedger, OwnNode
@@ -223,10 +226,19 @@ class LockRecipe:
             wakeup.event.clear()
             if wakeup.cancelled:
                 raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
-            if self._watch(f"{self.path}/{decision.watch}", wakeup.event, deadline):
+            deleted = threading.Event()
+            if self._watch(f"{self.path}/{decision.watch}", wakeup.event, deleted, deadline):
                 wakeup.event.wait(deadline.remaining())
                 if wakeup.cancelled:
                     raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
+                if deleted.is_set():
+                    # Sequence numbers only grow, so no node can have joined the queue ahead of
+                    # ours since the listing: if the listing minus the deleted node says we
+                    # hold, we do, and the hand-off costs no request.  Otherwise the listing
+                    # is stale (nodes ahead left unseen) and is confirmed by a new one.
+                    rest = [node for node in queue if node.name != decision.watch]
+                    if self.kind.decide(rest, mine).holds:
+                        return me
                 if deadline.expired() and not wakeup.event.is_set():
                     return None
             children = self._children(deadline)
@@ -287,11 +299,18 @@ class LockRecipe:
         parsed = [node for node in (parse_node_name(c, markers) for c in children) if node]
         return queue_order(parsed)
 
-    def _watch(self, path: str, event: threading.Event, deadline: Deadline) -> bool:
-        """Watch ``path`` for deletion; False if it is already gone."""
-        @runs_inline  # only sets an event: under LeanHandler it skips a thread hop
+    def _watch(
+        self, path: str, event: threading.Event, deleted: threading.Event, deadline: Deadline
+    ) -> bool:
+        """Watch ``path``: set ``event`` when it changes, and ``deleted`` first if it was deleted.
+
+        Returns False if the node is already gone (no watch is left behind then).
+        """
+        @runs_inline  # only sets events: under LeanHandler it skips a thread hop
         def woken(watched: Any) -> None:
             log.debug("%s: woken by %s on %s", self._context(), watched.type, watched.path)
+            if watched.type == EventType.DELETED:
+                deleted.set()
             event.set()
 
         try:

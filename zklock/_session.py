@@ -124,6 +124,7 @@ class SessionWatcher:
         # contact of a new lease is fresh.  Two thread wake-ups per lock cycle were measurable.
         with self._mutex:
             self._leases.add(lease)
+            connected, generation = self._connected, self._generation
             if self._watchdog is None:
                 self._watchdog_wake.clear()
                 self._watchdog = threading.Thread(
@@ -132,6 +133,14 @@ class SessionWatcher:
                     daemon=True,
                 )
                 self._watchdog.start()
+        if not connected:  # the connection dropped after the reply that granted the lease
+            lease._transition(LeaseState.SUSPENDED, "connection to ZooKeeper lost")
+            with self._mutex:
+                reconnected = self._connected and self._generation != generation
+                generation = self._generation
+            client = self._client_ref()
+            if reconnected and client is not None:  # the reconnect's verify may have missed it
+                self._verify(client, lease, generation)
 
     def untrack(self, lease: Lease) -> None:
         """Stop driving ``lease`` (released or lost)."""
