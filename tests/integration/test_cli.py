@@ -322,7 +322,10 @@ def test_unreachable_hosts_exit_69_in_bounded_time():
         assert time.monotonic() - started < 6
 
 
-def test_auth_digest_works_and_an_unknown_scheme_is_refused(hosts, zk_path):
+def test_auth_digest_works_and_an_unknown_scheme_is_refused(hosts, zk_path, zk_client):
+    # An open test root, as an operator would make it: with credentials, the lock path gets
+    # zklock's owner-only ACL, and the anonymous clean-up must still be able to delete it.
+    zk_client.ensure_path(zk_path)
     path = f"{zk_path}/l"
     result = zklock_run("exec", "--hosts", hosts, "--auth", "digest:alice:secret", path, "--", "true")
     assert result.returncode == 0, explain(result)
@@ -330,6 +333,10 @@ def test_auth_digest_works_and_an_unknown_scheme_is_refused(hosts, zk_path):
     assert result.returncode == 0, explain(result)
     result = zklock_run("exec", "--hosts", hosts, "--auth", "nosuchscheme:x", path, "--", "true")
     assert result.returncode == 77, explain(result)
+    # Without the credentials the lock path refuses newcomers: exit 77 (permission), not 1.
+    result = zklock_run("exec", "--hosts", hosts, "--auth", "digest:mallory:guess", path, "--", "true")
+    assert result.returncode == 77, explain(result)
+    assert "may not join the lock's queue" in result.stderr, explain(result)
 
 
 def test_help_documents_the_exit_statuses():

@@ -47,7 +47,7 @@ def test_other_credentials_cannot_steal_delete_or_join_a_held_lock(zk_client_fac
         for intruder in (bob, anonymous):
             # Joining the queue needs CREATE on the parent: refused at once, with a typed error.
             started = time.monotonic()
-            with pytest.raises(zklock.NoAuthorization, match="may not join the lock.s queue"):
+            with pytest.raises(zklock.NoAuthorization, match="may not join the lock's queue"):
                 zklock.Lock(intruder, lock_path).acquire(timeout=30)
             assert time.monotonic() - started < 10  # a definite answer, not a wait
             # Deleting the holder's node needs DELETE on the parent: refused too.
