@@ -1,7 +1,7 @@
 #!/bin/bash
 # Prepare this machine for zklock's tests and demo (Debian 12, as root; idempotent):
 #   1. apt-get install what is missing: docker.io libzookeeper-java libslf4j-java libnetty-java
-#      openjdk-17-jdk-headless python3-venv
+#      openjdk-17-jdk-headless libcurator-recipes-java (the Curator interop test) python3-venv
 #   2. start dockerd (setsid, no systemd needed) when `docker info` fails, and wait for it
 #   3. choose the ZooKeeper image, never pulling: $ZKLOCK_ZOOKEEPER_IMAGE if set, else a local
 #      zookeeper:3.9, else zklock-zookeeper:3.8 built by docker/zookeeper/build-image.sh
