@@ -339,6 +339,19 @@ def test_auth_digest_works_and_an_unknown_scheme_is_refused(hosts, zk_path, zk_c
     assert "may not join the lock's queue" in result.stderr, explain(result)
 
 
+def test_exec_naming_curator_names_the_node_as_curators_mutex(hosts, zk_path):
+    path = f"{zk_path}/job"
+    result = zklock_run(
+        "exec", "--hosts", hosts, "--naming", "curator", path, "--", "sh", "-c", 'echo "$ZKLOCK_NODE"'
+    )
+    assert result.returncode == 0, explain(result)
+    name = result.stdout.strip().rsplit("/", 1)[1]
+    uuid36 = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    assert re.fullmatch(rf"_c_{uuid36}-lock-\d{{10}}", name), name
+    result = zklock_run("exec", "--hosts", hosts, "--naming", "zookeeper", path, "--", "true")
+    assert result.returncode == 64, explain(result)
+
+
 def test_help_documents_the_exit_statuses():
     result = zklock_run("exec", "--help")
     assert result.returncode == 0

@@ -24,6 +24,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from ..naming import NodeNaming
 from ._common import (
     add_connection_options,
     add_verbosity_options,
@@ -108,6 +109,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="who is holding, as others see it (default: HOSTNAME:PID)",
     )
     parser.add_argument(
+        "--naming",
+        choices=[naming.value for naming in NodeNaming],
+        default=NodeNaming.KAZOO.value,
+        help="how the lock node is named: as kazoo's Lock (default) or as Curator's "
+        "InterProcessMutex, for paths shared with Java services using Curator",
+    )
+    parser.add_argument(
         "--grace",
         metavar="SECONDS",
         type=non_negative_seconds,
@@ -189,7 +197,7 @@ def _make_lock(client: KazooClient, path: str, args: argparse.Namespace) -> Lock
         elif state is LeaseState.HELD:
             say(f"connection to ZooKeeper back; the lock {lease.path} is still held")
 
-    return Lock(client, path, args.identifier, listener=on_state)
+    return Lock(client, path, args.identifier, listener=on_state, naming=NodeNaming(args.naming))
 
 
 # ---------------------------------------------------------------------- waiting
