@@ -236,8 +236,10 @@ class LockRecipe:
                     # ours since the listing: if the listing minus the deleted node says we
                     # hold, we do, and the hand-off costs no request.  Otherwise the listing
                     # is stale (nodes ahead left unseen) and is confirmed by a new one.
+                    # A watch event does not say when the server last heard from us, so
+                    # only a session heard from recently enough skips the request.
                     rest = [node for node in queue if node.name != decision.watch]
-                    if self.kind.decide(rest, mine).holds:
+                    if self.kind.decide(rest, mine).holds and self._contact_is_fresh():
                         return me
                 if deadline.expired() and not wakeup.event.is_set():
                     return None
@@ -284,6 +286,11 @@ class LockRecipe:
                 f"{self.path}: this client may not create the lock path: the ACL of an "
                 "existing ancestor grants its credentials no CREATE permission"
             ) from refused
+
+    def _contact_is_fresh(self) -> bool:
+        """True while more than half the session timeout is left before the loss bound."""
+        session = self._session()
+        return session.contact_deadline() - time.monotonic() > session.session_timeout / 2
 
     def _acl(self) -> list[ACL] | None:
         return self.acl if self.acl is not None else default_acl(self.client)

@@ -295,6 +295,28 @@ def test_no_herd_one_release_wakes_one_waiter(zk_client_factory, zk_path, lock_c
     assert len(results) == 50
 
 
+def test_hand_off_to_a_waiter_that_waited_longer_than_its_session_timeout(
+    zk_client_factory, zk_path, lock_class
+):
+    # The waiter's last request is older than its session timeout when the holder releases;
+    # the wake-up alone must not hand it a lease that its own clock already counts as lost.
+    holder = lock_class(zk_client_factory(timeout=2.0), f"{zk_path}/lock")
+    waiter = lock_class(zk_client_factory(timeout=2.0), f"{zk_path}/lock")
+    assert holder.acquire(timeout=10)
+    outcome: list[bool] = []
+    thread = threading.Thread(target=lambda: outcome.append(waiter.acquire(timeout=30)))
+    thread.start()
+    try:
+        time.sleep(3.0)
+    finally:
+        holder.release()
+        thread.join(30)
+    assert outcome == [True]
+    assert waiter.lease is not None
+    assert waiter.lease.state is zklock.LeaseState.HELD and waiter.lease.valid
+    waiter.release()
+
+
 @pytest.mark.parametrize("bad", ["relative", "/trailing/", "/zookeeper/x", "/a//b", "/ctl\x07"])
 def test_bad_paths_are_refused_with_a_typed_error(zk_client, bad, lock_class):
     with pytest.raises(zklock.InvalidPath):
