@@ -38,6 +38,14 @@ What it changes, all inside the handler:
   Linux with Python >= 3.10, since an inline callback may send a request from the
   connection thread, and that must never block.)
 
+- A busy client notices a server that stopped answering.  kazoo counts every request it
+  sends as a heartbeat and checks for an unanswered ping only after a quiet spell with
+  nothing sent, so a client that keeps sending never leaves a frozen (not dead) server.
+  When the connection socket has stayed silent for longer than kazoo waits between
+  heartbeats although requests went out, ``select`` holds back the request doorbell and
+  waits on the socket alone: kazoo's own ping check then runs, and drops the connection if
+  the server stays silent (kazoo then moves to another server, keeping the session).
+
 Everything else (worker threads, queues, result objects, timeouts) is kazoo's.
 """
 
@@ -378,6 +386,42 @@ class LeanAsyncResult(AsyncResult):  # type: ignore[misc]  # kazoo is untyped
                 self._handler.completion_queue.put(functools.partial(callback, self))
 
 
+class _SilenceWatch:
+    """How long the server has left requests unanswered, seen from kazoo's ``select`` calls.
+
+    kazoo's connection loop waits on ``[connection socket, doorbell]`` with a timeout of at
+    most half its read timeout (its heartbeat interval).  A request goes out each time the
+    doorbell is reported; any readable moment of the socket means the server spoke.
+    """
+
+    __slots__ = ("connection", "heartbeat", "unanswered_since")
+
+    def __init__(self) -> None:
+        self.connection: Any = None
+        self.heartbeat = 0.0  # the longest wait kazoo asked for on this connection
+        self.unanswered_since: float | None = None
+
+    def follow(self, connection: Any, timeout: float) -> None:
+        """Note one wait of kazoo's loop on ``connection`` (a new connection starts afresh)."""
+        if connection is not self.connection:
+            self.connection = connection
+            self.heartbeat = 0.0
+            self.unanswered_since = None
+        self.heartbeat = max(self.heartbeat, timeout)
+
+    def server_silent(self, now: float) -> bool:
+        """True once requests have gone unanswered for longer than a heartbeat interval."""
+        since = self.unanswered_since
+        return since is not None and now - since > self.heartbeat > 0.0
+
+    def saw(self, readable: list[Any], doorbell: Any, now: float) -> None:
+        """Record what one wait reported: the server spoke, and/or a request goes out now."""
+        if any(obj is self.connection for obj in readable):
+            self.unanswered_since = None
+        if self.unanswered_since is None and any(obj is doorbell for obj in readable):
+            self.unanswered_since = now
+
+
 class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is untyped
     """kazoo's ``SequentialThreadingHandler`` with a leaner request path (see the module).
 
@@ -391,6 +435,8 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
     def __init__(self) -> None:
         super().__init__()
         self._local = threading.local()
+        self._doorbells: list[Any] = []  # the read ends kazoo's connection loop waits on
+        self._silence = _SilenceWatch()
 
     # ------------------------------------------------------------------ sockets
     def create_connection(self, *args: Any, **kwargs: Any) -> Any:
@@ -416,6 +462,34 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
                 raise TypeError("timeout must be a number")
             if timeout < 0:
                 raise ValueError("timeout must be non-negative")
+        if (
+            timeout is not None
+            and len(rlist) == 2
+            and not wlist
+            and any(rlist[1] is bell for bell in self._doorbells)
+        ):
+            return self._connection_loop_wait(rlist[0], rlist[1], timeout)
+        return self._select(rlist, wlist, xlist, timeout)
+
+    def _connection_loop_wait(
+        self, connection: Any, doorbell: Any, timeout: float
+    ) -> tuple[list[Any], list[Any], list[Any]]:
+        """One wait of kazoo's connection loop, for a reply or a request to send (see the module)."""
+        silence = self._silence
+        silence.follow(connection, timeout)
+        now = time.monotonic()
+        if silence.server_silent(now):
+            # Hold requests back: kazoo's heartbeat deadline then passes, it sends a ping, and
+            # a ping left unanswered for one more wait makes it drop the connection.
+            readable, _w, _x = self._select([connection], [], [], timeout)
+        else:
+            readable, _w, _x = self._select([connection, doorbell], [], [], timeout)
+        silence.saw(readable, doorbell, now)
+        return readable, [], []
+
+    def _select(
+        self, rlist: list[Any], wlist: list[Any], xlist: list[Any], timeout: float | None
+    ) -> tuple[list[Any], list[Any], list[Any]]:
         if wlist and not rlist and all(type(obj) is BufferedSocket for obj in wlist):
             for obj in wlist:
                 _fileno(obj)  # a closed socket raises, as it would in a real select
@@ -489,9 +563,11 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
         """The wake-up pair: a :class:`Doorbell` (both ends) where eventfd exists."""
         if not _HAS_EVENTFD:
             pair: tuple[Any, Any] = super().create_socket_pair()
-            return pair
-        doorbell = Doorbell()
-        return doorbell, doorbell
+        else:
+            doorbell = Doorbell()
+            pair = (doorbell, doorbell)
+        self._doorbells = [*self._doorbells[-1:], pair[0]]  # kazoo makes one pair per client
+        return pair
 
     # ------------------------------------------------------------------ callbacks
     def async_result(self) -> LeanAsyncResult:
