@@ -74,11 +74,11 @@ step sweep sweep
 step ruff lint
 step mypy .venv/bin/mypy
 step pytest run_pytest "$@"
-# The lock's own suites again with every client on zklock's LeanHandler (issue 4: whatever
-# handler ships must pass the session-loss tests with it on).
+# The lock's own suites and the chaos runs again with every client on zklock's LeanHandler
+# (issue 4: whatever handler ships must pass the session-loss tests with it on).
 run_pytest_lean() {
   ZKLOCK_TEST_HANDLER=lean PYTEST_LOG=pytest-lean run_pytest \
-    tests/integration/test_lock.py tests/integration/test_session_loss.py
+    tests/integration/test_lock.py tests/integration/test_session_loss.py tests/chaos/test_chaos.py
 }
 if [ $# -eq 0 ]; then
   step pytest-lean run_pytest_lean
