@@ -16,7 +16,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
-from typing import Optional
+from typing import Any, Optional
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NotEmptyError
@@ -54,9 +54,12 @@ def zookeeper(argument: Optional[str] = None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def connected(hosts: str, timeout: float = 10.0) -> Iterator[KazooClient]:
-    """A started KazooClient (session timeout ``timeout``), stopped and closed afterwards."""
-    client = KazooClient(hosts=hosts, timeout=timeout)
+def connected(hosts: str, timeout: float = 10.0, **options: Any) -> Iterator[KazooClient]:
+    """A started KazooClient (session timeout ``timeout``), stopped and closed afterwards.
+
+    ``options`` go to ``KazooClient`` (TLS settings, ``auth_data``, a ``handler``...).
+    """
+    client = KazooClient(hosts=hosts, timeout=timeout, **options)
     client.start(timeout=15)
     try:
         yield client

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any, Optional
 
-from _common import hosts_from, scratch_path
+from _common import connected, hosts_from, scratch_path
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 
@@ -56,17 +56,6 @@ def tls_zookeeper(argument: Optional[str]) -> Iterator[tuple[str, dict[str, Any]
             yield server.secure_connect_string, tls_options(certs.ca, certs.client_cert, certs.client_key)
 
 
-@contextlib.contextmanager
-def started(hosts: str, **options: Any) -> Iterator[KazooClient]:
-    client = KazooClient(hosts=hosts, **options)
-    client.start(timeout=15)
-    try:
-        yield client
-    finally:
-        client.stop()
-        client.close()
-
-
 class LastWarning(logging.Handler):
     """Keeps kazoo's last warning: the reason a connection failed is only in its log."""
 
@@ -82,8 +71,8 @@ class LastWarning(logging.Handler):
 def main(argument: Optional[str]) -> int:
     with tls_zookeeper(argument) as (hosts, options):
         # 1. Two TLS clients, one on kazoo's stock handler, one on zklock's LeanHandler.
-        with started(hosts, **options) as alice_client, \
-                started(hosts, handler=LeanHandler(), **options) as bob_client:
+        with connected(hosts, **options) as alice_client, \
+                connected(hosts, handler=LeanHandler(), **options) as bob_client:
             with scratch_path(alice_client, "tls") as root:
                 path = f"{root}/report"
                 with zklock.Lock(alice_client, path, identifier="alice").hold(timeout=10) as lease:

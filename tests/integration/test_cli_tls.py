@@ -13,18 +13,15 @@ import os
 import re
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from kazoo.client import KazooClient
 
-from zklock.testing import TlsCertificates, ZooKeeperTlsServer, list_znodes
+from zklock.testing import TlsCertificates, ZooKeeperTlsServer
 
 CLI = [sys.executable, "-m", "zklock.cli"]
 SHOW_TOKEN = "import os; print('token', os.environ['ZKLOCK_TOKEN'])"
-ALICE = "alice:secret"
+ALICE = "alice:secret"  # the identity tls_path (conftest.py) cleans up as
 _CLEARED = ("ZKLOCK_HOSTS", "ZKLOCK_AUTH", "ZKLOCK_TLS_CA", "ZKLOCK_TLS_CERT", "ZKLOCK_TLS_KEY")
 
 
@@ -44,24 +41,6 @@ def tls_args(server: ZooKeeperTlsServer) -> list[str]:
         "--hosts", server.connect_string,
         "--tls-ca", certs.ca, "--tls-cert", certs.client_cert, "--tls-key", certs.client_key,
     ]
-
-
-@pytest.fixture
-def tls_path(zookeeper_tls: ZooKeeperTlsServer) -> Iterator[str]:
-    """A fresh lock path on the TLS server; no ephemeral node may be left, then it is removed."""
-    root = f"/zklock-test-cli-tls/{uuid.uuid4().hex[:12]}"
-    # The same server's plain port, as the digest user of the test that creates nodes as one.
-    admin = KazooClient(hosts=zookeeper_tls.plain_connect_string, auth_data=[("digest", ALICE)])
-    admin.start(timeout=15)
-    try:
-        yield root
-        leaked = list_znodes(admin, root, ephemeral_only=True)
-        if admin.exists(root):
-            admin.delete(root, recursive=True)
-        assert not leaked, f"ephemeral znodes left under {root}: {leaked}"
-    finally:
-        admin.stop()
-        admin.close()
 
 
 def test_exec_over_tls(zookeeper_tls, tls_path):

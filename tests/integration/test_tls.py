@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
-from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KeeperState
 
 import zklock
 from zklock.handler import LeanHandler
-from zklock.testing import KazooClientFactory, ZooKeeperTlsServer, list_znodes, wait_until
+from zklock.testing import KazooClientFactory, ZooKeeperTlsServer, wait_until
 
 HANDLERS = {"stock": lambda: None, "lean": LeanHandler}
 REFUSED_START_TIMEOUT = 2.0  # how long a refused client tries before start() gives up
@@ -43,24 +41,6 @@ def tls_clients(zookeeper_tls: ZooKeeperTlsServer) -> Iterator[KazooClientFactor
         yield factory
     finally:
         factory.close_all()
-
-
-@pytest.fixture
-def tls_path(zookeeper_tls: ZooKeeperTlsServer, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh path on the TLS server; no ephemeral node may be left under it, then it is removed."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:60]
-    root = f"/zklock-test-tls/{name}-{uuid.uuid4().hex[:8]}"
-    admin = KazooClient(hosts=zookeeper_tls.plain_connect_string)  # the same server, plain port
-    admin.start(timeout=15)
-    try:
-        yield root
-        leaked = list_znodes(admin, root, ephemeral_only=True)
-        if admin.exists(root):
-            admin.delete(root, recursive=True)
-        assert not leaked, f"ephemeral znodes left under {root}: {leaked}"
-    finally:
-        admin.stop()
-        admin.close()
 
 
 def test_a_lock_over_tls_gives_fencing_tokens(zookeeper_tls, tls_clients, tls_path, handler_name):
