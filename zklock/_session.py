@@ -21,6 +21,7 @@ It exits about a second after the last lease is released.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import weakref
@@ -64,6 +65,12 @@ class SessionWatcher:
                 watcher = cls._registry[client] = cls(client)
         watcher.fork_guard.check("this KazooClient")
         return watcher
+
+    @classmethod
+    def _after_fork_in_child(cls) -> None:
+        # A parent's thread may have held the registry lock at the fork: the child's copy
+        # would then stay locked forever.
+        cls._registry_lock = threading.Lock()
 
     def __init__(self, client: KazooClient, clock: Callable[[], float] = time.monotonic) -> None:
         self._client_ref = weakref.ref(client)
@@ -399,3 +406,7 @@ class SessionWatcher:
             client.exists_async(lease.node).rawlink(answered)
         except Exception as error:
             log.debug("heartbeat not sent: %r", error)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=SessionWatcher._after_fork_in_child)

@@ -126,7 +126,8 @@ class Lease:
 
         Always False in a process forked after the lease was granted: the child holds nothing.
         """
-        return self.state is LeaseState.HELD and not self._fork_guard.forked
+        # The fork test first: in a child, the state's lock may be held by a parent's thread.
+        return not self._fork_guard.forked and self.state is LeaseState.HELD
 
     def check(self) -> None:
         """Raise unless the lease is valid: call it between the steps of a long critical section.
