@@ -94,6 +94,16 @@ class Contender:
     """Creation time of the node, as a Unix timestamp (from the server's ctime)."""
 
 
+def _starting(client: KazooClient) -> bool:
+    """True between ``start_async()`` and kazoo's first state change (kazoo says CLOSED then).
+
+    kazoo has no public word for it: its ``_stopped`` event is cleared by ``start()`` /
+    ``start_async()`` and set again by ``stop()``.
+    """
+    stopped = getattr(client, "_stopped", None)
+    return stopped is not None and not stopped.is_set()
+
+
 def _is_lost(lease: Lease) -> bool:
     # A function, not an inline test: the state can change between two reads.
     return lease.state is LeaseState.LOST
@@ -132,7 +142,10 @@ class LockRecipe:
     # ------------------------------------------------------------------ shared helpers
     def check_client(self) -> None:
         """Refuse a client that was never started or is stopped/closed (kazoo would hang)."""
-        if self.client.client_state in (KeeperState.CLOSED, KeeperState.AUTH_FAILED):
+        state = self.client.client_state
+        if state == KeeperState.CLOSED and _starting(self.client):
+            return  # start_async() was called: kazoo says CLOSED until its thread runs
+        if state in (KeeperState.CLOSED, KeeperState.AUTH_FAILED):
             raise ClientNotConnected(
                 "the KazooClient is not started (call client.start()) or was stopped/closed"
             )

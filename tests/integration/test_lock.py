@@ -348,6 +348,15 @@ def test_client_never_started_or_closed_fails_fast(zookeeper, zk_path, lock_clas
     assert time.monotonic() - started < 5
 
 
+def test_acquire_right_after_start_async_waits_for_the_connection(zk_client_factory, zk_path, lock_class):
+    # kazoo reports CLOSED until its connection thread runs: that is starting, not stopped.
+    client = zk_client_factory(start=False)
+    client.start_async()
+    lock = lock_class(client, f"{zk_path}/x")
+    assert lock.acquire(timeout=15)
+    lock.release()
+
+
 def test_missing_parent_is_created_and_deleted_parent_recreated(zk_client, zk_path, lock_class):
     path = f"{zk_path}/deep/er/lock"
     lock = lock_class(zk_client, path)
