@@ -13,6 +13,7 @@ creations of each other.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
@@ -25,6 +26,7 @@ _HEX = frozenset("0123456789abcdef")
 _DIGITS = frozenset("0123456789")
 _ATTEMPT_CHARS = 32
 _SERIAL_BITS = 32
+_BY_SEQUENCE_THEN_NAME = operator.itemgetter(2, 0)  # NodeName is (name, marker, sequence)
 
 
 class NodeName(NamedTuple):
@@ -89,5 +91,11 @@ def queue_order(nodes: Sequence[NodeName], pivot: int | None = None) -> list[Nod
     """
     if not nodes:
         return []
+    sequences = [node.sequence for node in nodes]
+    if max(sequences) - min(sequences) < 2 ** (_SERIAL_BITS - 1) and (
+        pivot is None or min(sequences) <= pivot <= max(sequences)
+    ):
+        # No wrap inside the queue: serial order is plain numeric order, sorted in C.
+        return sorted(nodes, key=_BY_SEQUENCE_THEN_NAME)
     origin = nodes[0].sequence if pivot is None else pivot
     return sorted(nodes, key=lambda node: (_serial_offset(node.sequence, origin), node.name))

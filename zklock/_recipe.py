@@ -225,8 +225,9 @@ class LockRecipe:
         else:
             children = self._children(deadline)
         own_name = me.path.rsplit("/", 1)[1]
+        known: dict[str, NodeName | None] = {}  # names parsed by an earlier listing
         while True:
-            queue = self._queue(children)
+            queue = self._queue(children, known)
             mine = next((node for node in queue if node.name == own_name), None)
             if mine is None:
                 ledger.forget_current()
@@ -314,9 +315,25 @@ class LockRecipe:
         self._session().note_contact(sent_at)
         return children
 
-    def _queue(self, children: list[str]) -> list[NodeName]:
+    def _queue(
+        self, children: list[str], known: dict[str, NodeName | None] | None = None
+    ) -> list[NodeName]:
+        """The contenders among ``children`` in queue order.
+
+        ``known`` carries parsed names from one listing to the next: a waiter woken in a long
+        queue lists mostly the same children again, and parses only the new ones.
+        """
         markers = self.kind.queued_behind
-        parsed = [node for node in (parse_node_name(c, markers) for c in children) if node]
+        if known is None:
+            known = {}
+        parsed: list[NodeName] = []
+        for child in children:
+            if child in known:
+                node = known[child]
+            else:
+                node = known[child] = parse_node_name(child, markers)
+            if node is not None:
+                parsed.append(node)
         return queue_order(parsed)
 
     def _watch(
