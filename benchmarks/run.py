@@ -5,6 +5,7 @@
     python -m benchmarks.run                      # standalone container, ~5 minutes
     python -m benchmarks.run --quick              # the same, smaller (< 60 s)
     python -m benchmarks.run --ensemble           # 3-node ensemble, clients on a follower
+    python -m benchmarks.run --no-fsync           # standalone, forceSync=no: the disk's share
     python -m benchmarks.run --hosts 127.0.0.1:2181 --json out.json
 
 Without ``--hosts`` ZooKeeper is started through ``zklock.testing`` (its image is
@@ -43,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ensemble", action="store_true",
                         help="start a 3-node ensemble and connect through a follower")
     parser.add_argument("--image", help="ZooKeeper image (default: the zklock.testing setting)")
+    parser.add_argument("--no-fsync", action="store_true",
+                        help="standalone server with forceSync=no: what the disk costs")
     parser.add_argument("--json", type=Path, help="write the results here "
                         "(default: benchmarks/results/<time>-<target>.json)")
     parser.add_argument("--only", action="append", choices=SUITES, help="run only these suites")
@@ -107,7 +110,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     run_id = uuid.uuid4().hex[:8]
     base = f"/zklock-bench/{run_id}"
     results: dict[str, Any] = {}
-    with zookeeper(args.hosts, args.ensemble, args.image) as target:
+    if args.no_fsync and (args.hosts or args.ensemble):
+        raise SystemExit("--no-fsync starts its own standalone server: not with --hosts or --ensemble")
+    with zookeeper(args.hosts, args.ensemble, args.image, force_sync=not args.no_fsync) as target:
         progress(f"ZooKeeper: {target.detail} at {target.hosts}")
         size = max(len(latency_impls), max(settings["contenders"]) if "contended" in chosen else 0)
         with Pool(size) as pool:

@@ -25,8 +25,14 @@ class Target:
 
 
 @contextlib.contextmanager
-def zookeeper(hosts: Optional[str], ensemble: bool, image: Optional[str]) -> Iterator[Target]:
-    """Yield the target: ``hosts`` as given, else a container (or ensemble) removed at exit."""
+def zookeeper(
+    hosts: Optional[str], ensemble: bool, image: Optional[str], force_sync: bool = True
+) -> Iterator[Target]:
+    """Yield the target: ``hosts`` as given, else a container (or ensemble) removed at exit.
+
+    ``force_sync=False`` starts the standalone server with ``forceSync=no``: writes are logged
+    without waiting for the disk, which shows how much of a cycle the disk takes.
+    """
     if hosts:
         yield Target(hosts, "external", f"--hosts {hosts}")
         return
@@ -40,8 +46,12 @@ def zookeeper(hosts: Optional[str], ensemble: bool, image: Optional[str]) -> Ite
                          f"3-node ensemble ({zk.image}), clients on follower zk{follower}")
         return
     # Up to 16 contenders + spare sessions, all from one address: lift the 60-per-IP limit.
-    with ZooKeeperContainer(image).with_config("maxClientCnxns", "0") as zk:
-        yield Target(zk.get_connect_string(), "standalone", f"standalone ({zk.image})")
+    server = ZooKeeperContainer(image).with_config("maxClientCnxns", "0")
+    if not force_sync:
+        server.with_config("forceSync", "no")
+    sync = "" if force_sync else ", forceSync=no"
+    with server as zk:
+        yield Target(zk.get_connect_string(), "standalone", f"standalone ({zk.image}{sync})")
 
 
 def four_letter_word(host: str, port: int, command: str, timeout: float = 5.0) -> str:
