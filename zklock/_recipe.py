@@ -17,7 +17,8 @@ One acquire, in order:
    for at most what is left of the deadline.  If the watched node was deleted and the
    listing without it says we hold, we hold: sequence numbers only grow, so nobody can have
    joined the queue ahead meanwhile, and that hand-off costs no request.  Otherwise list
-   again (one request) and go to 2.
+   again (one request, sent by the watch callback itself when the node was deleted) and go
+   to 2.
 
 Transient errors restart the run under the retry policy.  A create whose reply was lost is
 found again by its attempt id and kept only if its ``ephemeralOwner`` is the current session.
@@ -80,6 +81,23 @@ class Wakeup:
         """Sleep between retries, cut short by cancellation or a state change."""
         self.event.wait(seconds)
         self.event.clear()
+
+
+class PredecessorWatch:
+    """One wait on the node ahead: what its watch saw, and the listing it sent at once.
+
+    When the watched node is deleted, the watch callback either leaves ``listing`` unset (the
+    queue minus that node puts us first: we hold) or sends the confirming ``get_children``
+    itself, so the request is on its way before the waiting thread is even scheduled.
+    """
+
+    __slots__ = ("deleted", "event", "holds_once_deleted", "listing")
+
+    def __init__(self, event: threading.Event, holds_once_deleted: bool) -> None:
+        self.event = event
+        self.holds_once_deleted = holds_once_deleted
+        self.deleted = False
+        self.listing: tuple[Any, float] | None = None  # (kazoo's async result, send time)
 
 
 @dataclass(frozen=True)
@@ -240,24 +258,22 @@ class LockRecipe:
             wakeup.event.clear()
             if wakeup.cancelled:
                 raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
-            deleted = threading.Event()
-            if self._watch(f"{self.path}/{decision.watch}", wakeup.event, deleted, deadline):
+            # Sequence numbers only grow, so no node can join the queue ahead of ours: if the
+            # listing minus the watched node says we hold, its deletion alone hands us the lock.
+            rest = [node for node in queue if node.name != decision.watch]
+            watch = PredecessorWatch(wakeup.event, self.kind.decide(rest, mine).holds)
+            prefetched: tuple[Any, float] | None = None
+            if self._watch(f"{self.path}/{decision.watch}", watch, deadline):
                 wakeup.event.wait(deadline.remaining())
                 if wakeup.cancelled:
                     raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
-                if deleted.is_set():
-                    # Sequence numbers only grow, so no node can have joined the queue ahead of
-                    # ours since the listing: if the listing minus the deleted node says we
-                    # hold, we do, and the hand-off costs no request.  Otherwise the listing
-                    # is stale (nodes ahead left unseen) and is confirmed by a new one.
-                    # A watch event does not say when the server last heard from us, so
-                    # only a session heard from recently enough skips the request.
-                    rest = [node for node in queue if node.name != decision.watch]
-                    if self.kind.decide(rest, mine).holds and self._contact_is_fresh():
-                        return me
-                if deadline.expired() and not wakeup.event.is_set():
+                if watch.deleted:
+                    if watch.listing is None:
+                        return me  # the hand-off cost no request at all
+                    prefetched = watch.listing
+                elif deadline.expired() and not wakeup.event.is_set():
                     return None
-            children = self._children(deadline)
+            children = self._children(deadline, prefetched)
 
     def _create(self, deadline: Deadline, ledger: CreateLedger) -> tuple[OwnNode, list[str]]:
         """Pipelined Create2 + get_children; creates the parent on NoNode and tries again."""
@@ -309,9 +325,10 @@ class LockRecipe:
     def _acl(self) -> list[ACL] | None:
         return self.acl if self.acl is not None else default_acl(self.client)
 
-    def _children(self, deadline: Deadline) -> list[str]:
-        sent_at = time.monotonic()
-        children: list[str] = self._wait(self.client.get_children_async(self.path), deadline)
+    def _children(self, deadline: Deadline, sent: tuple[Any, float] | None = None) -> list[str]:
+        """List the lock path; ``sent`` is a listing already sent (its result, its send time)."""
+        result, sent_at = sent or (self.client.get_children_async(self.path), time.monotonic())
+        children: list[str] = self._wait(result, deadline)
         self._session().note_contact(sent_at)
         return children
 
@@ -336,19 +353,31 @@ class LockRecipe:
                 parsed.append(node)
         return queue_order(parsed)
 
-    def _watch(
-        self, path: str, event: threading.Event, deleted: threading.Event, deadline: Deadline
-    ) -> bool:
-        """Watch ``path``: set ``event`` when it changes, and ``deleted`` first if it was deleted.
+    def _watch(self, path: str, watch: PredecessorWatch, deadline: Deadline) -> bool:
+        """Watch ``path`` until it changes (see :class:`PredecessorWatch`).
 
         Returns False if the node is already gone (no watch is left behind then).
         """
-        @runs_inline  # only sets events: under LeanHandler it skips a thread hop
+        @runs_inline  # only sets an event: under LeanHandler it runs on the replying thread
+        def listed(_result: Any) -> None:
+            watch.event.set()
+
+        @runs_inline  # sends at most one request: under LeanHandler it skips a thread hop
         def woken(watched: Any) -> None:
             log.debug("%s: woken by %s on %s", self._context(), watched.type, watched.path)
             if watched.type == EventType.DELETED:
-                deleted.set()
-            event.set()
+                # A watch event does not say when the server last heard from us: only a
+                # session heard from recently enough takes the lock without a request.
+                if not (watch.holds_once_deleted and self._contact_is_fresh()):
+                    # Confirm with a listing sent now, and wake the waiting thread once its
+                    # answer is in: one wake-up instead of two on the hand-off's path.
+                    listing = self.client.get_children_async(self.path)
+                    watch.listing = (listing, time.monotonic())
+                    watch.deleted = True
+                    listing.rawlink(listed)
+                    return
+                watch.deleted = True
+            watch.event.set()
 
         try:
             self._wait(self.client.get_async(path, watch=woken), deadline)
