@@ -391,7 +391,8 @@ class _SilenceWatch:
 
     kazoo's connection loop waits on ``[connection socket, doorbell]`` with a timeout of at
     most half its read timeout (its heartbeat interval).  A request goes out each time the
-    doorbell is reported; any readable moment of the socket means the server spoke.
+    doorbell is reported; any readable moment of the socket means the server spoke.  (Plain
+    attributes, read and written by ``LeanHandler`` inline: this runs on every wait.)
     """
 
     __slots__ = ("connection", "heartbeat", "unanswered_since")
@@ -400,26 +401,6 @@ class _SilenceWatch:
         self.connection: Any = None
         self.heartbeat = 0.0  # the longest wait kazoo asked for on this connection
         self.unanswered_since: float | None = None
-
-    def follow(self, connection: Any, timeout: float) -> None:
-        """Note one wait of kazoo's loop on ``connection`` (a new connection starts afresh)."""
-        if connection is not self.connection:
-            self.connection = connection
-            self.heartbeat = 0.0
-            self.unanswered_since = None
-        self.heartbeat = max(self.heartbeat, timeout)
-
-    def server_silent(self, now: float) -> bool:
-        """True once requests have gone unanswered for longer than a heartbeat interval."""
-        since = self.unanswered_since
-        return since is not None and now - since > self.heartbeat > 0.0
-
-    def saw(self, readable: list[Any], doorbell: Any, now: float) -> None:
-        """Record what one wait reported: the server spoke, and/or a request goes out now."""
-        if any(obj is self.connection for obj in readable):
-            self.unanswered_since = None
-        if self.unanswered_since is None and any(obj is doorbell for obj in readable):
-            self.unanswered_since = now
 
 
 class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is untyped
@@ -435,7 +416,7 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
     def __init__(self) -> None:
         super().__init__()
         self._local = threading.local()
-        self._doorbells: list[Any] = []  # the read ends kazoo's connection loop waits on
+        self._doorbells: tuple[Any, ...] = ()  # the read ends kazoo's connection loop waits on
         self._silence = _SilenceWatch()
 
     # ------------------------------------------------------------------ sockets
@@ -462,29 +443,33 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
                 raise TypeError("timeout must be a number")
             if timeout < 0:
                 raise ValueError("timeout must be non-negative")
-        if (
-            timeout is not None
-            and len(rlist) == 2
-            and not wlist
-            and any(rlist[1] is bell for bell in self._doorbells)
-        ):
-            return self._connection_loop_wait(rlist[0], rlist[1], timeout)
+        if timeout is not None and len(rlist) == 2 and not wlist and rlist[1] in self._doorbells:
+            return self._connection_loop_wait(rlist, timeout)
         return self._select(rlist, wlist, xlist, timeout)
 
     def _connection_loop_wait(
-        self, connection: Any, doorbell: Any, timeout: float
+        self, rlist: list[Any], timeout: float
     ) -> tuple[list[Any], list[Any], list[Any]]:
         """One wait of kazoo's connection loop, for a reply or a request to send (see the module)."""
+        connection, doorbell = rlist
         silence = self._silence
-        silence.follow(connection, timeout)
-        now = time.monotonic()
-        if silence.server_silent(now):
-            # Hold requests back: kazoo's heartbeat deadline then passes, it sends a ping, and
-            # a ping left unanswered for one more wait makes it drop the connection.
-            readable, _w, _x = self._select([connection], [], [], timeout)
+        if connection is not silence.connection:  # a new connection starts afresh
+            silence.connection, silence.heartbeat, silence.unanswered_since = connection, 0.0, None
+        if timeout > silence.heartbeat:
+            silence.heartbeat = timeout
+        since = silence.unanswered_since
+        if since is not None and time.monotonic() - since > silence.heartbeat:
+            # Requests unanswered for a heartbeat interval: hold them back, so that kazoo's
+            # heartbeat deadline passes, it sends a ping, and a ping left unanswered for one
+            # more wait makes it drop the connection.
+            readable = self._select([connection], [], [], timeout)[0]
         else:
-            readable, _w, _x = self._select([connection, doorbell], [], [], timeout)
-        silence.saw(readable, doorbell, now)
+            readable = self._select(rlist, [], [], timeout)[0]
+        if readable:
+            if connection in readable:  # the server spoke
+                silence.unanswered_since = None
+            if silence.unanswered_since is None and doorbell in readable:  # a request goes out
+                silence.unanswered_since = time.monotonic()
         return readable, [], []
 
     def _select(
@@ -566,7 +551,7 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
         else:
             doorbell = Doorbell()
             pair = (doorbell, doorbell)
-        self._doorbells = [*self._doorbells[-1:], pair[0]]  # kazoo makes one pair per client
+        self._doorbells = (*self._doorbells[-1:], pair[0])  # kazoo makes one pair per client
         return pair
 
     # ------------------------------------------------------------------ callbacks
