@@ -271,6 +271,8 @@ class LockRecipe:
                     if watch.listing is None:
                         return me  # the hand-off cost no request at all
                     prefetched = watch.listing
+                    if deadline.expired() and not prefetched[0].ready():
+                        return None  # out of time with the answer still on its way
                 elif deadline.expired() and not wakeup.event.is_set():
                     return None
             children = self._children(deadline, prefetched)
