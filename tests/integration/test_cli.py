@@ -23,6 +23,7 @@ import pytest
 
 import zklock
 from zklock.testing import TcpProxy
+from zklock.testing.plugin import skip_outside_ci
 
 CLI = [sys.executable, "-m", "zklock.cli"]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -56,13 +57,6 @@ note(f"started {os.getpid()} {os.environ['ZKLOCK_TOKEN']}")
 while True:
     time.sleep(0.02)
 """
-
-
-def skip_outside_ci(reason: str) -> None:
-    """Skip on a developer's machine that lacks a backend; in CI (CI=true) a skip is a failure."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"would skip in CI: {reason}")
-    pytest.skip(reason)
 
 
 def _env(**extra: str) -> dict[str, str]:

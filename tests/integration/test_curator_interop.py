@@ -29,6 +29,7 @@ from kazoo.recipe.lock import Lock as KazooLock
 
 import zklock
 from zklock.testing import wait_until
+from zklock.testing.plugin import skip_outside_ci
 
 HERE = Path(__file__).parent
 SOURCE = HERE / "curator" / "CuratorContender.java"
@@ -42,13 +43,6 @@ CURATOR_JARS = [
 CURATOR_NODE = re.compile(
     r"_c_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-lock-\d{10}"
 )
-
-
-def skip_outside_ci(reason: str) -> None:
-    """Skip on a developer's machine that lacks Java or Curator; in CI (CI=true) fail instead."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"would skip in CI: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

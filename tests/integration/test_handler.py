@@ -23,14 +23,13 @@ from kazoo.protocol.states import Callback, KazooState
 
 import zklock
 from zklock.handler import BufferedSocket, Doorbell, LeanAsyncResult, LeanHandler, runs_inline
-from zklock.testing import TcpProxy, expire_session, wait_until
+from zklock.testing import TcpProxy, expire_session, in_ci, wait_until
 
 # ============================================================================ without ZooKeeper
 HAS_EVENTFD = hasattr(os, "eventfd")
 # A developer's machine without eventfd skips these; in CI (CI=true) they run, and fail there.
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 requires_eventfd = pytest.mark.skipif(
-    not HAS_EVENTFD and not IN_CI, reason="eventfd needs Linux and Python >= 3.10"
+    not HAS_EVENTFD and not in_ci(), reason="eventfd needs Linux and Python >= 3.10"
 )
 
 

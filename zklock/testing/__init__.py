@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from ._ci import in_ci
 from ._clients import ENV_HANDLER, KazooClientFactory, handler_from_env
 from ._errors import (
     EnsembleNotSettledError,
@@ -87,6 +88,7 @@ __all__ = [
     "four_letter_word",
     "free_loopback_ports",
     "handler_from_env",
+    "in_ci",
     "list_containers",
     "list_znodes",
     "loopback_ports",

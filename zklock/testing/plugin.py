@@ -43,11 +43,13 @@ import logging
 import re
 import uuid
 from collections.abc import Generator, Iterator
+from typing import NoReturn
 
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NotEmptyError
 
+from ._ci import in_ci
 from ._clients import KazooClientFactory
 from ._container import ZooKeeperContainer, started_containers
 from ._ensemble import ZooKeeperEnsemble
@@ -61,6 +63,7 @@ from ._tls_server import ZooKeeperTlsContainer, ZooKeeperTlsServer
 
 __all__ = [
     "no_thread_leaks",
+    "skip_outside_ci",
     "zk_client",
     "zk_client_factory",
     "zk_path",
@@ -159,6 +162,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             f"zklock.testing: containers outlived their fixtures (removed now): {removed}",
             red=True,
         )
+
+
+def skip_outside_ci(reason: str) -> NoReturn:
+    """Skip the calling test with ``reason``; in CI (:func:`~zklock.testing.in_ci`), fail it."""
+    if in_ci():
+        pytest.fail(f"would skip in CI: {reason}")
+    pytest.skip(reason)
 
 
 # --------------------------------------------------------------------------------- servers
