@@ -31,7 +31,7 @@ from . import impls as implementations
 from . import suites
 from .pool import ROOT, Pool
 from .report import render
-from .server import zookeeper
+from .server import warm_up, zookeeper
 
 SUITES = ("uncontended", "requests", "contended", "scale")
 
@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", help="ZooKeeper image (default: the zklock.testing setting)")
     parser.add_argument("--no-fsync", action="store_true",
                         help="standalone server with forceSync=no: what the disk costs")
+    parser.add_argument("--test-jvm", action="store_true",
+                        help="run the server on the test harness's small C1-only JVM instead "
+                        "of a deployment's JVM")
+    parser.add_argument("--via-proxy", action="store_true",
+                        help="connect through the published port (docker-proxy) even where the "
+                        "container's own address is reachable")
     parser.add_argument("--json", type=Path, help="write the results here "
                         "(default: benchmarks/results/<time>-<target>.json)")
     parser.add_argument("--only", action="append", choices=SUITES, help="run only these suites")
@@ -112,8 +118,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     results: dict[str, Any] = {}
     if args.no_fsync and (args.hosts or args.ensemble):
         raise SystemExit("--no-fsync starts its own standalone server: not with --hosts or --ensemble")
-    with zookeeper(args.hosts, args.ensemble, args.image, force_sync=not args.no_fsync) as target:
+    with zookeeper(args.hosts, args.ensemble, args.image, force_sync=not args.no_fsync,
+                   via_proxy=args.via_proxy, test_jvm=args.test_jvm) as target:
         progress(f"ZooKeeper: {target.detail} at {target.hosts}")
+        if target.kind != "external":
+            warm_up(target.hosts)
+            progress("server warmed up")
         size = max(len(latency_impls), max(settings["contenders"]) if "contended" in chosen else 0)
         with Pool(size) as pool:
             if "uncontended" in chosen:

@@ -24,34 +24,96 @@ class Target:
     detail: str
 
 
+def _route(
+    published: tuple[str, int], network: Optional[tuple[str, int]], via_proxy: bool
+) -> tuple[str, str]:
+    """``(hosts, how)``: the container's own address when it answers, else the published port.
+
+    The published loopback port goes through ``docker-proxy``, a userland copy loop that no
+    deployment has; here it added 50 to 400 us to every request (most to writes), the same for
+    every implementation, which pulls every ratio towards 1. On Linux the host reaches the
+    container's network directly; elsewhere (Docker Desktop) it does not, and the run falls
+    back to the proxy and says so.
+    """
+    if not via_proxy and network is not None:
+        try:
+            four_letter_word(network[0], network[1], "ruok", timeout=1.0)
+        except OSError:
+            pass
+        else:
+            return f"{network[0]}:{network[1]}", "direct to the container"
+    return f"{published[0]}:{published[1]}", "through docker-proxy (published port)"
+
+
+#: The servers' JVM: what a deployment runs (C2 compiler, G1), not the test harness's small
+#: C1-only JVM, which starts fast but spends more time on every request, the same for every
+#: implementation, and so pulls every ratio towards 1.
+SERVER_JVMFLAGS = "-Xms256m -Xmx256m -XX:-UsePerfData"
+
+#: Cycles of create, get_children and delete sent before anything is measured, so the server's
+#: request path is compiled (C2 compiles a method after some thousands of calls).
+_WARM_UP_CYCLES = 3000
+
+
+def warm_up(hosts: str, cycles: int = _WARM_UP_CYCLES) -> None:
+    """Run the lock's requests on the server until its JIT has compiled their path."""
+    from kazoo.client import KazooClient
+
+    client = KazooClient(hosts=hosts)
+    client.start(timeout=30)
+    try:
+        path = client.create("/zklock-bench-warm-up", ephemeral=False, sequence=True)
+        for _ in range(cycles):
+            node = client.create(f"{path}/n", ephemeral=True, sequence=True)
+            client.get_children(path)
+            client.delete(node)
+        client.delete(path)
+    finally:
+        client.stop()
+        client.close()
+
+
 @contextlib.contextmanager
 def zookeeper(
-    hosts: Optional[str], ensemble: bool, image: Optional[str], force_sync: bool = True
+    hosts: Optional[str],
+    ensemble: bool,
+    image: Optional[str],
+    force_sync: bool = True,
+    via_proxy: bool = False,
+    test_jvm: bool = False,
 ) -> Iterator[Target]:
     """Yield the target: ``hosts`` as given, else a container (or ensemble) removed at exit.
 
-    ``force_sync=False`` starts the standalone server with ``forceSync=no``: writes are logged
-    without waiting for the disk, which shows how much of a cycle the disk takes.
+    A started server runs :data:`SERVER_JVMFLAGS` (``test_jvm=True``: the harness's default
+    JVM). ``force_sync=False`` starts the standalone server with ``forceSync=no``: writes are
+    logged without waiting for the disk, which shows how much of a cycle the disk takes.
+    ``via_proxy=True`` connects through the published port even where the container's own
+    address is reachable (see :func:`_route`).
     """
     if hosts:
         yield Target(hosts, "external", f"--hosts {hosts}")
         return
     from zklock.testing import ZooKeeperContainer, ZooKeeperEnsemble  # only when needed
 
+    jvm_flags = None if test_jvm else SERVER_JVMFLAGS
+    jvm = "the harness's test JVM" if test_jvm else f"JVMFLAGS {SERVER_JVMFLAGS}"
     if ensemble:
-        with ZooKeeperEnsemble(3, image) as zk:
+        with ZooKeeperEnsemble(3, image, jvm_flags=jvm_flags) as zk:
             follower = zk.followers()[0]
-            host, port = zk.address(follower)
-            yield Target(f"{host}:{port}", "ensemble-follower",
-                         f"3-node ensemble ({zk.image}), clients on follower zk{follower}")
+            where, how = _route(zk.address(follower), zk.network_address(follower), via_proxy)
+            yield Target(where, "ensemble-follower", f"3-node ensemble ({zk.image}, {jvm}), "
+                         f"clients on follower zk{follower}, {how}")
         return
     # Up to 16 contenders + spare sessions, all from one address: lift the 60-per-IP limit.
     server = ZooKeeperContainer(image).with_config("maxClientCnxns", "0")
+    if jvm_flags is not None:
+        server.with_jvm_flags(jvm_flags)
     if not force_sync:
         server.with_config("forceSync", "no")
     sync = "" if force_sync else ", forceSync=no"
     with server as zk:
-        yield Target(zk.get_connect_string(), "standalone", f"standalone ({zk.image}{sync})")
+        where, how = _route(zk.address, zk.network_address, via_proxy)
+        yield Target(where, "standalone", f"standalone ({zk.image}, {jvm}{sync}), {how}")
 
 
 def four_letter_word(host: str, port: int, command: str, timeout: float = 5.0) -> str:

@@ -65,23 +65,37 @@ def uncontended(
     cycles: int,
     warmup: int,
     progress: Callable[[str], None],
+    block: int = 10,
 ) -> dict[str, Any]:
-    """Acquire+release latency (p50, p99) and process CPU, one worker per implementation."""
+    """Acquire+release latency (p50, p99) and process CPU, one worker per implementation.
+
+    A repeat runs ``cycles`` cycles of each implementation in blocks of ``block`` cycles, the
+    implementations taking turns block by block (A B C, B C A, C A B, ...). The server's disk
+    here changes speed within a second (a write took 0.3 ms, then 1 ms for a while): blocks of
+    a few milliseconds let every implementation of a repeat meet the same disk.
+    """
     workers = dict(zip(impls, pool.workers))
     for impl, worker in workers.items():
         worker.call("connect", impl=impl, hosts=hosts, path=f"{base}/uncontended/{slug(impl)}")
         worker.call("cycles", n=warmup)
     per_repeat: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
     pooled: dict[str, list[float]] = {impl: [] for impl in impls}
+    order = list(impls)
     for repeat in range(repeats):
+        latencies: dict[str, list[float]] = {impl: [] for impl in impls}
+        cpu = dict.fromkeys(impls, 0.0)
+        for done in range(0, cycles, block):
+            for impl in order:
+                reply = workers[impl].call("cycles", n=min(block, cycles - done))
+                latencies[impl] += reply["latencies"]
+                cpu[impl] += reply["cpu"]
+            order.append(order.pop(0))
         for impl in impls:
-            reply = workers[impl].call("cycles", n=cycles)
-            latencies = reply["latencies"]
-            pooled[impl] += latencies
+            pooled[impl] += latencies[impl]
             per_repeat[impl].append({
-                "p50_us": percentile(latencies, 0.50) * 1e6,
-                "p99_us": percentile(latencies, 0.99) * 1e6,
-                "cpu_s_per_1000": reply["cpu"] / cycles * 1000,
+                "p50_us": percentile(latencies[impl], 0.50) * 1e6,
+                "p99_us": percentile(latencies[impl], 0.99) * 1e6,
+                "cpu_s_per_1000": cpu[impl] / cycles * 1000,
             })
         progress(f"uncontended repeat {repeat + 1}/{repeats}: " + ", ".join(
             f"{impl} {per_repeat[impl][-1]['p50_us']:.0f}us" for impl in impls))
@@ -97,6 +111,7 @@ def uncontended(
     return {
         "repeats": repeats,
         "cycles_per_repeat": cycles,
+        "cycles_per_block": block,
         "per_repeat": per_repeat,
         "median": {
             impl: {

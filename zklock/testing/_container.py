@@ -183,6 +183,14 @@ class ZooKeeperContainer(DockerContainer):
             "maxSessionTimeout", str(maximum)
         )
 
+    def with_jvm_flags(self, flags: str) -> Self:
+        """Replace the server's JVM flags (JVMFLAGS; default :data:`DEFAULT_JVMFLAGS`).
+
+        The default JVM is small and starts fast but compiles with C1 only; a benchmark
+        wants the JVM a deployment runs (for example ``"-Xms256m -Xmx256m"``: C2, G1).
+        """
+        return self.with_env("JVMFLAGS", flags)
+
     def with_config(self, key: str, value: str) -> Self:
         """Add a ``key=value`` line to zoo.cfg (through ZOO_CFG_EXTRA, as the official image)."""
         if not key or any(c.isspace() or c == "=" for c in key) or any(c.isspace() for c in value):
@@ -238,6 +246,23 @@ class ZooKeeperContainer(DockerContainer):
         """``(host, port)`` of the client port on the loopback interface."""
         port = self.get_docker_client().port(self.get_wrapped_container().id, CLIENT_PORT)
         return LOOPBACK, int(port)
+
+    @property
+    def network_address(self) -> Optional[tuple[str, int]]:
+        """``(ip, 2181)`` of the server on its Docker network, or ``None`` without one.
+
+        On Linux the host reaches a container's network directly, without the userland proxy
+        (``docker-proxy``) that carries the published loopback port. That proxy is a test-rig
+        artefact that no deployment has, and it costs each request a hop through another
+        process: benchmarks connect here. The address may change when the container restarts,
+        so tests that restart servers use :attr:`address`.
+        """
+        self.get_wrapped_container().reload()
+        networks = self.get_wrapped_container().attrs["NetworkSettings"]["Networks"] or {}
+        for network in networks.values():
+            if network.get("IPAddress"):
+                return str(network["IPAddress"]), CLIENT_PORT
+        return None
 
     def get_connect_string(self) -> str:
         """The kazoo ``hosts`` string of this server, ``127.0.0.1:<port>``."""

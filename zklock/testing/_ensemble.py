@@ -51,7 +51,8 @@ class ZooKeeperEnsemble:
 
     ``image`` and ``pull`` default to :class:`Settings` from the environment. Fault methods
     wait (up to ``settle_timeout`` seconds) until the remaining nodes settle, as long as they
-    still form a quorum; pass ``wait=False`` to return at once.
+    still form a quorum; pass ``wait=False`` to return at once. ``jvm_flags`` replaces every
+    node's JVM flags (see :meth:`ZooKeeperContainer.with_jvm_flags`).
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class ZooKeeperEnsemble:
         max_session_timeout: int = DEFAULT_MAX_SESSION_TIMEOUT,
         startup_timeout: float = 60.0,
         settle_timeout: float = 30.0,
+        jvm_flags: Optional[str] = None,
     ) -> None:
         if size < 1:
             raise ValueError(f"an ensemble needs at least one node, not {size}")
@@ -84,6 +86,7 @@ class ZooKeeperEnsemble:
         self._pull = pull
         self._init_limit = init_limit
         self._sessions = (min_session_timeout, max_session_timeout)
+        self._jvm_flags = jvm_flags
         self._network: Optional[Network] = None
         self._nodes: dict[int, ZooKeeperContainer] = {}
         self._ports: dict[int, int] = {}
@@ -129,6 +132,8 @@ class ZooKeeperEnsemble:
                     # container's own hostname resolves to: listen on all addresses.
                     .with_config("quorumListenOnAllIPs", "true")
                 )
+                if self._jvm_flags is not None:
+                    node.with_jvm_flags(self._jvm_flags)
                 self._nodes[i] = node
                 node.start()
             self.wait_settled(self.startup_timeout)
@@ -189,6 +194,15 @@ class ZooKeeperEnsemble:
         """``(host, port)`` of ``node``'s client port (the same across restarts)."""
         self._check(node)
         return LOOPBACK, self._ports[node]
+
+    def network_address(self, node: int) -> Optional[tuple[str, int]]:
+        """``node``'s ``(ip, 2181)`` on the ensemble's network, skipping Docker's port proxy.
+
+        See :attr:`ZooKeeperContainer.network_address`; unlike :meth:`address` it may change
+        when the node restarts.
+        """
+        self._check(node)
+        return self._nodes[node].network_address
 
     def connect_string(self, exclude: Iterable[int] = ()) -> str:
         """The kazoo ``hosts`` string of all nodes except ``exclude``."""
