@@ -41,8 +41,18 @@ class CreateLedger:
         self._reported: set[str] = set()
         self._closed = False
 
-    def sent(self, attempt_id: str, result: Any, parent: str) -> None:
-        """Record a create just sent; its reply, however late, lands in the ledger."""
+    def sent(
+        self,
+        attempt_id: str,
+        result: Any,
+        parent: str,
+        mark: Callable[[Callable[[Any], None]], Callable[[Any], None]] = lambda callback: callback,
+    ) -> None:
+        """Record a create just sent; its reply, however late, lands in the ledger.
+
+        ``mark`` decorates the reply callback (the recipe passes ``runs_inline``: it only
+        takes the ledger's mutex, so it need not wait for kazoo's callback thread).
+        """
         with self._mutex:
             self.unknown.add(attempt_id)
 
@@ -53,7 +63,7 @@ class CreateLedger:
                 return
             self.found(attempt_id, OwnNode(path, stat.czxid, stat.ephemeralOwner))
 
-        result.rawlink(replied)
+        result.rawlink(mark(replied))
 
     def refused(self, attempt_id: str) -> None:
         """The server answered the create with an error: no node was made."""

@@ -115,12 +115,36 @@ def _inline(func: Any) -> bool:
         return False
     if getattr(func, _INLINE_ATTRIBUTE, False) is True:
         return True
-    while isinstance(func, functools.partial):
-        func = func.func
-    return (
-        getattr(func, "__module__", None) == "kazoo.client"
-        and getattr(func, "__qualname__", None) in _KAZOO_INLINE
-    )
+    return _kazoo_completion(func) in _KAZOO_INLINE
+
+
+def _kazoo_completion(func: Any) -> str | None:
+    """The qualified name of the kazoo.client completion ``func`` is, or wraps; else None.
+
+    kazoo decorates its completions with ``capture_exceptions`` (``functools.wraps``: the
+    name shows through) or ``wrap``, whose inner function is not ``functools.wraps``-ed: the
+    completion it calls is found in that function's closure.
+    """
+    for _ in range(4):  # a partial, capture_exceptions' wrapper, wrap's inner function
+        while isinstance(func, functools.partial):
+            func = func.func
+        if getattr(func, "__module__", None) == "kazoo.client":
+            return getattr(func, "__qualname__", None)
+        inner = getattr(func, "__wrapped__", None)
+        if inner is None:
+            cells = getattr(func, "__closure__", None) or ()
+            inner = next(
+                (
+                    cell.cell_contents
+                    for cell in cells
+                    if getattr(cell.cell_contents, "__module__", None) == "kazoo.client"
+                ),
+                None,
+            )
+        if inner is None:
+            return None
+        func = inner
+    return None
 
 
 def _has_buffered(obj: Any) -> bool:

@@ -505,6 +505,36 @@ def test_inline_kazoo_completions_under_a_flood(lean_client, zk_path):
     client.delete(f"{zk_path}/flood", recursive=True)
 
 
+def test_replies_reach_their_caller_without_kazoo_callback_thread(
+    lean_client, zk_client_factory, zk_path
+):
+    """kazoo completes create(), ensure_path() and sync() through closures on its callback
+    thread; LeanHandler runs them (and the lock's own reply callbacks) on the connection
+    thread, so all of them complete while that thread is stuck. The stock handler, the
+    control, cannot complete a create until it is free again."""
+    lean, stock = lean_client(), zk_client_factory()
+    lean.ensure_path(zk_path)
+    gates = [threading.Event(), threading.Event()]
+    for client, gate in zip((lean, stock), gates):
+        client.handler.completion_queue.put(gate.wait)  # occupies the callback thread
+    try:
+        created = lean.create_async(f"{zk_path}/a/b", b"", makepath=True)
+        assert created.get(timeout=10) == f"{zk_path}/a/b"
+        assert lean.ensure_path_async(f"{zk_path}/c/d").get(timeout=10)
+        assert lean.sync_async(zk_path).get(timeout=10) == zk_path
+        lock = zklock.Lock(lean, f"{zk_path}/lock")
+        assert lock.acquire(timeout=10)
+        lock.release()
+        stuck = stock.create_async(f"{zk_path}/stock", b"")
+        with pytest.raises(stock.handler.timeout_exception):
+            stuck.get(timeout=1.0)
+    finally:
+        for gate in gates:
+            gate.set()
+    assert stuck.get(timeout=10) == f"{zk_path}/stock"
+    lean.delete(zk_path, recursive=True)
+
+
 def test_stop_and_restart_the_client(lean_client, zk_path):
     client = lean_client()
     client.ensure_path(zk_path)
