@@ -12,9 +12,11 @@ One acquire, in order:
    checked beforehand.
 2. Sort the contenders (serial-number order, ``_names.py``) and ask the kind: hold, or watch one
    node ahead.  The watch is a ``get`` with a watch (as Curator's ``getData``), so no watch is
-   left on a node that is already gone; a gone predecessor means list again at once.
-3. Wait on one event, set by the watch, by ``cancel()``, or by any connection state change,
-   for at most what is left of the deadline.  If the watched node was deleted and the
+   left on a node that is already gone.  Its reply is not waited for: the waiting thread
+   sleeps at once, and a NoNode reply counts as the deletion it reveals.
+3. Wait on one event, set by the watch (or its reply), by ``cancel()``, or by any connection
+   state change, for at most what is left of the deadline (and, until the watch request is
+   answered, of the request timeout).  If the watched node was deleted and the
    listing without it says we hold, we hold: sequence numbers only grow, so nobody can have
    joined the queue ahead meanwhile, and that hand-off costs no request.  Otherwise list
    again (one request, sent by the watch callback itself when the node was deleted) and go
@@ -86,9 +88,10 @@ class Wakeup:
 class PredecessorWatch:
     """One wait on the node ahead: what its watch saw, and the listing it sent at once.
 
-    When the watched node is deleted, the watch callback either leaves ``listing`` unset (the
-    queue minus that node puts us first: we hold) or sends the confirming ``get_children``
-    itself, so the request is on its way before the waiting thread is even scheduled.
+    When the watched node is deleted (or the reply to the watch request says it is already
+    gone), the callback either leaves ``listing`` unset (the queue minus that node puts us
+    first: we hold) or sends the confirming ``get_children`` itself, so the request is on its
+    way before the waiting thread is even scheduled.
     """
 
     __slots__ = ("deleted", "event", "holds_once_deleted", "listing")
@@ -262,20 +265,43 @@ class LockRecipe:
             # listing minus the watched node says we hold, its deletion alone hands us the lock.
             rest = [node for node in queue if node.name != decision.watch]
             watch = PredecessorWatch(wakeup.event, self.kind.decide(rest, mine).holds)
+            answer = self._watch(f"{self.path}/{decision.watch}", watch)
+            self._sleep(answer, wakeup.event, deadline)
+            if wakeup.cancelled:
+                raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
             prefetched: tuple[Any, float] | None = None
-            if self._watch(f"{self.path}/{decision.watch}", watch, deadline):
-                wakeup.event.wait(deadline.remaining())
-                if wakeup.cancelled:
-                    raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
-                if watch.deleted:
-                    if watch.listing is None:
-                        return me  # the hand-off cost no request at all
-                    prefetched = watch.listing
-                    if deadline.expired() and not prefetched[0].ready():
-                        return None  # out of time with the answer still on its way
-                elif deadline.expired() and not wakeup.event.is_set():
-                    return None
+            if watch.deleted:
+                if watch.listing is None:
+                    return me  # the hand-off cost no request at all
+                prefetched = watch.listing
+                if deadline.expired() and not prefetched[0].ready():
+                    return None  # out of time with the answer still on its way
+            elif answer.ready() and not answer.successful():
+                self._wait(answer, deadline)  # raises the translated failure
+            elif deadline.expired() and not wakeup.event.is_set():
+                return None
             children = self._children(deadline, prefetched)
+
+    def _sleep(self, answer: Any, event: threading.Event, deadline: Deadline) -> None:
+        """Sleep until ``event`` is set or the deadline passes.
+
+        ``answer`` is the reply to the watch request, not waited for: its callbacks set the
+        event when it brings news. Until it is in, the sleep is also bounded by the request
+        timeout, after which an unanswered request counts as a lost connection.
+        """
+        if not answer.ready():
+            bound = Deadline(self.request_timeout())
+            while not event.wait(deadline.cap(bound.remaining())):
+                if answer.ready() or deadline.expired():
+                    break
+                if bound.expired():
+                    raise ConnectionLost(
+                        f"{self._context()}: the watch on the node ahead went unanswered for "
+                        f"{bound.timeout:g} s"
+                    )
+            else:
+                return
+        event.wait(deadline.remaining())
 
     def _create(self, deadline: Deadline, ledger: CreateLedger) -> tuple[OwnNode, list[str]]:
         """Pipelined Create2 + get_children; creates the parent on NoNode and tries again."""
@@ -355,37 +381,54 @@ class LockRecipe:
                 parsed.append(node)
         return queue_order(parsed)
 
-    def _watch(self, path: str, watch: PredecessorWatch, deadline: Deadline) -> bool:
-        """Watch ``path`` until it changes (see :class:`PredecessorWatch`).
+    def _watch(self, path: str, watch: PredecessorWatch) -> Any:
+        """Send a watch on ``path`` and return its reply without waiting for it.
 
-        Returns False if the node is already gone (no watch is left behind then).
+        A reply of NoNode means the node is already gone, which its callback handles like the
+        deletion event (see :class:`PredecessorWatch`); any other failure sets the event, and
+        the waiting thread reads it from the returned result.
         """
         @runs_inline  # only sets an event: under LeanHandler it runs on the replying thread
         def listed(_result: Any) -> None:
+            watch.event.set()
+
+        def gone() -> None:
+            # A watch event does not say when the server last heard from us: only a session
+            # heard from recently enough takes the lock without a request.
+            if not (watch.holds_once_deleted and self._contact_is_fresh()):
+                # Confirm with a listing sent now, and wake the waiting thread once its
+                # answer is in: one wake-up instead of two on the hand-off's path.
+                listing = self.client.get_children_async(self.path)
+                watch.listing = (listing, time.monotonic())
+                watch.deleted = True
+                listing.rawlink(listed)
+                return
+            watch.deleted = True
             watch.event.set()
 
         @runs_inline  # sends at most one request: under LeanHandler it skips a thread hop
         def woken(watched: Any) -> None:
             log.debug("%s: woken by %s on %s", self._context(), watched.type, watched.path)
             if watched.type == EventType.DELETED:
-                # A watch event does not say when the server last heard from us: only a
-                # session heard from recently enough takes the lock without a request.
-                if not (watch.holds_once_deleted and self._contact_is_fresh()):
-                    # Confirm with a listing sent now, and wake the waiting thread once its
-                    # answer is in: one wake-up instead of two on the hand-off's path.
-                    listing = self.client.get_children_async(self.path)
-                    watch.listing = (listing, time.monotonic())
-                    watch.deleted = True
-                    listing.rawlink(listed)
-                    return
-                watch.deleted = True
-            watch.event.set()
+                gone()
+            else:
+                watch.event.set()
 
-        try:
-            self._wait(self.client.get_async(path, watch=woken), deadline)
-        except NoNode:
-            return False
-        return True
+        @runs_inline  # the same, for the reply to the watch request
+        def answered(result: Any) -> None:
+            if result.successful():
+                return  # watching: the waiting thread sleeps on until the node changes
+            try:
+                with translate_kazoo_errors():
+                    result.get()
+            except NoNode:
+                gone()  # no watch was left behind
+            except Exception:
+                watch.event.set()  # the waiting thread raises it
+
+        answer = self.client.get_async(path, watch=woken)
+        answer.rawlink(answered)
+        return answer
 
     def _find_lost_creates(self, deadline: Deadline, ledger: CreateLedger) -> None:
         """Look for nodes of creates whose reply was lost; keep only the current session's."""
