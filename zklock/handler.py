@@ -34,7 +34,8 @@ What it changes, all inside the handler:
   ``sync_async`` (which only turn one result into another), and any callback marked with
   :func:`runs_inline`, run on the thread that delivers them instead of waiting for a worker
   thread: a ``create`` reply then reaches its caller with one thread hand-off instead of
-  two.  Every other callback is queued exactly as kazoo does.  (Only where eventfd exists,
+  two.  (kazoo hides most of them inside its ``wrap()`` decorator; they are recognised by
+  the closure that decorator keeps.)  Every other callback is queued exactly as kazoo does.  (Only where eventfd exists,
   Linux with Python >= 3.10, since an inline callback may send a request from the
   connection thread, and that must never block.)
 
