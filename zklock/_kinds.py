@@ -46,7 +46,11 @@ class LockKind(Protocol):
         """Markers of the nodes this kind is ordered against, in every naming (its own too)."""
 
     def decide(self, queue: Sequence[NodeName], me: NodeName) -> Decision:
-        """Given the relevant contenders in queue order (``me`` among them), decide."""
+        """Given the relevant contenders in queue order (``me`` among them), decide.
+
+        The queue may leave out contenders that joined after ``me``: a decision never
+        depends on who queues behind (as in Curator's recipes).
+        """
 
 
 @dataclass(frozen=True)

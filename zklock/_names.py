@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-__all__ = ["NodeName", "parse_node_name", "queue_order"]
+__all__ = ["NodeName", "created_after", "later_names_key", "parse_node_name", "queue_order"]
 
 # kazoo's 32 hex digits, or the dashed UUID of Curator's protected names.
 _ATTEMPT_RE = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})")
@@ -26,6 +26,7 @@ _HEX = frozenset("0123456789abcdef")
 _DIGITS = frozenset("0123456789")
 _ATTEMPT_CHARS = 32
 _SERIAL_BITS = 32
+_SEQUENCE_CHARS = 10  # ZooKeeper's "%010d"
 _BY_SEQUENCE_THEN_NAME = operator.itemgetter(2, 0)  # NodeName is (name, marker, sequence)
 
 
@@ -61,6 +62,28 @@ def parse_node_name(name: str, markers: Iterable[str]) -> NodeName | None:
             continue
         return NodeName(name, marker, sequence)
     return None
+
+
+def later_names_key(own: NodeName) -> str | None:
+    """The key :func:`created_after` compares names with, or None when ``own`` allows no skip.
+
+    Only a non-negative sequence gives a key: names are compared as strings, and ZooKeeper
+    writes a non-negative sequence as 10 zero-padded digits ("%010d").
+    """
+    return f"{own.sequence:010d}" if own.sequence >= 0 else None
+
+
+def created_after(name: str, key: str) -> bool:
+    """True if ``name`` surely belongs to a node created after the one ``key`` was made from.
+
+    That is when ``name`` ends in 10 digits that compare greater than ``key`` and no minus
+    sign precedes them: a non-negative sequence greater than ours.  A negative sequence
+    (the counter wrapped past 2^31) either has its sign inside the last 10 characters, or
+    right before them; neither is skipped (``queue_order`` places it).  Names this cannot
+    decide on return False and are parsed as usual.
+    """
+    tail = name[-_SEQUENCE_CHARS:]
+    return tail > key and tail.isdigit() and name[-_SEQUENCE_CHARS - 1 : -_SEQUENCE_CHARS] != "-"
 
 
 def _attempt_id(head: str) -> str | None:

@@ -44,7 +44,7 @@ from kazoo.security import ACL
 from ._attempts import CreateLedger, OwnNode
 from ._deadline import Deadline
 from ._kinds import LockKind
-from ._names import NodeName, parse_node_name, queue_order
+from ._names import NodeName, created_after, later_names_key, parse_node_name, queue_order
 from ._session import SessionWatcher
 from .acl import default_acl
 from .errors import (
@@ -248,7 +248,7 @@ class LockRecipe:
         own_name = me.path.rsplit("/", 1)[1]
         known: dict[str, NodeName | None] = {}  # names parsed by an earlier listing
         while True:
-            queue = self._queue(children, known)
+            queue = self._queue(children, known, own_name)
             mine = next((node for node in queue if node.name == own_name), None)
             if mine is None:
                 ledger.forget_current()
@@ -361,20 +361,31 @@ class LockRecipe:
         return children
 
     def _queue(
-        self, children: list[str], known: dict[str, NodeName | None] | None = None
+        self,
+        children: list[str],
+        known: dict[str, NodeName | None] | None = None,
+        own: str | None = None,
     ) -> list[NodeName]:
         """The contenders among ``children`` in queue order.
 
         ``known`` carries parsed names from one listing to the next: a waiter woken in a long
-        queue lists mostly the same children again, and parses only the new ones.
+        queue lists mostly the same children again, and parses only the new ones.  With
+        ``own`` (our node's name), nodes surely created after ours are left out unparsed: no
+        kind decides on who queues behind it, and in a long queue most new names are those.
         """
         markers = self.kind.queued_behind
         if known is None:
             known = {}
+        later = None
+        if own is not None:
+            parsed_own = known.get(own) or parse_node_name(own, markers)
+            later = None if parsed_own is None else later_names_key(parsed_own)
         parsed: list[NodeName] = []
         for child in children:
             if child in known:
                 node = known[child]
+            elif later is not None and created_after(child, later):
+                continue  # behind us in the queue
             else:
                 node = known[child] = parse_node_name(child, markers)
             if node is not None:

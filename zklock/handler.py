@@ -35,9 +35,9 @@ What it changes, all inside the handler:
   :func:`runs_inline`, run on the thread that delivers them instead of waiting for a worker
   thread: a ``create`` reply then reaches its caller with one thread hand-off instead of
   two.  (kazoo hides most of them inside its ``wrap()`` decorator; they are recognised by
-  the closure that decorator keeps.)  Every other callback is queued exactly as kazoo does.  (Only where eventfd exists,
-  Linux with Python >= 3.10, since an inline callback may send a request from the
-  connection thread, and that must never block.)
+  the closure that decorator keeps.)  Every other callback is queued exactly as kazoo
+  does.  (Only where eventfd exists, Linux with Python >= 3.10, since an inline callback
+  may send a request from the connection thread, and that must never block.)
 
 - A busy client notices a server that stopped answering.  kazoo counts every request it
   sends as a heartbeat and checks for an unanswered ping only after a quiet spell with

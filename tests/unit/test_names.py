@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from zklock._names import NodeName, parse_node_name, queue_order
+from zklock._names import NodeName, created_after, later_names_key, parse_node_name, queue_order
 
 LOCK = "__lock__"
 RLOCK = "__rlock__"
@@ -168,3 +168,29 @@ def test_equal_sequences_fall_back_to_name():
 def test_only_ascii_digits_are_a_sequence(suffix):
     # ZooKeeper writes ASCII digits only; a child named otherwise is not a contender.
     assert parse_node_name(f"{ATTEMPT}__lock__{suffix}", MARKERS) is None
+
+
+@pytest.mark.parametrize(
+    ("sequence", "key"),
+    [(42, "0000000042"), (2**31 - 1, "2147483647"), (0, "0000000000"), (-1, None), (-(2**31), None)],
+)
+def test_later_names_key(sequence, key):
+    assert later_names_key(NodeName("n", "__lock__", sequence)) == key
+
+
+@pytest.mark.parametrize(
+    ("name", "later"),
+    [
+        ("y__lock__0000000101", True),
+        ("_c_0f8fad5b-d9cb-469f-a165-70867728950e-lock-0000000101", False),  # "-" before: parsed
+        ("y__lock__0000000100", False),  # our own sequence
+        ("y__lock__0000000099", False),
+        ("y__lock__-000000007", False),  # wrapped: parsed, placed by queue_order
+        ("y__lock__-1000000000", False),  # 10 digits, but negative
+        ("y__lock__-2147483648", False),
+        ("lease_holder", False),
+        ("9", True),  # shorter than a ZooKeeper suffix: not a contender either way
+    ],
+)
+def test_created_after(name, later):
+    assert created_after(name, "0000000100") is later

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from zklock import NodeNaming
 from zklock._kinds import EXCLUSIVE, EXCLUSIVE_MARKER, SHARED_MARKER, Decision, ExclusiveKind
-from zklock._names import NodeName, parse_node_name, queue_order
+from zklock._names import NodeName, created_after, later_names_key, parse_node_name, queue_order
 
 # Reproducible in CI: the same examples on every run, no example database on disk.
 PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None)
@@ -267,3 +267,28 @@ def test_from_children_to_decision_the_oldest_contender_holds(queue, foreign, da
     assert decision.holds == (me == oldest)
     if not decision.holds:
         assert decision.watch in {node.name for node in nodes}
+
+
+@PROPERTY
+@given(live_queues(), st.data())
+def test_only_nodes_created_later_are_skipped(queue, data):
+    """A waiter leaves the names ``created_after`` its own unparsed: each must be a node
+    created after its own, whatever the counter's wrap did."""
+    nodes, distances = queue
+    mine = data.draw(st.integers(0, len(nodes) - 1))
+    key = later_names_key(nodes[mine])
+    if key is None:
+        assert nodes[mine].sequence < 0  # only a negative sequence disables the skip
+        return
+    for node, distance in zip(nodes, distances):
+        if created_after(node.name, key):
+            assert distance > distances[mine], (node, nodes[mine])
+
+
+@PROPERTY
+@given(children(), st.integers(0, INT32_MAX))
+def test_a_child_skipped_as_created_later_parses_to_a_greater_sequence_or_not_at_all(name, own):
+    """Whatever a child's name, skipping it unparsed loses no contender ahead of ours."""
+    if created_after(name, f"{own:010d}"):
+        parsed = parse_node_name(name, MARKERS)
+        assert parsed is None or parsed.sequence > own
