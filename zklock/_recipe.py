@@ -419,7 +419,8 @@ class LockRecipe:
 
         @runs_inline  # sends at most one request: under LeanHandler it skips a thread hop
         def woken(watched: Any) -> None:
-            log.debug("%s: woken by %s on %s", self._context(), watched.type, watched.path)
+            if log.isEnabledFor(logging.DEBUG):  # _context() is not free, and this is hot
+                log.debug("%s: woken by %s on %s", self._context(), watched.type, watched.path)
             if watched.type == EventType.DELETED:
                 gone()
             else:
