@@ -289,18 +289,15 @@ class LockRecipe:
         event when it brings news. Until it is in, the sleep is also bounded by the request
         timeout, after which an unanswered request counts as a lost connection.
         """
-        if not answer.ready():
-            bound = Deadline(self.request_timeout())
-            while not event.wait(deadline.cap(bound.remaining())):
-                if answer.ready() or deadline.expired():
-                    break
-                if bound.expired():
-                    raise ConnectionLost(
-                        f"{self._context()}: the watch on the node ahead went unanswered for "
-                        f"{bound.timeout:g} s"
-                    )
-            else:
+        bound = Deadline(self.request_timeout())
+        while not answer.ready():
+            if event.wait(deadline.cap(bound.remaining())) or deadline.expired():
                 return
+            if bound.expired() and not answer.ready():
+                raise ConnectionLost(
+                    f"{self._context()}: the watch on the node ahead went unanswered for "
+                    f"{bound.timeout:g} s"
+                )
         event.wait(deadline.remaining())
 
     def _create(self, deadline: Deadline, ledger: CreateLedger) -> tuple[OwnNode, list[str]]:

@@ -129,23 +129,33 @@ def _kazoo_completion(func: Any) -> str | None:
     for _ in range(4):  # a partial, capture_exceptions' wrapper, wrap's inner function
         while isinstance(func, functools.partial):
             func = func.func
-        if getattr(func, "__module__", None) == "kazoo.client":
+        if _module(func) == "kazoo.client":
             return getattr(func, "__qualname__", None)
         inner = getattr(func, "__wrapped__", None)
         if inner is None:
-            cells = getattr(func, "__closure__", None) or ()
             inner = next(
-                (
-                    cell.cell_contents
-                    for cell in cells
-                    if getattr(cell.cell_contents, "__module__", None) == "kazoo.client"
-                ),
+                (value for value in _closure_values(func) if _module(value) == "kazoo.client"),
                 None,
             )
         if inner is None:
             return None
         func = inner
     return None
+
+
+def _closure_values(func: Any) -> list[Any]:
+    """The values ``func``'s closure holds (a cell not yet filled is left out)."""
+    values = []
+    for cell in getattr(func, "__closure__", None) or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            continue
+    return values
+
+
+def _module(obj: Any) -> Any:
+    return getattr(obj, "__module__", None)
 
 
 def _has_buffered(obj: Any) -> bool:

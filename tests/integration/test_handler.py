@@ -270,6 +270,28 @@ def test_runs_inline_marks_and_returns_the_function():
     assert runs_inline(callback) is callback
 
 
+def test_a_callback_with_an_empty_closure_cell_is_queued_not_an_error(handler):
+    """The handler looks into closures for kazoo's wrapped completions; a cell that is not
+    filled yet (a name assigned later in the enclosing function) must not break delivery."""
+    ran = threading.Event()
+
+    def make():
+        def callback(_result):
+            ran.set()
+            return later
+
+        cell = callback.__closure__[callback.__code__.co_freevars.index("later")]
+        with pytest.raises(ValueError, match="empty"):  # never filled
+            _ = cell.cell_contents
+        return callback
+        later = None  # never runs: it only makes `later` a closure cell
+
+    result = LeanAsyncResult(handler)
+    result.rawlink(make())
+    result.set(None)
+    assert ran.wait(5)  # delivered (by kazoo's callback thread), not an exception
+
+
 def _thread_of(deliver) -> int:
     ran: list[int] = []
     done = threading.Event()
