@@ -534,7 +534,8 @@ def test_replies_reach_their_caller_without_kazoo_callback_thread(
     thread; LeanHandler runs them (and the lock's own reply callbacks) on the connection
     thread, so all of them complete while that thread is stuck. The stock handler, the
     control, cannot complete a create until it is free again."""
-    lean, stock = lean_client(), zk_client_factory()
+    # The control is kazoo's own handler even when ZKLOCK_TEST_HANDLER=lean forces the rest.
+    lean, stock = lean_client(), zk_client_factory(handler=SequentialThreadingHandler())
     lean.ensure_path(zk_path)
     gates = [threading.Event(), threading.Event()]
     for client, gate in zip((lean, stock), gates):
@@ -575,7 +576,10 @@ def test_a_busy_client_notices_a_silent_server(
     requests back once the server has been silent for a heartbeat interval, so kazoo's own
     ping check runs and drops the connection (SUSPENDED), bounded by the session timeout."""
     session_timeout = 3.0
-    make = lean_client if handler_kind == "lean" else zk_client_factory
+    def stock_client(**kwargs):  # kazoo's own, even when ZKLOCK_TEST_HANDLER=lean
+        return zk_client_factory(handler=SequentialThreadingHandler(), **kwargs)
+
+    make = lean_client if handler_kind == "lean" else stock_client
     client = make(hosts=proxy.connect_string, timeout=session_timeout)
     states: list[tuple[str, float]] = []
     client.add_listener(lambda state: states.append((state, time.monotonic())))
