@@ -45,7 +45,6 @@ class CreateLedger:
         self,
         attempt_id: str,
         result: Any,
-        parent: str,
         mark: Callable[[Callable[[Any], None]], Callable[[Any], None]] = lambda callback: callback,
     ) -> None:
         """Record a create just sent; its reply, however late, lands in the ledger.

@@ -310,7 +310,7 @@ class LockRecipe:
                 prefix, self._data, acl=self._acl(), ephemeral=True, sequence=True, include_data=True
             )
             listing = self.client.get_children_async(self.path)
-            ledger.sent(attempt_id, created, self.path, mark=runs_inline)
+            ledger.sent(attempt_id, created, mark=runs_inline)
             try:
                 path, stat = self._wait(created, deadline)
             except NoNode:

@@ -63,7 +63,7 @@ def ledger(late):
 
 def test_a_sent_create_is_unknown_until_its_reply(ledger):
     reply = PendingReply()
-    ledger.sent("a1", reply, PARENT)
+    ledger.sent("a1", reply)
     assert ledger.unknown == {"a1"}
     reply.arrive(own(1).path, own(1).czxid)
     assert ledger.unknown == set()
@@ -73,14 +73,14 @@ def test_a_sent_create_is_unknown_until_its_reply(ledger):
 def test_a_failed_reply_stays_unknown(ledger):
     # A connection loss says nothing about whether the create ran: find it by listing later.
     reply = PendingReply()
-    ledger.sent("a1", reply, PARENT)
+    ledger.sent("a1", reply)
     reply.fail(RuntimeError("connection loss"))
     assert ledger.unknown == {"a1"}
     assert ledger.created == {}
 
 
 def test_refused_means_no_node(ledger):
-    ledger.sent("a1", PendingReply(), PARENT)
+    ledger.sent("a1", PendingReply())
     ledger.refused("a1")
     assert ledger.unknown == set()
     assert ledger.close(keep=None) == ([], set())
@@ -88,7 +88,7 @@ def test_refused_means_no_node(ledger):
 
 def test_use_then_close_keeps_the_held_node(ledger, late):
     reply = PendingReply()
-    ledger.sent("a1", reply, PARENT)
+    ledger.sent("a1", reply)
     reply.arrive(own(1).path, own(1).czxid)
     ledger.use(own(1))
     assert ledger.current == own(1)
@@ -108,7 +108,7 @@ def test_close_returns_every_node_not_kept(ledger):
 def test_close_without_keeping_returns_all_and_the_unknown(ledger):
     ledger.found("a1", own(1))
     ledger.use(own(1))
-    ledger.sent("a2", PendingReply(), PARENT)
+    ledger.sent("a2", PendingReply())
     extra, unknown = ledger.close(keep=None)
     assert extra == [own(1)]
     assert unknown == {"a2"}
@@ -117,7 +117,7 @@ def test_close_without_keeping_returns_all_and_the_unknown(ledger):
 
 def test_a_late_reply_after_close_goes_to_on_late_node(ledger, late):
     reply = PendingReply()
-    ledger.sent("a1", reply, PARENT)
+    ledger.sent("a1", reply)
     extra, unknown = ledger.close(keep=None)  # the acquire gave up before the reply came
     assert (extra, unknown) == ([], {"a1"})
     reply.arrive(own(7).path, own(7).czxid)
@@ -134,7 +134,7 @@ def test_a_late_find_after_close_goes_to_on_late_node(ledger, late):
 
 def test_a_reply_before_close_is_not_late(ledger, late):
     reply = PendingReply()
-    ledger.sent("a1", reply, PARENT)
+    ledger.sent("a1", reply)
     reply.arrive(own(1).path, own(1).czxid)
     extra, _ = ledger.close(keep=None)
     assert extra == [own(1)]
@@ -150,7 +150,7 @@ def test_a_reply_already_there_when_sent_is_recorded():
     ledger = CreateLedger(on_late_node=lambda node: pytest.fail("not late"))
     reply = Done()
     reply._value = (own(1).path, Stat(own(1).czxid, SESSION))
-    ledger.sent("a1", reply, PARENT)
+    ledger.sent("a1", reply)
     assert ledger.created == {"a1": own(1)} and ledger.unknown == set()
 
 
@@ -162,7 +162,7 @@ def test_adopt_nothing(ledger):
 
 def test_adopt_a_node_whose_reply_was_late_but_arrived(ledger):
     reply = PendingReply()
-    ledger.sent("a1", reply, PARENT)
+    ledger.sent("a1", reply)
     reply.arrive(own(1).path, own(1).czxid)
     assert ledger.adopt(SESSION) == own(1)
     assert ledger.current == own(1)
@@ -216,7 +216,7 @@ def test_forget_current_without_one(ledger):
 def test_replies_from_many_threads(ledger):
     replies = {f"a{i}": PendingReply() for i in range(50)}
     for attempt_id, reply in replies.items():
-        ledger.sent(attempt_id, reply, PARENT)
+        ledger.sent(attempt_id, reply)
     barrier = threading.Barrier(len(replies))
 
     def deliver(seq: int, reply: PendingReply) -> None:
