@@ -2,15 +2,16 @@
 
 ::
 
-    python -m benchmarks.run                      # standalone container, ~5 minutes
+    python -m benchmarks.run                      # standalone container, ~3.5 minutes
     python -m benchmarks.run --quick              # the same, smaller (< 60 s)
     python -m benchmarks.run --ensemble           # 3-node ensemble, clients on a follower
     python -m benchmarks.run --no-fsync           # standalone, forceSync=no: the disk's share
     python -m benchmarks.run --hosts 127.0.0.1:2181 --json out.json
 
 Without ``--hosts`` ZooKeeper is started through ``zklock.testing`` (its image is
-``ZKLOCK_ZOOKEEPER_IMAGE``, or ``--image``) and removed at the end.  ``--only`` picks suites:
-``uncontended``, ``requests``, ``contended``, ``scale``.
+``ZKLOCK_ZOOKEEPER_IMAGE``, or ``--image``), set up as a deployment runs it (see
+``benchmarks/server.py``; ``--via-proxy`` and ``--test-jvm`` undo that), and removed at the
+end.  ``--only`` picks suites: ``uncontended``, ``requests``, ``contended``, ``scale``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,11 @@
 
 Without ``--hosts`` the server is started through ``zklock.testing``: one standalone container,
 or with ``--ensemble`` a 3-node ensemble whose clients all connect through one follower.  The
-image is the harness's setting (``ZKLOCK_ZOOKEEPER_IMAGE``) unless ``--image`` names one.
+image is the harness's setting (``ZKLOCK_ZOOKEEPER_IMAGE``) unless ``--image`` names one.  The
+server is set up as a deployment runs it, so that no test-rig cost common to every
+implementation pulls the ratios towards 1: clients connect to the container's own address
+(no ``docker-proxy``), the JVM is a deployment's (:data:`SERVER_JVMFLAGS`), and
+:func:`warm_up` lets its JIT compile the request path before anything is measured.
 """
 
 from __future__ import annotations
