@@ -23,14 +23,19 @@ from kazoo.protocol.states import Callback, KazooState
 
 import zklock
 from zklock.handler import BufferedSocket, Doorbell, LeanAsyncResult, LeanHandler, runs_inline
-from zklock.testing import TcpProxy, expire_session, in_ci, wait_until
+from zklock.testing import TcpProxy, expire_session, wait_until
+from zklock.testing.plugin import skip_outside_ci
 
 # ============================================================================ without ZooKeeper
 HAS_EVENTFD = hasattr(os, "eventfd")
-# A developer's machine without eventfd skips these; in CI (CI=true) they run, and fail there.
-requires_eventfd = pytest.mark.skipif(
-    not HAS_EVENTFD and not in_ci(), reason="eventfd needs Linux and Python >= 3.10"
-)
+
+
+@pytest.fixture
+def eventfd():
+    """For tests of what exists only with eventfd: a developer's machine without it skips
+    them; in CI (CI=true) they fail instead (``skip_outside_ci``)."""
+    if not HAS_EVENTFD:
+        skip_outside_ci("eventfd needs Linux and Python >= 3.10")
 
 
 @pytest.fixture
@@ -244,7 +249,7 @@ def test_create_connection_wraps_plain_tcp(handler):
 
 
 # ---------------------------------------------------------------------------- doorbell
-@requires_eventfd
+@pytest.mark.usefixtures("eventfd")
 def test_doorbell_counts_rings_and_never_blocks(handler):
     read_end, write_end = handler.create_socket_pair()
     assert isinstance(read_end, Doorbell) and read_end is write_end
@@ -305,7 +310,7 @@ def _thread_of(deliver) -> int:
     return ran[0]
 
 
-@requires_eventfd
+@pytest.mark.usefixtures("eventfd")
 def test_marked_watch_callback_runs_on_the_delivering_thread(handler):
     me = threading.get_ident()
     inline = _thread_of(lambda f: handler.dispatch_callback(Callback("watch", runs_inline(f), ())))
@@ -314,7 +319,7 @@ def test_marked_watch_callback_runs_on_the_delivering_thread(handler):
     assert queued != me
 
 
-@requires_eventfd
+@pytest.mark.usefixtures("eventfd")
 def test_marked_completion_runs_where_the_result_is_set(handler):
     me = threading.get_ident()
 
@@ -527,6 +532,7 @@ def test_inline_kazoo_completions_under_a_flood(lean_client, zk_path):
     client.delete(f"{zk_path}/flood", recursive=True)
 
 
+@pytest.mark.usefixtures("eventfd")
 def test_replies_reach_their_caller_without_kazoo_callback_thread(
     lean_client, zk_client_factory, zk_path
 ):
