@@ -37,3 +37,15 @@ def tls_path(zookeeper_tls: ZooKeeperTlsServer, request: pytest.FixtureRequest) 
     finally:
         admin.stop()
         admin.close()
+
+
+@pytest.fixture
+def tls_env(zookeeper_tls: ZooKeeperTlsServer) -> dict[str, str]:
+    """The ``ZKLOCK_*`` variables that point the CLI and the examples at the TLS server."""
+    certs = zookeeper_tls.certificates
+    return {
+        "ZKLOCK_HOSTS": zookeeper_tls.connect_string,
+        "ZKLOCK_TLS_CA": certs.ca,
+        "ZKLOCK_TLS_CERT": certs.client_cert,
+        "ZKLOCK_TLS_KEY": certs.client_key,
+    }

@@ -53,18 +53,11 @@ def test_exec_over_tls(zookeeper_tls, tls_path):
     assert 0 < tokens[0] < tokens[1]
 
 
-def test_exec_and_status_with_the_environment_and_digest_auth(zookeeper_tls, tls_path):
-    certs = zookeeper_tls.certificates
-    env = {
-        "ZKLOCK_HOSTS": zookeeper_tls.connect_string,
-        "ZKLOCK_TLS_CA": certs.ca,
-        "ZKLOCK_TLS_CERT": certs.client_cert,
-        "ZKLOCK_TLS_KEY": certs.client_key,
-    }
+def test_exec_and_status_with_the_environment_and_digest_auth(tls_env, tls_path):
     lock = f"{tls_path}/job"
-    ran = zklock_run("exec", "--auth", f"digest:{ALICE}", lock, "--", "true", **env)
+    ran = zklock_run("exec", "--auth", f"digest:{ALICE}", lock, "--", "true", **tls_env)
     assert ran.returncode == 0, explain(ran)
-    status = zklock_run("status", "--json", lock, **env)
+    status = zklock_run("status", "--json", lock, **tls_env)
     assert status.returncode == 0, explain(status)
     assert json.loads(status.stdout)["holder"] is None
 

@@ -179,15 +179,8 @@ def test_curator_naming(zookeeper):
     assert out.rstrip().endswith("OK")
 
 
-def test_tls(zookeeper_tls):
-    certs = zookeeper_tls.certificates
-    env = {
-        "ZKLOCK_HOSTS": zookeeper_tls.connect_string,
-        "ZKLOCK_TLS_CA": certs.ca,
-        "ZKLOCK_TLS_CERT": certs.client_cert,
-        "ZKLOCK_TLS_KEY": certs.client_key,
-    }
-    result = run_example("tls.py", env=env)
+def test_tls(zookeeper_tls, tls_env):
+    result = run_example("tls.py", env=tls_env)
     assert result.returncode == 0, explain(result)
     out = result.stdout
     assert "throwaway" not in result.stderr  # it used the given server

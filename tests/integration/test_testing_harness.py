@@ -219,13 +219,10 @@ def test_ensemble_pause_and_unpause_a_follower(zookeeper_ensemble: ZooKeeperEnse
     ensemble.pause(follower)
     try:
         assert follower not in ensemble.available
-        factory = KazooClientFactory(ensemble.connect_string(exclude=[follower]))
-        try:
+        with KazooClientFactory(ensemble.connect_string(exclude=[follower])) as factory:
             client = factory()
             node = client.create(f"/zklock-test/paused-{uuid.uuid4().hex[:8]}", makepath=True)
             client.delete(node)
-        finally:
-            factory.close_all()
     finally:
         ensemble.unpause(follower)
     assert ensemble.modes()[follower] == "follower"

@@ -36,11 +36,8 @@ def handler_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def tls_clients(zookeeper_tls: ZooKeeperTlsServer) -> Iterator[KazooClientFactory]:
     """Makes clients of the TLS port; every one is stopped and closed after the test."""
-    factory = KazooClientFactory(zookeeper_tls.connect_string)
-    try:
+    with KazooClientFactory(zookeeper_tls.connect_string) as factory:
         yield factory
-    finally:
-        factory.close_all()
 
 
 def test_a_lock_over_tls_gives_fencing_tokens(zookeeper_tls, tls_clients, tls_path, handler_name):

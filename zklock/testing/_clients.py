@@ -38,10 +38,9 @@ class KazooClientFactory:
 
     ::
 
-        factory = KazooClientFactory(server.connect_string)
-        owner, rival = factory(), factory(timeout=2.0)
-        ...
-        factory.close_all()
+        with KazooClientFactory(server.connect_string) as factory:  # close_all() at the end
+            owner, rival = factory(), factory(timeout=2.0)
+            ...
     """
 
     def __init__(
@@ -86,6 +85,12 @@ class KazooClientFactory:
     def clients(self) -> list[KazooClient]:
         """The clients made so far, oldest first."""
         return list(self._clients)
+
+    def __enter__(self) -> KazooClientFactory:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close_all()
 
     def close_all(self) -> None:
         """Stop and close every client made so far (newest first); idempotent."""

@@ -252,11 +252,8 @@ def _zklock_ensemble_recovery(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture
 def zk_client_factory(zookeeper: ZooKeeperServer) -> Iterator[KazooClientFactory]:
     """Makes started kazoo clients on ``zookeeper``; all are stopped and closed at teardown."""
-    factory = KazooClientFactory(zookeeper.connect_string)
-    try:
+    with KazooClientFactory(zookeeper.connect_string) as factory:
         yield factory
-    finally:
-        factory.close_all()
 
 
 @pytest.fixture
