@@ -39,11 +39,16 @@ def explain(result: subprocess.CompletedProcess[str]) -> str:
     return f"exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
 
 
+def passing_output(name: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run an example, check that it exited 0, and return what it printed."""
+    result = run_example(name, *args, env=env)
+    assert result.returncode == 0, explain(result)
+    return result.stdout
+
+
 @pytest.mark.usefixtures("no_example_nodes_left")
 def test_with_statement(zookeeper):
-    result = run_example("with_statement.py", zookeeper.connect_string)
-    assert result.returncode == 0, explain(result)
-    out = result.stdout
+    out = passing_output("with_statement.py", zookeeper.connect_string)
     assert "alice holds /zklock-examples/with-" in out
     assert "bob acquire(blocking=False) -> False" in out
     assert "bob acquire(timeout=0.5) -> False" in out
@@ -57,9 +62,7 @@ def test_with_statement(zookeeper):
 
 @pytest.mark.usefixtures("no_example_nodes_left")
 def test_decorator(zookeeper):
-    result = run_example("decorator.py", zookeeper.connect_string)
-    assert result.returncode == 0, explain(result)
-    out = result.stdout
+    out = passing_output("decorator.py", zookeeper.connect_string)
     assert "@lock: held inside the call: True; after it: False" in out
     assert "@zklock.locked: 4 calls from 4 threads, one at a time" in out
     assert "method: restock(5) -> 5, restock(3) -> 8" in out
@@ -107,9 +110,7 @@ def test_contention_checks_catch_a_missing_lock(zookeeper):
 
 @pytest.mark.usefixtures("no_example_nodes_left")
 def test_fencing(zookeeper):
-    result = run_example("fencing.py", zookeeper.connect_string)
-    assert result.returncode == 0, explain(result)
-    out = result.stdout
+    out = passing_output("fencing.py", zookeeper.connect_string)
     assert "bob: write accepted" in out
     assert "refused by the store: write of '150 (alice, stale)'" in out
     assert "alice's lease now says lost" in out
@@ -134,9 +135,7 @@ def test_contention_refuses_bad_arguments():
 
 @pytest.mark.usefixtures("no_example_nodes_left")
 def test_acl(zookeeper):
-    result = run_example("acl.py", zookeeper.connect_string)
-    assert result.returncode == 0, explain(result)
-    out = result.stdout
+    out = passing_output("acl.py", zookeeper.connect_string)
     assert re.search(r"lock path ACL: digest:reports:\S+ ALL, world:anyone READ", out)
     assert "worker-b (same credentials) acquire(timeout=0.3) -> False" in out
     assert "the intruder reads the queue: ['reports-worker-a']" in out
@@ -149,9 +148,7 @@ def test_acl(zookeeper):
 
 @pytest.mark.usefixtures("no_example_nodes_left")
 def test_fork_safety(zookeeper):
-    result = run_example("fork_safety.py", zookeeper.connect_string)
-    assert result.returncode == 0, explain(result)
-    out = result.stdout
+    out = passing_output("fork_safety.py", zookeeper.connect_string)
     assert "child: lease.valid -> False" in out
     assert "child: lease.check() raised UsedAfterFork" in out
     assert "child: lock.release() raised UsedAfterFork" in out
@@ -163,9 +160,7 @@ def test_fork_safety(zookeeper):
 
 @pytest.mark.usefixtures("no_example_nodes_left")
 def test_curator_naming(zookeeper):
-    result = run_example("curator_naming.py", zookeeper.connect_string)
-    assert result.returncode == 0, explain(result)
-    out = result.stdout
+    out = passing_output("curator_naming.py", zookeeper.connect_string)
     assert re.search(r"  node  _c_[0-9a-f-]{36}-lock-\d{10}\n", out), out
     assert "bob (zklock, default naming) acquire(timeout=0.5) -> False" in out
     assert "[('alice', '0000000000'), ('10.0.0.7', '0000000001')]" in out
