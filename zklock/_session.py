@@ -87,6 +87,7 @@ class SessionWatcher:
         self._last_contact = clock()
         self._generation = 0
         self._beats = 0
+        self._tracked = 0  # leases tracked so far: tells the watchdog the client was busy
         self._watchdog: threading.Thread | None = None
         self._watchdog_wake = threading.Event()
         client.add_listener(self._on_state)
@@ -131,6 +132,7 @@ class SessionWatcher:
         # contact of a new lease is fresh.  Two thread wake-ups per lock cycle were measurable.
         with self._mutex:
             self._leases.add(lease)
+            self._tracked += 1
             connected, generation = self._connected, self._generation
             if self._watchdog is None:
                 self._watchdog_wake.clear()
@@ -345,13 +347,17 @@ class SessionWatcher:
     # ------------------------------------------------------------------ watchdog thread
     def _watchdog_loop(self) -> None:
         idle_since: float | None = None
+        tracked = self._tracked
         while True:
             now = self._clock()
             with self._mutex:
                 if not self._leases:
-                    # Linger a moment: a lock taken again right away reuses this thread.
-                    idle_since = idle_since if idle_since is not None else now
-                    if now - idle_since >= _IDLE_LINGER:
+                    # Linger a moment: a lock taken again right away reuses this thread.  A
+                    # lease tracked and released since the last look means the client is
+                    # not idle, though it holds nothing at either look.
+                    if idle_since is None or tracked != self._tracked:
+                        idle_since, tracked = now, self._tracked
+                    elif now - idle_since >= _IDLE_LINGER:
                         self._watchdog = None
                         return
                 else:

@@ -350,3 +350,30 @@ def test_a_node_deleted_behind_the_holders_back_turns_the_lease_lost(zk_client_f
     assert lease.reason == "lock node was deleted"
     with pytest.raises(zklock.LockLost):
         lock.release()
+
+
+
+def _watchdogs(client: KazooClient) -> set[threading.Thread]:
+    """The running watchdog threads of ``client``'s session (objects: an ident is reused)."""
+    name = f"zklock-watchdog-0x{client.client_id[0]:x}"
+    return {thread for thread in threading.enumerate() if thread.name == name}
+
+
+def test_a_client_taking_locks_back_to_back_keeps_one_watchdog_thread(zk_client_factory, zk_path):
+    # The watchdog lingers a moment after the last lease, so that a lock taken again reuses
+    # it.  Back-to-back cycles hold nothing part of the time: two idle looks in a row must
+    # not be taken for an idle client when leases came and went in between.  A 1 s session
+    # makes the watchdog look every 0.2 s (T/5) while a lease is held.
+    zk_client = zk_client_factory(timeout=1.0)
+    lock = zklock.Lock(zk_client, f"{zk_path}/busy")
+    seen: set[threading.Thread] = set()
+    cycles = 0
+    until = time.monotonic() + 2.0  # ten of the watchdog's looks
+    while time.monotonic() < until:
+        with lock:
+            seen |= _watchdogs(zk_client)
+        cycles += 1
+    assert cycles > 100
+    assert len(seen) == 1, f"{len(seen)} watchdog threads over {cycles} lock cycles"
+    # Idle for real: it still goes away.
+    assert wait_until(lambda: not _watchdogs(zk_client), timeout=5)
