@@ -60,6 +60,27 @@ def test_with_statement(zookeeper):
     assert out.rstrip().endswith("OK")
 
 
+
+@pytest.mark.usefixtures("no_example_nodes_left")
+def test_lean_handler(zookeeper):
+    out = passing_output("lean_handler.py", zookeeper.connect_string, "--cycles", "20")
+    assert "stock client handler: SequentialThreadingHandler" in out
+    assert "lean client handler:  LeanHandler" in out
+    assert "stock acquire(blocking=False) -> False" in out  # the lean client's lock excludes it
+    assert "lean acquire(blocking=False) -> False" in out  # and the other way round
+    assert re.search(r"stock holds it next \(token \d+\)", out)
+    assert "inline watch callback fired: True" in out
+    assert re.search(r"over 20 cycles: stock \d+ us, lean \d+ us", out)
+    assert "contender nodes left under the lock: 0" in out
+    assert out.rstrip().endswith("OK")
+
+
+def test_lean_handler_refuses_bad_arguments():
+    result = run_example("lean_handler.py", "127.0.0.1:1", "--cycles", "0")
+    assert result.returncode == 2, explain(result)
+    assert "--cycles must be at least 1" in result.stderr
+
+
 @pytest.mark.usefixtures("no_example_nodes_left")
 def test_decorator(zookeeper):
     out = passing_output("decorator.py", zookeeper.connect_string)
