@@ -1,0 +1,80 @@
+"""One implementation's uncontended loop in this process: the loop to look inside.
+
+::
+
+    python -m benchmarks.loop zklock+lean --hosts 172.17.0.2:2181 --cycles 3000
+    strace -f -c -o calls.txt python -m benchmarks.loop kazoo --hosts 172.17.0.2:2181
+    py-spy record --gil -o cycle.svg -- python -m benchmarks.loop zklock+lean --hosts ...
+
+It runs ``--warm-up`` cycles, then ``--cycles`` acquire+release cycles of one lock, and prints
+the median cycle and the process CPU per cycle.  Nothing is interleaved and no ratio is taken:
+``python -m benchmarks.run`` is the measurement; this is for a profiler or a system-call count,
+which would otherwise trace the suite's coordinator and workers.  ``--hosts`` is required, so
+that no Docker client runs in the traced process (``zklock server`` starts a ZooKeeper).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import resource
+import statistics
+import sys
+import time
+import uuid
+
+from kazoo.exceptions import NotEmptyError
+
+from . import impls as implementations
+
+_PARENT = "/zklock-bench"
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(impl: str, hosts: str, cycles: int, warm_up: int) -> dict[str, float]:
+    """Time ``cycles`` acquire+release cycles of ``impl`` after ``warm_up`` untimed ones."""
+    session = implementations.Session(impl, hosts)
+    path = f"{_PARENT}/loop-{uuid.uuid4().hex[:8]}"
+    try:
+        implementations.prepare_path(session.client, path)
+        lock = session.lock(path)
+        for _ in range(warm_up):
+            lock.acquire()
+            lock.release()
+        times = []
+        cpu_before = _cpu()
+        for _ in range(cycles):
+            started = time.perf_counter()
+            lock.acquire()
+            lock.release()
+            times.append(time.perf_counter() - started)
+        cpu = _cpu() - cpu_before
+        session.client.delete(path, recursive=True)
+        with contextlib.suppress(NotEmptyError):  # another run's path is still there
+            session.client.delete(_PARENT)
+    finally:
+        session.close()
+    return {"p50_us": statistics.median(times) * 1e6, "cpu_us_per_cycle": cpu / cycles * 1e6}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.loop", description=__doc__.split("\n\n")[0])
+    parser.add_argument("impl", choices=implementations.ALL, help="the implementation to loop")
+    parser.add_argument("--hosts", required=True, help="ZooKeeper to use (host:port,...)")
+    parser.add_argument("--cycles", type=int, default=3000, help="timed cycles (default 3000)")
+    parser.add_argument("--warm-up", type=int, default=300, help="untimed cycles first (default 300)")
+    args = parser.parse_args(argv)
+    if args.cycles < 1 or args.warm_up < 0:
+        parser.error("--cycles must be at least 1 and --warm-up at least 0")
+    result = run(args.impl, args.hosts, args.cycles, args.warm_up)
+    print(f"{args.impl}: {args.cycles} cycles, p50 {result['p50_us']:.0f} us, "
+          f"CPU {result['cpu_us_per_cycle']:.0f} us per cycle")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
