@@ -67,11 +67,13 @@ def render(document: dict[str, Any]) -> str:
                     f"N={n} {impl}", _num(med["throughput_per_s"]),
                     _num(data["ratio"]["throughput_per_s"][impl], 2),
                     _num(med["handoff_p50_us"]), _num(data["ratio"]["handoff_p50_us"][impl], 2),
-                    _num(med["handoff_p99_us"]), _num(med["requests_per_acquisition"], 2),
-                    str(data["overlaps"][impl]),
+                    _num(med["handoff_p99_us"]), _num(med.get("cpu_per_acquisition_us")),
+                    _num(data["ratio"].get("cpu_per_acquisition_us", {}).get(impl), 2),
+                    _num(med["requests_per_acquisition"], 2), str(data["overlaps"][impl]),
                 ])
         parts.append(_table(["N impl", "acq/s", "acq/s x", "handoff p50 us", "p50 x",
-                             "handoff p99 us", "req/acq", "overlaps"], rows))
+                             "handoff p99 us", "CPU us/acq", "CPU x", "req/acq", "overlaps"],
+                            rows))
         for n, data in con["by_n"].items():
             for impl, counted in data.get("requests_by_type", {}).items():
                 parts.append(f"N={n} {impl}: {counted['total_per_acquisition']:.2f} requests per "

@@ -203,6 +203,10 @@ def contended(
                     "handoff_p50_us": percentile(analysis["handoffs"], 0.5) * 1e6,
                     "handoff_p99_us": percentile(analysis["handoffs"], 0.99) * 1e6,
                     "handoffs": len(analysis["handoffs"]),
+                    "cpu_per_acquisition_us": (
+                        sum(r["cpu_s"] for r in replies) / len(sections) * 1e6
+                        if sections else None
+                    ),
                     "overlaps": analysis["overlaps"],
                     "token_inversions": analysis["token_inversions"],
                     "requests_per_acquisition": (
@@ -233,12 +237,12 @@ def contended(
                     "total_per_acquisition": sum(totals.values()) / acquisitions,
                 }
         metrics = ("throughput_per_s", "handoff_p50_us", "handoff_p99_us",
-                   "requests_per_acquisition")
+                   "cpu_per_acquisition_us", "requests_per_acquisition")
         results[str(n)] = {
             "per_repeat": per_repeat,
             "median": {impl: {m: median_of(per_repeat[impl], m) for m in metrics}
                        for impl in impls},
-            "ratio": {m: ratio_summary(per_repeat, m) for m in metrics[:3]},
+            "ratio": {m: ratio_summary(per_repeat, m) for m in metrics[:4]},
             "overlaps": {impl: sum(r["overlaps"] for r in per_repeat[impl]) for impl in impls},
             "requests_by_type": by_type,
         }

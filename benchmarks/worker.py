@@ -113,7 +113,8 @@ class Worker:
     def contend(self, start: float, end: float, hold: float, count: bool = False) -> dict[str, Any]:
         """Acquire, hold ``hold`` s, release, again, from ``start`` until ``end`` (monotonic).
 
-        With ``count``, the client counts its requests by type (slower: DEBUG logging).
+        Returns the sections and the process CPU time (all threads) the loop took.  With
+        ``count``, the client counts its requests by type (slower: DEBUG logging).
         """
         lock = self._lock()
         acquire, release, token = lock.acquire, lock.release, lock.token
@@ -123,6 +124,7 @@ class Worker:
             if count:
                 counter = stack.enter_context(counting())
             time.sleep(max(0.0, start - _clock()))
+            cpu = _cpu()
             while _clock() < end:
                 acquire()
                 entered = _clock()
@@ -132,7 +134,9 @@ class Worker:
                 leaving = _clock()
                 release()
                 sections.append((entered, leaving, held))
-        return {"sections": sections, "requests": counter.requests if counter else None}
+            cpu = _cpu() - cpu
+        return {"sections": sections, "cpu_s": cpu,
+                "requests": counter.requests if counter else None}
 
     def session_id(self) -> dict[str, Any]:
         return {"session_id": self._session().session_id}
