@@ -61,8 +61,23 @@ while True:
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("ZKLOCK_HOSTS", "ZKLOCK_AUTH")}
+    env["PYTHONFAULTHANDLER"] = "1"  # a SIGABRT makes a stuck zklock print its threads (finish)
     env.update(extra)
     return env
+
+
+def finish(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """``proc.communicate(timeout)``; a zklock still running then fails the test with its stacks.
+
+    Every spawned zklock runs with ``PYTHONFAULTHANDLER=1``: SIGABRT makes it print where each
+    of its threads is before it dies, so a hang says where it hung.
+    """
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _out, err = proc.communicate(timeout=10)
+        pytest.fail(f"zklock still running after {timeout:g} s; its threads on SIGABRT:\n{err}")
 
 
 def zklock_run(*args: str, timeout: float = 30, **extra_env: str) -> subprocess.CompletedProcess[str]:
@@ -135,7 +150,7 @@ def test_contending_execs_never_overlap_tokens_rise_statuses_pass(hosts, zk_path
         for i in range(count)
     ]
     for i, proc in enumerate(procs):
-        _out, err = proc.communicate(timeout=60)
+        _out, err = finish(proc, 60)
         assert proc.returncode == i, f"worker {i}: exit {proc.returncode}\n{err}"
     sections = sorted((json.loads(line) for line in log.read_text().splitlines()), key=lambda s: s["enter"])
     assert sorted(s["code"] for s in sections) == list(range(count))
@@ -155,7 +170,7 @@ def test_sigterm_is_passed_to_the_child_and_its_status_returned(hosts, zk_path, 
                  sys.executable, "-c", LONG_RUNNING, str(marker), "exit")
     wait_for(lambda: marker.exists() and "started" in marker.read_text(), 15, "the child to start")
     proc.send_signal(signal.SIGTERM)
-    _out, err = proc.communicate(timeout=15)
+    _out, err = finish(proc, 15)
     assert proc.returncode == 7, err  # the child's own status, from its SIGTERM handler
     assert f"signal {int(signal.SIGTERM)}" in marker.read_text()
     assert contenders(zk_client, path) == []
@@ -170,7 +185,7 @@ def test_signal_while_waiting_leaves_the_queue(hosts, zk_path, zk_client, spawn)
         wait_for(lambda: len(contenders(zk_client, path)) == 2, 15, "the waiter to queue")
         started = time.monotonic()
         waiter.send_signal(signal.SIGINT)
-        _out, err = waiter.communicate(timeout=15)
+        _out, err = finish(waiter, 15)
         assert waiter.returncode == 128 + signal.SIGINT, err
         assert time.monotonic() - started < 3
         assert len(contenders(zk_client, path)) == 1  # the waiter's node is gone
@@ -189,7 +204,7 @@ def test_lease_lost_by_server_side_expiry_stops_the_child(hosts, zk_path, tmp_pa
     time.sleep(2.5)  # the server expires the session after 1 s of silence
     woke = time.monotonic()
     os.kill(proc.pid, signal.SIGCONT)
-    _out, err = proc.communicate(timeout=15)
+    _out, err = finish(proc, 15)
     assert proc.returncode == 75, err
     assert time.monotonic() - woke < 4  # SIGTERM at once, well within the grace period
     assert f"signal {int(signal.SIGTERM)}" in marker.read_text()
@@ -212,7 +227,7 @@ def test_lease_lost_in_a_partition_kills_a_child_that_ignores_sigterm(zookeeper,
         child_pid = int(marker.read_text().split()[1])
         proxy.blackhole()
         cut = time.monotonic()
-        _out, err = proc.communicate(timeout=20)
+        _out, err = finish(proc, 20)
         elapsed = time.monotonic() - cut
         proxy.heal()
     assert proc.returncode == 75, err
@@ -236,7 +251,7 @@ def test_a_short_connection_drop_leaves_the_child_running(zookeeper, zk_path, tm
         time.sleep(1.5)  # kazoo reconnects at once, with the same session
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=15)
+        _out, err = finish(proc, 15)
     assert proc.returncode == 7, err  # the child's own status: the lock was never lost
     assert "in doubt" in err and "still held" in err, err
     assert "lost (" not in err
@@ -403,7 +418,7 @@ def test_status_and_wait_display_with_a_holder_and_two_waiters(hosts, zk_path, z
     finally:
         holder.release()
     for waiter, first_line in zip(waiters, first_lines):
-        _out, rest = waiter.communicate(timeout=30)
+        _out, rest = finish(waiter, 30)
         err = first_line + rest
         assert waiter.returncode == 0, err
         # stderr is not a terminal: plain lines, the holder named, then the acquisition.
@@ -535,7 +550,7 @@ def test_server_serves_a_lock_and_stops_cleanly_on_sigint(backend, size, spawn):
     assert int(result.stdout) > 0
 
     server.send_signal(signal.SIGINT)
-    _out, err = server.communicate(timeout=60)
+    _out, err = finish(server, 60)
     assert server.returncode == 0, err
     if backend == "java":
         assert not [pid for pid in owned if _alive(pid)]
