@@ -118,6 +118,25 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[str]]]:
         proc.communicate(timeout=10)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _sigint_as_in_a_terminal() -> Iterator[None]:
+    """Spawned zklock processes start with SIGINT acted on, however pytest itself was started.
+
+    A job that a non-interactive shell starts in the background (``.ci/run &``) inherits SIGINT
+    ignored, and passes that on to every child; zklock, as documented, leaves a signal that was
+    ignored at start ignored, and would sit out the SIGINTs these tests send.  A signal that is
+    caught here is reset to its default in an exec'd child, so catching it gives the children
+    the SIGINT of a terminal's job.  (``test_a_sigint_ignored_at_start_stays_ignored`` checks
+    the other case on purpose.)
+    """
+    old = signal.getsignal(signal.SIGINT)
+    if old == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if old == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.fixture
 def hosts(zookeeper) -> str:
     return str(zookeeper.connect_string)
@@ -191,6 +210,39 @@ def test_signal_while_waiting_leaves_the_queue(hosts, zk_path, zk_client, spawn)
         assert len(contenders(zk_client, path)) == 1  # the waiter's node is gone
     finally:
         holder.release()
+
+
+# Starts zklock with SIGINT ignored, as `zklock exec ... &` in a script does.
+IGNORING_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'zklock.cli', *sys.argv[1:]])"
+)
+
+
+def test_a_sigint_ignored_at_start_stays_ignored(hosts, zk_path, zk_client):
+    path = f"{zk_path}/l"
+    holder = zklock.Lock(zk_client, path, identifier="holder")
+    assert holder.acquire()
+    waiter = subprocess.Popen(
+        [sys.executable, "-c", IGNORING_SIGINT, "exec", "--hosts", hosts, path, "--", "true"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+    )
+    try:
+        wait_for(lambda: len(contenders(zk_client, path)) == 2, 15, "the waiter to queue")
+        waiter.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert waiter.poll() is None, "zklock acted on a SIGINT it was started ignoring"
+        assert len(contenders(zk_client, path)) == 2  # still queued
+        holder.release()
+        _out, err = finish(waiter, 15)
+        assert waiter.returncode == 0, err  # it got the lock and ran the command
+        assert contenders(zk_client, path) == []
+    finally:
+        if holder.locked():
+            holder.release()
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.communicate(timeout=10)
 
 
 def test_lease_lost_by_server_side_expiry_stops_the_child(hosts, zk_path, tmp_path, spawn):
