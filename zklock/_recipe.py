@@ -309,9 +309,9 @@ class LockRecipe:
             created = self.client.create_async(
                 prefix, self._data, acl=self._acl(), ephemeral=True, sequence=True, include_data=True
             )
-            listing = self.client.get_children_async(self.path)
-            ledger.sent(attempt_id, created, mark=runs_inline)
+            ledger.sent(attempt_id)
             try:
+                listing = self.client.get_children_async(self.path)
                 path, stat = self._wait(created, deadline)
             except NoNode:
                 ledger.refused(attempt_id)
@@ -323,6 +323,11 @@ class LockRecipe:
                     f"{self.path}: this client may not join the lock's queue: the path's ACL "
                     "grants its credentials no CREATE permission (check auth_data and the ACL)"
                 ) from refused
+            except BaseException:
+                # No answer read (a lost connection, the deadline, an interrupt): the create
+                # may still run, so its reply must land in the ledger whenever it comes.
+                ledger.follow(attempt_id, created, mark=runs_inline)
+                raise
             node = OwnNode(path, stat.czxid, stat.ephemeralOwner)
             ledger.found(attempt_id, node)
             ledger.use(node)

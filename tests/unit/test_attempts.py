@@ -61,9 +61,10 @@ def ledger(late):
     return CreateLedger(on_late_node=late.append)
 
 
-def test_a_sent_create_is_unknown_until_its_reply(ledger):
+def test_a_sent_create_is_unknown_until_its_followed_reply(ledger):
     reply = PendingReply()
-    ledger.sent("a1", reply)
+    ledger.sent("a1")
+    ledger.follow("a1", reply)
     assert ledger.unknown == {"a1"}
     reply.arrive(own(1).path, own(1).czxid)
     assert ledger.unknown == set()
@@ -73,14 +74,28 @@ def test_a_sent_create_is_unknown_until_its_reply(ledger):
 def test_a_failed_reply_stays_unknown(ledger):
     # A connection loss says nothing about whether the create ran: find it by listing later.
     reply = PendingReply()
-    ledger.sent("a1", reply)
+    ledger.sent("a1")
+    ledger.follow("a1", reply)
     reply.fail(RuntimeError("connection loss"))
     assert ledger.unknown == {"a1"}
     assert ledger.created == {}
 
 
+def test_a_sent_create_read_by_the_acquiring_thread_needs_no_follow(ledger, late):
+    # The common path: the acquiring thread reads the reply itself; nothing is linked to it.
+    reply = PendingReply()
+    ledger.sent("a1")
+    assert ledger.unknown == {"a1"}
+    ledger.found("a1", own(1))
+    ledger.use(own(1))
+    reply.arrive(own(1).path, own(1).czxid)  # nobody followed it: no second report
+    assert ledger.unknown == set()
+    assert ledger.close(keep=own(1)) == ([], set())
+    assert late == []
+
+
 def test_refused_means_no_node(ledger):
-    ledger.sent("a1", PendingReply())
+    ledger.sent("a1")
     ledger.refused("a1")
     assert ledger.unknown == set()
     assert ledger.close(keep=None) == ([], set())
@@ -88,7 +103,8 @@ def test_refused_means_no_node(ledger):
 
 def test_use_then_close_keeps_the_held_node(ledger, late):
     reply = PendingReply()
-    ledger.sent("a1", reply)
+    ledger.sent("a1")
+    ledger.follow("a1", reply)
     reply.arrive(own(1).path, own(1).czxid)
     ledger.use(own(1))
     assert ledger.current == own(1)
@@ -108,7 +124,7 @@ def test_close_returns_every_node_not_kept(ledger):
 def test_close_without_keeping_returns_all_and_the_unknown(ledger):
     ledger.found("a1", own(1))
     ledger.use(own(1))
-    ledger.sent("a2", PendingReply())
+    ledger.sent("a2")
     extra, unknown = ledger.close(keep=None)
     assert extra == [own(1)]
     assert unknown == {"a2"}
@@ -117,7 +133,8 @@ def test_close_without_keeping_returns_all_and_the_unknown(ledger):
 
 def test_a_late_reply_after_close_goes_to_on_late_node(ledger, late):
     reply = PendingReply()
-    ledger.sent("a1", reply)
+    ledger.sent("a1")
+    ledger.follow("a1", reply)
     extra, unknown = ledger.close(keep=None)  # the acquire gave up before the reply came
     assert (extra, unknown) == ([], {"a1"})
     reply.arrive(own(7).path, own(7).czxid)
@@ -134,14 +151,16 @@ def test_a_late_find_after_close_goes_to_on_late_node(ledger, late):
 
 def test_a_reply_before_close_is_not_late(ledger, late):
     reply = PendingReply()
-    ledger.sent("a1", reply)
+    ledger.sent("a1")
+    ledger.follow("a1", reply)
     reply.arrive(own(1).path, own(1).czxid)
     extra, _ = ledger.close(keep=None)
     assert extra == [own(1)]
     assert late == []
 
 
-def test_a_reply_already_there_when_sent_is_recorded():
+def test_a_reply_already_there_when_followed_is_recorded():
+    # The recipe follows a reply only once it stops waiting, and the reply may be in by then.
     # kazoo calls a callback linked to a result that is already set at once.
     class Done(PendingReply):
         def rawlink(self, callback):
@@ -150,7 +169,8 @@ def test_a_reply_already_there_when_sent_is_recorded():
     ledger = CreateLedger(on_late_node=lambda node: pytest.fail("not late"))
     reply = Done()
     reply._value = (own(1).path, Stat(own(1).czxid, SESSION))
-    ledger.sent("a1", reply)
+    ledger.sent("a1")
+    ledger.follow("a1", reply)
     assert ledger.created == {"a1": own(1)} and ledger.unknown == set()
 
 
@@ -162,7 +182,8 @@ def test_adopt_nothing(ledger):
 
 def test_adopt_a_node_whose_reply_was_late_but_arrived(ledger):
     reply = PendingReply()
-    ledger.sent("a1", reply)
+    ledger.sent("a1")
+    ledger.follow("a1", reply)
     reply.arrive(own(1).path, own(1).czxid)
     assert ledger.adopt(SESSION) == own(1)
     assert ledger.current == own(1)
@@ -216,7 +237,8 @@ def test_forget_current_without_one(ledger):
 def test_replies_from_many_threads(ledger):
     replies = {f"a{i}": PendingReply() for i in range(50)}
     for attempt_id, reply in replies.items():
-        ledger.sent(attempt_id, reply)
+        ledger.sent(attempt_id)
+        ledger.follow(attempt_id, reply)
     barrier = threading.Barrier(len(replies))
 
     def deliver(seq: int, reply: PendingReply) -> None:
@@ -235,8 +257,8 @@ def test_replies_from_many_threads(ledger):
 
 
 def test_a_second_report_of_the_kept_node_after_close_does_not_delete_it():
-    # The acquiring thread reads the create's reply first; kazoo's callback thread may run
-    # the reply callback after the acquire has ended. The kept node must not be discarded.
+    # A node found by the listing for lost creates may be reported again by its followed
+    # reply after the acquire has ended. The kept node must not be discarded.
     late: list[OwnNode] = []
     ledger = CreateLedger(on_late_node=late.append)
     node = OwnNode("/l/a__lock__0000000001", 11, 7)
