@@ -17,48 +17,42 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import resource
 import statistics
 import sys
-import time
 import uuid
 
-from kazoo.exceptions import NotEmptyError
+from kazoo.exceptions import NoNodeError, NotEmptyError
 
 from . import impls as implementations
+from .worker import Worker
 
 _PARENT = "/zklock-bench"
 
 
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run(impl: str, hosts: str, cycles: int, warm_up: int) -> dict[str, float]:
-    """Time ``cycles`` acquire+release cycles of ``impl`` after ``warm_up`` untimed ones."""
-    session = implementations.Session(impl, hosts)
+    """Time ``cycles`` acquire+release cycles of ``impl`` after ``warm_up`` untimed ones.
+
+    The cycles are the suite's own (:meth:`benchmarks.worker.Worker.cycles`), run in this
+    process instead of a worker's.
+    """
+    worker = Worker()
     path = f"{_PARENT}/loop-{uuid.uuid4().hex[:8]}"
     try:
-        implementations.prepare_path(session.client, path)
-        lock = session.lock(path)
-        for _ in range(warm_up):
-            lock.acquire()
-            lock.release()
-        times = []
-        cpu_before = _cpu()
-        for _ in range(cycles):
-            started = time.perf_counter()
-            lock.acquire()
-            lock.release()
-            times.append(time.perf_counter() - started)
-        cpu = _cpu() - cpu_before
-        session.client.delete(path, recursive=True)
-        with contextlib.suppress(NotEmptyError):  # another run's path is still there
-            session.client.delete(_PARENT)
+        worker.connect(impl=impl, hosts=hosts, path=path)
+        worker.cycles(warm_up)
+        timed = worker.cycles(cycles)
+        assert worker.session is not None
+        client = worker.session.client
+        with contextlib.suppress(NoNodeError):  # tooz keeps its locks elsewhere
+            client.delete(path, recursive=True)
+        with contextlib.suppress(NoNodeError, NotEmptyError):  # another run's path is there
+            client.delete(_PARENT)
     finally:
-        session.close()
-    return {"p50_us": statistics.median(times) * 1e6, "cpu_us_per_cycle": cpu / cycles * 1e6}
+        worker.disconnect()
+    return {
+        "p50_us": statistics.median(timed["latencies"]) * 1e6,
+        "cpu_us_per_cycle": timed["cpu"] / cycles * 1e6,
+    }
 
 
 def main(argv: list[str]) -> int:
