@@ -246,9 +246,11 @@ class LockRecipe:
         else:
             children = self._children(deadline)
         own_name = me.path.rsplit("/", 1)[1]
+        own = parse_node_name(own_name, self.kind.queued_behind)
+        behind = None if own is None else later_names_key(own)
         known: dict[str, NodeName | None] = {}  # names parsed by an earlier listing
         while True:
-            queue = self._queue(children, known, own_name)
+            queue = self._queue(children, known, behind)
             mine = next((node for node in queue if node.name == own_name), None)
             if mine is None:
                 ledger.forget_current()
@@ -366,27 +368,24 @@ class LockRecipe:
         self,
         children: list[str],
         known: dict[str, NodeName | None] | None = None,
-        own: str | None = None,
+        behind: str | None = None,
     ) -> list[NodeName]:
         """The contenders among ``children`` in queue order.
 
         ``known`` carries parsed names from one listing to the next: a waiter woken in a long
-        queue lists mostly the same children again, and parses only the new ones.  With
-        ``own`` (our node's name), nodes surely created after ours are left out unparsed: no
-        kind decides on who queues behind it, and in a long queue most new names are those.
+        queue lists mostly the same children again, and parses only the new ones.  ``behind``
+        is our node's :func:`later_names_key`: nodes surely created after ours are left out
+        unparsed, since no kind decides on who queues behind it, and in a long queue most new
+        names are those.
         """
         markers = self.kind.queued_behind
         if known is None:
             known = {}
-        later = None
-        if own is not None:
-            parsed_own = known.get(own) or parse_node_name(own, markers)
-            later = None if parsed_own is None else later_names_key(parsed_own)
         parsed: list[NodeName] = []
         for child in children:
             if child in known:
                 node = known[child]
-            elif later is not None and created_after(child, later):
+            elif behind is not None and created_after(child, behind):
                 continue  # behind us in the queue
             else:
                 node = known[child] = parse_node_name(child, markers)
