@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -103,9 +103,11 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """Start ``zklock`` subprocesses; any still running at teardown are killed."""
     procs: list[subprocess.Popen[str]] = []
 
-    def start(*args: str, stderr: int | None = subprocess.PIPE, **extra_env: str) -> subprocess.Popen[str]:
+    def start(
+        *args: str, stderr: int | None = subprocess.PIPE, cli: Sequence[str] = CLI, **extra_env: str
+    ) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            [*CLI, *args], stdout=subprocess.PIPE, stderr=stderr, text=True, env=_env(**extra_env)
+            [*cli, *args], stdout=subprocess.PIPE, stderr=stderr, text=True, env=_env(**extra_env)
         )
         procs.append(proc)
         return proc
@@ -212,37 +214,30 @@ def test_signal_while_waiting_leaves_the_queue(hosts, zk_path, zk_client, spawn)
         holder.release()
 
 
-# Starts zklock with SIGINT ignored, as `zklock exec ... &` in a script does.
-IGNORING_SIGINT = (
+# zklock started with SIGINT ignored, as `zklock exec ... &` in a script starts it.
+CLI_IGNORING_SIGINT = [
+    sys.executable, "-c",
     "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-    "os.execv(sys.executable, [sys.executable, '-m', 'zklock.cli', *sys.argv[1:]])"
-)
+    "os.execv(sys.executable, [sys.executable, '-m', 'zklock.cli', *sys.argv[1:]])",
+]
 
 
-def test_a_sigint_ignored_at_start_stays_ignored(hosts, zk_path, zk_client):
+def test_a_sigint_ignored_at_start_stays_ignored(hosts, zk_path, zk_client, spawn):
     path = f"{zk_path}/l"
     holder = zklock.Lock(zk_client, path, identifier="holder")
     assert holder.acquire()
-    waiter = subprocess.Popen(
-        [sys.executable, "-c", IGNORING_SIGINT, "exec", "--hosts", hosts, path, "--", "true"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-    )
     try:
+        waiter = spawn("exec", "--hosts", hosts, path, "--", "true", cli=CLI_IGNORING_SIGINT)
         wait_for(lambda: len(contenders(zk_client, path)) == 2, 15, "the waiter to queue")
         waiter.send_signal(signal.SIGINT)
         time.sleep(0.5)
         assert waiter.poll() is None, "zklock acted on a SIGINT it was started ignoring"
         assert len(contenders(zk_client, path)) == 2  # still queued
-        holder.release()
-        _out, err = finish(waiter, 15)
-        assert waiter.returncode == 0, err  # it got the lock and ran the command
-        assert contenders(zk_client, path) == []
     finally:
-        if holder.locked():
-            holder.release()
-        if waiter.poll() is None:
-            waiter.kill()
-            waiter.communicate(timeout=10)
+        holder.release()
+    _out, err = finish(waiter, 15)
+    assert waiter.returncode == 0, err  # it got the lock and ran the command
+    assert contenders(zk_client, path) == []
 
 
 def test_lease_lost_by_server_side_expiry_stops_the_child(hosts, zk_path, tmp_path, spawn):
