@@ -14,7 +14,7 @@ from typing import Protocol
 
 from ._names import NodeName
 
-__all__ = ["EXCLUSIVE", "Decision", "ExclusiveKind", "LockKind"]
+__all__ = ["EXCLUSIVE", "HOLD", "Decision", "ExclusiveKind", "LockKind"]
 
 # kazoo's recipes write these markers: "__lock__" for Lock/WriteLock, "__rlock__" for ReadLock.
 # A kind is named by its kazoo marker; NodeNaming (naming.py) spells it for other recipes.
@@ -32,6 +32,10 @@ class Decision:
 
     holds: bool
     watch: str | None = None
+
+
+HOLD = Decision(holds=True)
+"""The decision to hold (one shared value: decisions are immutable)."""
 
 
 class LockKind(Protocol):
@@ -76,7 +80,7 @@ class ExclusiveKind:
         """Hold if fewer than ``max_leases`` contenders are ahead, else watch the blocking one."""
         index = queue.index(me)
         if index < self.max_leases:
-            return Decision(holds=True)
+            return HOLD
         return Decision(holds=False, watch=queue[index - self.max_leases].name)
 
 

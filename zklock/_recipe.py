@@ -184,9 +184,10 @@ class LockRecipe:
 
     def _wait(self, result: Any, deadline: Deadline) -> Any:
         """Wait for one reply, never past the deadline nor the request timeout."""
-        timeout = deadline.cap(self.request_timeout())
         with translate_kazoo_errors():
-            return result.get(timeout=timeout)
+            if result.ready():  # most replies are in by the time they are read
+                return result.get()
+            return result.get(timeout=deadline.cap(self.request_timeout()))
 
     def _context(self) -> str:
         session_id = self._session().session_id
@@ -248,7 +249,7 @@ class LockRecipe:
         own_name = me.path.rsplit("/", 1)[1]
         own = parse_node_name(own_name, self.kind.queued_behind)
         behind = None if own is None else later_names_key(own)
-        known: dict[str, NodeName | None] = {}  # names parsed by an earlier listing
+        known: dict[str, NodeName | None] = {own_name: own}  # names parsed by earlier listings
         while True:
             queue = self._queue(children, known, behind)
             mine = next((node for node in queue if node.name == own_name), None)
@@ -484,12 +485,13 @@ class LockRecipe:
         try:
             if lease.state is LeaseState.LOST:
                 return ReleaseOutcome.ALREADY_LOST
+            wakeup.event.clear()  # the caller may reuse one wakeup for its releases
             session.subscribe(wakeup.event)
             until_lost = Deadline(max(0.0, session.contact_deadline() - time.monotonic()))
             sent: list[Any] = []  # deletes whose reply was lost may still have run
 
             def delete_once() -> ReleaseOutcome | None:
-                if any(result.successful() for result in sent):
+                if sent and any(result.successful() for result in sent):
                     return None
                 if _is_lost(lease):
                     return ReleaseOutcome.ALREADY_LOST

@@ -169,10 +169,11 @@ class Lease:
             self._state = new
             self.reason = None if new is LeaseState.HELD else reason
             listeners = tuple(self._listeners)
-        log.info(
-            "lease %s (session 0x%x): %s -> %s%s", self.node, self.session_id, old.value,
-            new.value, f" ({reason})" if reason else "",
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "lease %s (session 0x%x): %s -> %s%s", self.node, self.session_id, old.value,
+                new.value, f" ({reason})" if reason else "",
+            )
         if new is LeaseState.LOST and self._lost is not None:
             self._lost.set()
         for listener in listeners:

@@ -89,11 +89,16 @@ class Lock(contextlib.ContextDecorator):
             self.naming, check_acl(acl, client),
         )
         self._listeners: tuple[LeaseListener, ...] = (listener,) if listener else ()
-        self._cond = threading.Condition()
+        # One mutex guards the fields below; the condition on it is only for threads that wait
+        # locally.  Sections that do not wait take the mutex itself, which costs less.
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
         self._busy = False  # a thread of this process is acquiring or holding
         self._owner: int | None = None
         self._lease: Lease | None = None
         self._pending: set[Wakeup] = set()
+        # Sleeps between release retries; one release runs at a time, so one is reused.
+        self._release_wakeup = Wakeup()
 
     # ------------------------------------------------------------------ the threading.Lock API
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
@@ -113,38 +118,44 @@ class Lock(contextlib.ContextDecorator):
         # A one-try acquire still gets its round trip: bounded by the request timeout.
         deadline = Deadline(seconds if blocking else self._recipe.request_timeout())
         wakeup = Wakeup()
-        with self._cond:
+        with self._mutex:
             if self._busy and self._owner == threading.get_ident():
                 raise AlreadyHeld(f"this thread already holds {self.path!r}")
             self._pending.add(wakeup)
             claimed = False
             try:
-                while self._busy:
-                    if wakeup.cancelled:
-                        raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
-                    remaining = deadline.remaining() if blocking else 0.0
-                    if remaining == 0:
-                        return False
-                    self._cond.wait(remaining)
-                self._busy = True
-                self._owner = threading.get_ident()
-                claimed = True
+                claimed = self._wait_locally(wakeup, deadline, blocking)
             finally:
                 if not claimed:
                     self._pending.discard(wakeup)
+            if not claimed:
+                return False
+            self._busy = True
+            self._owner = threading.get_ident()
+        lease: Lease | None = None
         try:
             lease = self._recipe.acquire(deadline, blocking, wakeup, self._listeners)
-        except BaseException:
-            self._leave()
-            raise
         finally:
-            with self._cond:
+            with self._mutex:
                 self._pending.discard(wakeup)
-        if lease is None:
-            self._leave()
-            return False
-        with self._cond:
-            self._lease = lease
+                if lease is None:  # not held: failed, timed out or interrupted
+                    self._leave_locked()
+                else:
+                    self._lease = lease
+        return lease is not None
+
+    def _wait_locally(self, wakeup: Wakeup, deadline: Deadline, blocking: bool) -> bool:
+        """Wait (holding ``_mutex``) until no other thread of ours holds or acquires the lock.
+
+        Returns False when the deadline passes first; raises after :meth:`cancel`.
+        """
+        while self._busy:
+            if wakeup.cancelled:
+                raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
+            remaining = deadline.remaining() if blocking else 0.0
+            if remaining == 0:
+                return False
+            self._cond.wait(remaining)
         return True
 
     def release(self) -> None:
@@ -154,15 +165,16 @@ class Lock(contextlib.ContextDecorator):
         lease was lost before it could be released (the critical section was not protected).
         """
         self._fork_guard.check("this lock")
-        with self._cond:
+        with self._mutex:
             lease = self._lease
             if lease is None:
                 raise NotHeld(f"release of {self.path!r}, which this lock object does not hold")
             self._lease = None
         try:
-            outcome = self._recipe.release(lease, Wakeup())
+            outcome = self._recipe.release(lease, self._release_wakeup)
         finally:
-            self._leave()
+            with self._mutex:
+                self._leave_locked()
         if outcome is ReleaseOutcome.ALREADY_LOST:
             raise LockLost(
                 f"lock {self.path!r} was lost before release: {lease.reason}", self.path, lease.node
@@ -181,7 +193,7 @@ class Lock(contextlib.ContextDecorator):
 
     def cancel(self) -> None:
         """Make every acquire pending on this object right now raise :class:`AcquireCancelled`."""
-        with self._cond:
+        with self._mutex:
             for wakeup in self._pending:
                 wakeup.cancel()
             self._cond.notify_all()
@@ -217,12 +229,12 @@ class Lock(contextlib.ContextDecorator):
         Hold(self, None, True).__exit__(exc_type, exc, traceback)
 
     # ------------------------------------------------------------------ internals
-    def _leave(self) -> None:
-        with self._cond:
-            self._busy = False
-            self._owner = None
-            self._lease = None
-            self._cond.notify_all()
+    def _leave_locked(self) -> None:
+        """Let the next local thread in (called holding ``_mutex``)."""
+        self._busy = False
+        self._owner = None
+        self._lease = None
+        self._cond.notify_all()
 
     def __repr__(self) -> str:
         state = self._lease.state.value if self._lease else "unlocked"

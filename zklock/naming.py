@@ -18,6 +18,7 @@ path shared with Curator fleets must not also carry kazoo-named nodes (``docs/in
 from __future__ import annotations
 
 import enum
+import os
 import uuid
 
 __all__ = ["NodeNaming"]
@@ -42,8 +43,10 @@ class NodeNaming(enum.Enum):
         It is written into the node name, so it takes the form the naming's recipe expects:
         32 hex digits for kazoo, a dashed UUID for Curator's protected names.
         """
-        fresh = uuid.uuid4()
-        return fresh.hex if self is NodeNaming.KAZOO else str(fresh)
+        fresh = os.urandom(16)  # what uuid.uuid4() draws, without building a UUID for kazoo's
+        if self is NodeNaming.KAZOO:
+            return fresh.hex()
+        return str(uuid.UUID(bytes=fresh, version=4))
 
     def prefix(self, attempt_id: str, kazoo_marker: str) -> str:
         """The name passed to a sequential create; ZooKeeper appends the sequence suffix."""
