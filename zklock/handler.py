@@ -478,8 +478,17 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
                 raise TypeError("timeout must be a number")
             if timeout < 0:
                 raise ValueError("timeout must be non-negative")
-        if timeout is not None and len(rlist) == 2 and not wlist and rlist[1] in self._doorbells:
-            return self._connection_loop_wait(rlist, timeout)
+        if not wlist:
+            if len(rlist) == 1 and type(rlist[0]) is BufferedSocket:
+                # kazoo reading a reply it was told is there: one recv instead of a poll first.
+                connection = rlist[0]
+                _fileno(connection)  # a closed socket raises, as it would in a real select
+                if connection.fill():
+                    return [connection], [], []
+                readable, _writable = self._poll(rlist, wlist, timeout)
+                return readable, [], []
+            if timeout is not None and len(rlist) == 2 and rlist[1] in self._doorbells:
+                return self._connection_loop_wait(rlist, timeout)
         return self._select(rlist, wlist, xlist, timeout)
 
     def _connection_loop_wait(
@@ -498,6 +507,14 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
             # heartbeat deadline passes, it sends a ping, and a ping left unanswered for one
             # more wait makes it drop the connection.
             readable = self._select([connection], [], [], timeout)[0]
+        elif type(connection) is BufferedSocket:
+            # The wait of nearly every request, without _select's general checks: only the
+            # connection can hold buffered bytes.  With some buffered, the doorbell is still
+            # polled (without waiting): kazoo sends what is queued before reading on.
+            buffered = connection.ready()
+            readable = self._poll(rlist, [], 0.0 if buffered else timeout)[0]
+            if buffered and connection not in readable:
+                readable.insert(0, connection)
         else:
             readable = self._select(rlist, [], [], timeout)[0]
         if readable:
@@ -514,11 +531,6 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
             for obj in wlist:
                 _fileno(obj)  # a closed socket raises, as it would in a real select
             return [], list(wlist), []
-        if not wlist and len(rlist) == 1 and type(rlist[0]) is BufferedSocket:
-            # kazoo reading a reply it was told is there: one recv instead of a poll first.
-            _fileno(rlist[0])
-            if rlist[0].fill():
-                return list(rlist), [], []
         buffered = [obj for obj in rlist if _has_buffered(obj)]
         if buffered:
             timeout = 0.0  # report the buffered ones now, and whatever else is ready
