@@ -11,15 +11,16 @@ that arrives after that is handed to ``on_late_node`` at once.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 __all__ = ["CreateLedger", "OwnNode"]
 
 
-@dataclass(frozen=True)
-class OwnNode:
-    """A contender node this acquire created: full path, czxid and owning session."""
+class OwnNode(NamedTuple):
+    """A contender node this acquire created: full path, czxid and owning session.
+
+    A tuple, so that making and comparing one costs no Python-level calls on the lock path.
+    """
 
     path: str
     czxid: int
@@ -126,6 +127,6 @@ class CreateLedger:
         with self._mutex:
             self._closed = True
             extra = [node for node in self.created.values() if node != keep]
-            unknown = set(self.unknown)
+            unknown = set(self.unknown) if self.unknown else set()
             self.created.clear()
             return extra, unknown

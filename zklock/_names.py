@@ -112,8 +112,8 @@ def queue_order(nodes: Sequence[NodeName], pivot: int | None = None) -> list[Nod
     ``pivot`` is any sequence known to be in the live window (the caller's own node is ideal);
     by default the first node given is used.
     """
-    if not nodes:
-        return []
+    if len(nodes) < 2:  # an uncontended lock: nothing to order
+        return list(nodes)
     sequences = [node.sequence for node in nodes]
     if max(sequences) - min(sequences) < 2 ** (_SERIAL_BITS - 1) and (
         pivot is None or min(sequences) <= pivot <= max(sequences)

@@ -48,6 +48,7 @@ from ._names import NodeName, created_after, later_names_key, parse_node_name, q
 from ._session import SessionWatcher
 from .acl import default_acl
 from .errors import (
+    _KAZOO_ERRORS,
     AcquireCancelled,
     ClientNotConnected,
     ConnectionLost,
@@ -55,6 +56,7 @@ from .errors import (
     NodeExists,
     NoNode,
     ZkLockError,
+    _translate,
     translate_kazoo_errors,
 )
 from .handler import runs_inline
@@ -184,10 +186,12 @@ class LockRecipe:
 
     def _wait(self, result: Any, deadline: Deadline) -> Any:
         """Wait for one reply, never past the deadline nor the request timeout."""
-        with translate_kazoo_errors():
+        try:
             if result.ready():  # most replies are in by the time they are read
                 return result.get()
             return result.get(timeout=deadline.cap(self.request_timeout()))
+        except _KAZOO_ERRORS as error:  # translate_kazoo_errors, without a context manager
+            raise _translate(error) from error
 
     def _context(self) -> str:
         session_id = self._session().session_id
@@ -252,11 +256,10 @@ class LockRecipe:
         known: dict[str, NodeName | None] = {own_name: own}  # names parsed by earlier listings
         while True:
             queue = self._queue(children, known, behind)
-            mine = next((node for node in queue if node.name == own_name), None)
-            if mine is None:
+            if own is None or own not in queue:  # ``known`` gives the listing our own tuple
                 ledger.forget_current()
                 raise ConnectionLost(f"contender node {me.path} disappeared; queueing again")
-            decision = self.kind.decide(queue, mine)
+            decision = self.kind.decide(queue, own)
             if decision.holds:
                 return me
             if not blocking or deadline.expired():
@@ -267,7 +270,7 @@ class LockRecipe:
             # Sequence numbers only grow, so no node can join the queue ahead of ours: if the
             # listing minus the watched node says we hold, its deletion alone hands us the lock.
             rest = [node for node in queue if node.name != decision.watch]
-            watch = PredecessorWatch(wakeup.event, self.kind.decide(rest, mine).holds)
+            watch = PredecessorWatch(wakeup.event, self.kind.decide(rest, own).holds)
             answer = self._watch(f"{self.path}/{decision.watch}", watch)
             self._sleep(answer, wakeup.event, deadline)
             if wakeup.cancelled:
@@ -464,6 +467,8 @@ class LockRecipe:
     def _abandon(self, ledger: CreateLedger, kept: OwnNode | None) -> None:
         """Delete every node this acquire made but does not keep (kazoo issue #732)."""
         extra, unknown = ledger.close(kept)
+        if not extra and not unknown:
+            return
         session = self._session()
         for node in extra:
             self._discard(node)
@@ -485,16 +490,18 @@ class LockRecipe:
         try:
             if lease.state is LeaseState.LOST:
                 return ReleaseOutcome.ALREADY_LOST
-            wakeup.event.clear()  # the caller may reuse one wakeup for its releases
+            if wakeup.event.is_set():  # the caller may reuse one wakeup for its releases
+                wakeup.event.clear()
             session.subscribe(wakeup.event)
             until_lost = Deadline(max(0.0, session.contact_deadline() - time.monotonic()))
             sent: list[Any] = []  # deletes whose reply was lost may still have run
 
             def delete_once() -> ReleaseOutcome | None:
-                if sent and any(result.successful() for result in sent):
-                    return None
-                if _is_lost(lease):
-                    return ReleaseOutcome.ALREADY_LOST
+                if sent:  # a retry: an earlier delete may have run, or the session gone since
+                    if any(result.successful() for result in sent):
+                        return None
+                    if _is_lost(lease):
+                        return ReleaseOutcome.ALREADY_LOST
                 session.releasing(lease)
                 sent.append(self.client.delete_async(lease.node))
                 self._wait(sent[-1], until_lost)

@@ -84,6 +84,8 @@ class SessionWatcher:
         self._orphan_attempts: dict[tuple[str, str], int] = {}  # (parent, attempt id) -> session
         self._connected = client.state == KazooState.CONNECTED
         self._session_id = self._current_session_id(client)
+        # kazoo sets it once, from KazooClient(timeout=...), and never changes it.
+        self._session_timeout = float(client._session_timeout) / 1000.0
         self._last_contact = clock()
         self._generation = 0
         self._beats = 0
@@ -100,11 +102,7 @@ class SessionWatcher:
         kazoo does not keep the negotiated value; servers clamp it to
         ``[minSessionTimeout, maxSessionTimeout]``, so the server's maximum must not be lower.
         """
-        client = self._client_ref()
-        if client is None:
-            return 0.0
-        milliseconds: int = client._session_timeout
-        return float(milliseconds) / 1000.0
+        return self._session_timeout
 
     def contact_deadline(self) -> float:
         """Monotonic time after which the server may soon expire the session.
@@ -112,7 +110,7 @@ class SessionWatcher:
         A safety share of the timeout is kept back, so that a watchdog woken a little late
         by the scheduler still declares the loss before the server can act on it.
         """
-        return self._last_contact + self.session_timeout * (1.0 - _SAFETY_SHARE)
+        return self._last_contact + self._session_timeout * (1.0 - _SAFETY_SHARE)
 
     def note_contact(self, sent_at: float) -> None:
         """Record that a request sent at ``sent_at`` was answered by the server."""

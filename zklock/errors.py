@@ -26,7 +26,8 @@
         └── NodeExists                        the node already exists
 
 No other zklock module names a kazoo exception: they call :func:`translate_kazoo_errors` or
-:func:`is_transient` from here.
+:func:`is_transient` from here (the lock's hot path catches ``_KAZOO_ERRORS`` and raises
+``_translate(error)``, the same translation without a context manager).
 """
 
 from __future__ import annotations
@@ -197,6 +198,10 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, _TRANSIENT)
 
 
+# Every error of kazoo's that _translate turns into a zklock error.
+_KAZOO_ERRORS = (kazoo_errors.KazooException, KazooTimeoutError)
+
+
 def _translate(error: Exception) -> ZkLockError:
     if isinstance(error, ZkLockError):
         return error
@@ -236,7 +241,7 @@ class _KazooErrorTranslation:
         traceback: TracebackType | None,
     ) -> None:
         # No error, a zklock error or anything else leaves as it came.
-        if isinstance(error, (kazoo_errors.KazooException, KazooTimeoutError)):
+        if isinstance(error, _KAZOO_ERRORS):
             raise _translate(error) from error
 
 

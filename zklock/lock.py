@@ -119,19 +119,14 @@ class Lock(contextlib.ContextDecorator):
         deadline = Deadline(seconds if blocking else self._recipe.request_timeout())
         wakeup = Wakeup()
         with self._mutex:
-            if self._busy and self._owner == threading.get_ident():
-                raise AlreadyHeld(f"this thread already holds {self.path!r}")
-            self._pending.add(wakeup)
-            claimed = False
-            try:
-                claimed = self._wait_locally(wakeup, deadline, blocking)
-            finally:
-                if not claimed:
-                    self._pending.discard(wakeup)
-            if not claimed:
-                return False
+            if self._busy:
+                if self._owner == threading.get_ident():
+                    raise AlreadyHeld(f"this thread already holds {self.path!r}")
+                if not self._wait_locally(wakeup, deadline, blocking):
+                    return False
             self._busy = True
             self._owner = threading.get_ident()
+            self._pending.add(wakeup)
         lease: Lease | None = None
         try:
             lease = self._recipe.acquire(deadline, blocking, wakeup, self._listeners)
@@ -149,14 +144,18 @@ class Lock(contextlib.ContextDecorator):
 
         Returns False when the deadline passes first; raises after :meth:`cancel`.
         """
-        while self._busy:
-            if wakeup.cancelled:
-                raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
-            remaining = deadline.remaining() if blocking else 0.0
-            if remaining == 0:
-                return False
-            self._cond.wait(remaining)
-        return True
+        self._pending.add(wakeup)  # so that cancel() reaches this wait
+        try:
+            while self._busy:
+                if wakeup.cancelled:
+                    raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
+                remaining = deadline.remaining() if blocking else 0.0
+                if remaining == 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+        finally:
+            self._pending.discard(wakeup)  # the caller adds it again once it claims the lock
 
     def release(self) -> None:
         """Release the lock.
