@@ -344,7 +344,7 @@ class Doorbell:
 class _Poller:
     """One registered socket set: the poller and what each descriptor stands for."""
 
-    __slots__ = ("_close", "fds", "fileobjs", "poll", "readers", "writers")
+    __slots__ = ("_close", "closed", "fds", "fileobjs", "poll", "readers", "writers")
 
     def __init__(self, rlist: list[Any], wlist: list[Any]) -> None:
         rfds = [_fileno(obj) for obj in rlist]
@@ -352,6 +352,7 @@ class _Poller:
         # Strong references, so that the cache key (made of these objects) stays unique.
         self.fileobjs = tuple(rlist) + tuple(wlist)
         self.fds = tuple(rfds) + tuple(wfds)
+        self.closed = False
         self.readers: dict[int, list[Any]] = {}
         self.writers: dict[int, list[Any]] = {}
         for fd, obj in zip(rfds, rlist):
@@ -386,7 +387,9 @@ class _Poller:
             self.poll = functools.partial(_selector_poll, selector)
 
     def current(self) -> bool:
-        """True while every socket still has the descriptor it was registered with."""
+        """True while open and every socket still has the descriptor it was registered with."""
+        if self.closed:
+            return False
         for obj, fd in zip(self.fileobjs, self.fds):
             if obj.fileno() != fd:
                 return False
@@ -394,6 +397,7 @@ class _Poller:
 
     def close(self) -> None:
         """Close the poller's own descriptor."""
+        self.closed = True
         self._close()
 
 
@@ -430,10 +434,11 @@ class _SilenceWatch:
     attributes, read and written by ``LeanHandler`` inline: this runs on every wait.)
     """
 
-    __slots__ = ("connection", "heartbeat", "unanswered_since")
+    __slots__ = ("connection", "heartbeat", "poller", "unanswered_since")
 
     def __init__(self) -> None:
         self.connection: Any = None
+        self.poller: _Poller | None = None  # of [connection, doorbell], also in the cache
         self.heartbeat = 0.0  # the longest wait kazoo asked for on this connection
         self.unanswered_since: float | None = None
 
@@ -478,6 +483,9 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
                 raise TypeError("timeout must be a number")
             if timeout < 0:
                 raise ValueError("timeout must be non-negative")
+        if not rlist and len(wlist) == 1 and type(wlist[0]) is BufferedSocket:
+            _fileno(wlist[0])  # kazoo about to send: a BufferedSocket waits for room itself
+            return [], [wlist[0]], []
         if not wlist:
             if len(rlist) == 1 and type(rlist[0]) is BufferedSocket:
                 # kazoo reading a reply it was told is there: one recv instead of a poll first.
@@ -512,9 +520,23 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
             # connection can hold buffered bytes.  With some buffered, the doorbell is still
             # polled (without waiting): kazoo sends what is queued before reading on.
             buffered = connection.ready()
-            readable = self._poll(rlist, [], 0.0 if buffered else timeout)[0]
-            if buffered and connection not in readable:
-                readable.insert(0, connection)
+            poller = silence.poller
+            if (
+                poller is None
+                or poller.closed
+                or poller.fileobjs[0] is not connection
+                or poller.fileobjs[1] is not doorbell
+                or connection.fileno() != poller.fds[0]  # closed (-1), or another descriptor
+                or doorbell.fileno() != poller.fds[1]
+            ):
+                poller = silence.poller = self._poller(rlist, [])
+            readable = [connection] if buffered else []
+            for fd, _mask in poller.poll(0.0 if buffered else timeout):
+                # Any event counts as readable (an error or hang-up too, as selectors says).
+                if fd == poller.fds[1]:
+                    readable.append(doorbell)
+                elif not buffered:
+                    readable.insert(0, connection)
         else:
             readable = self._select(rlist, [], [], timeout)[0]
         if readable:
@@ -546,11 +568,7 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
     def _poll(
         self, rlist: list[Any], wlist: list[Any], timeout: float | None
     ) -> tuple[list[Any], list[Any]]:
-        key = (tuple(rlist), tuple(wlist))
-        pollers = self._pollers()
-        poller = pollers.get(key)
-        if poller is None or not poller.current():
-            poller = self._add_poller(pollers, key, rlist, wlist)
+        poller = self._poller(rlist, wlist)
         ready = poller.poll(-1 if timeout is None else timeout)
         readable: list[Any] = []
         writable: list[Any] = []
@@ -561,6 +579,15 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
             if mask & ~_IN and fd in poller.writers:
                 writable.extend(poller.writers[fd])
         return readable, writable
+
+    def _poller(self, rlist: list[Any], wlist: list[Any]) -> _Poller:
+        """The cached poller of this socket set (on this thread), made if there is none."""
+        key = (tuple(rlist), tuple(wlist))
+        pollers = self._pollers()
+        poller = pollers.get(key)
+        if poller is None or not poller.current():
+            poller = self._add_poller(pollers, key, rlist, wlist)
+        return poller
 
     def _pollers(self) -> OrderedDict[tuple[tuple[Any, ...], tuple[Any, ...]], _Poller]:
         try:
