@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +45,11 @@ def test_the_count_is_the_same_from_run_to_run():
     lock.release()  # first-use work (the session watcher) out of the way
     assert count_steps(lock, 20) == count_steps(lock, 20)
     assert not lock.locked()
+    # The session watchdog a lease starts outlives the last lease only briefly.
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith("zklock-watchdog") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the watchdog thread stayed"
+        time.sleep(0.05)
 
 
 def test_bad_cycles_are_refused():
