@@ -127,6 +127,6 @@ class CreateLedger:
         with self._mutex:
             self._closed = True
             extra = [node for node in self.created.values() if node != keep]
-            unknown = set(self.unknown) if self.unknown else set()
+            unknown = set(self.unknown)
             self.created.clear()
             return extra, unknown
