@@ -483,9 +483,10 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
                 raise TypeError("timeout must be a number")
             if timeout < 0:
                 raise ValueError("timeout must be non-negative")
-        if not rlist and len(wlist) == 1 and type(wlist[0]) is BufferedSocket:
-            _fileno(wlist[0])  # kazoo about to send: a BufferedSocket waits for room itself
-            return [], [wlist[0]], []
+        if not rlist and wlist and all(type(obj) is BufferedSocket for obj in wlist):
+            for obj in wlist:  # kazoo about to send: a BufferedSocket waits for room itself
+                _fileno(obj)  # a closed socket raises, as it would in a real select
+            return [], list(wlist), []
         if not wlist:
             if len(rlist) == 1 and type(rlist[0]) is BufferedSocket:
                 # kazoo reading a reply it was told is there: one recv instead of a poll first.
@@ -521,14 +522,7 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
             # polled (without waiting): kazoo sends what is queued before reading on.
             buffered = connection.ready()
             poller = silence.poller
-            if (
-                poller is None
-                or poller.closed
-                or poller.fileobjs[0] is not connection
-                or poller.fileobjs[1] is not doorbell
-                or connection.fileno() != poller.fds[0]  # closed (-1), or another descriptor
-                or doorbell.fileno() != poller.fds[1]
-            ):
+            if poller is None or poller.fileobjs != (connection, doorbell) or not poller.current():
                 poller = silence.poller = self._poller(rlist, [])
             readable = [connection] if buffered else []
             for fd, _mask in poller.poll(0.0 if buffered else timeout):
@@ -549,10 +543,6 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
     def _select(
         self, rlist: list[Any], wlist: list[Any], xlist: list[Any], timeout: float | None
     ) -> tuple[list[Any], list[Any], list[Any]]:
-        if wlist and not rlist and all(type(obj) is BufferedSocket for obj in wlist):
-            for obj in wlist:
-                _fileno(obj)  # a closed socket raises, as it would in a real select
-            return [], list(wlist), []
         buffered = [obj for obj in rlist if _has_buffered(obj)]
         if buffered:
             timeout = 0.0  # report the buffered ones now, and whatever else is ready
