@@ -70,7 +70,10 @@ log = logging.getLogger("zklock.recipe")
 
 
 class Wakeup:
-    """What a waiting acquire sleeps on; ``cancel()`` ends the acquire from another thread."""
+    """What a waiting acquire (or a release between retries) sleeps on.
+
+    ``cancel()`` ends the acquire from another thread.
+    """
 
     def __init__(self) -> None:
         self.event = threading.Event()

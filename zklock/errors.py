@@ -32,8 +32,8 @@ No other zklock module names a kazoo exception: they call :func:`translate_kazoo
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from types import TracebackType
+import contextlib
+from collections.abc import Iterator
 
 from kazoo import exceptions as kazoo_errors
 from kazoo.handlers.threading import KazooTimeoutError
@@ -222,32 +222,10 @@ def _translate(error: Exception) -> ZkLockError:
     return ZooKeeperError(f"ZooKeeper request failed: {error!r}")
 
 
-class _KazooErrorTranslation:
-    """The context manager :func:`translate_kazoo_errors` returns: stateless, so one is shared.
-
-    A class rather than a ``contextlib.contextmanager`` generator: it runs around every reply
-    the lock waits for, and a generator costs a frame and an object per use.
-    """
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        # No error, a zklock error or anything else leaves as it came.
-        if isinstance(error, _KAZOO_ERRORS):
-            raise _translate(error) from error
-
-
-_TRANSLATION = _KazooErrorTranslation()
-
-
-def translate_kazoo_errors() -> AbstractContextManager[None]:
+@contextlib.contextmanager
+def translate_kazoo_errors() -> Iterator[None]:
     """Re-raise kazoo's errors (and request time-outs) as zklock errors, chained to the original."""
-    return _TRANSLATION
+    try:
+        yield
+    except _KAZOO_ERRORS as error:
+        raise _translate(error) from error
