@@ -28,6 +28,7 @@ _ATTEMPT_CHARS = 32
 _SERIAL_BITS = 32
 _SEQUENCE_CHARS = 10  # ZooKeeper's "%010d"
 _BY_SEQUENCE_THEN_NAME = operator.itemgetter(2, 0)  # NodeName is (name, marker, sequence)
+_DASH_ENDED_MARKER = "lock-"  # Curator's InterProcessMutex (_kinds.CURATOR_MUTEX_MARKER)
 
 
 class NodeName(NamedTuple):
@@ -79,11 +80,17 @@ def created_after(name: str, key: str) -> bool:
     That is when ``name`` ends in 10 digits that compare greater than ``key`` and no minus
     sign precedes them: a non-negative sequence greater than ours.  A negative sequence
     (the counter wrapped past 2^31) either has its sign inside the last 10 characters, or
-    right before them; neither is skipped (``queue_order`` places it).  Names this cannot
-    decide on return False and are parsed as usual.
+    right before them; neither is skipped (``queue_order`` places it).  The one "-" that is
+    not a sign is the end of Curator's mutex marker ``lock-`` (its negative sequences read
+    ``lock--``).  Names this cannot decide on return False and are parsed as usual.
     """
     tail = name[-_SEQUENCE_CHARS:]
-    return tail > key and tail.isdigit() and name[-_SEQUENCE_CHARS - 1 : -_SEQUENCE_CHARS] != "-"
+    if not (tail > key and tail.isdigit()):
+        return False
+    return (
+        name[-_SEQUENCE_CHARS - 1 : -_SEQUENCE_CHARS] != "-"
+        or name.endswith(_DASH_ENDED_MARKER, 0, len(name) - _SEQUENCE_CHARS)
+    )
 
 
 def _attempt_id(head: str) -> str | None:

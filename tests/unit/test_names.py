@@ -182,7 +182,11 @@ def test_later_names_key(sequence, key):
     ("name", "later"),
     [
         ("y__lock__0000000101", True),
-        ("_c_0f8fad5b-d9cb-469f-a165-70867728950e-lock-0000000101", False),  # "-" before: parsed
+        ("_c_0f8fad5b-d9cb-469f-a165-70867728950e-lock-0000000101", True),  # the marker's "-"
+        ("_c_0f8fad5b-d9cb-469f-a165-70867728950e-lock-0000000100", False),
+        ("_c_0f8fad5b-d9cb-469f-a165-70867728950e-lock--1000000000", False),  # negative
+        ("_c_0f8fad5b-d9cb-469f-a165-70867728950e-lock--000000007", False),
+        ("y__rlock__-1000000000", False),  # a "-" after another marker is a sign
         ("y__lock__0000000100", False),  # our own sequence
         ("y__lock__0000000099", False),
         ("y__lock__-000000007", False),  # wrapped: parsed, placed by queue_order
