@@ -55,6 +55,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import operator
 import os
 import select
 import selectors
@@ -80,6 +81,7 @@ _RECV_SIZE = 65536
 
 _HAS_EPOLL = hasattr(select, "epoll")
 _HAS_EVENTFD = hasattr(os, "eventfd")  # Linux, Python >= 3.10
+_FILENO = operator.methodcaller("fileno")
 _IN: int = getattr(select, "EPOLLIN", 1)  # the same bits as select.poll's POLLIN / POLLOUT
 _OUT: int = getattr(select, "EPOLLOUT", 4)
 
@@ -169,6 +171,14 @@ def _has_buffered(obj: Any) -> bool:
         except (OSError, ValueError):  # closed: the poll reports it
             return False
     return False
+
+
+def _check_timeout(timeout: Any) -> None:
+    """Refuse what ``select`` refuses as a timeout: not a number, or negative."""
+    if not isinstance(timeout, (int, float)):
+        raise TypeError("timeout must be a number")
+    if timeout < 0:
+        raise ValueError("timeout must be non-negative")
 
 
 def _fileno(fileobj: Any) -> int:
@@ -388,12 +398,7 @@ class _Poller:
 
     def current(self) -> bool:
         """True while open and every socket still has the descriptor it was registered with."""
-        if self.closed:
-            return False
-        for obj, fd in zip(self.fileobjs, self.fds):
-            if obj.fileno() != fd:
-                return False
-        return True
+        return not self.closed and tuple(map(_FILENO, self.fileobjs)) == self.fds
 
     def close(self) -> None:
         """Close the poller's own descriptor."""
@@ -478,16 +483,14 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
         bytes pending, is readable at once; a :class:`BufferedSocket` is always writable (its
         ``send`` waits for room).
         """
-        if timeout is not None:
-            if not isinstance(timeout, (int, float)):
-                raise TypeError("timeout must be a number")
-            if timeout < 0:
-                raise ValueError("timeout must be non-negative")
-        if not rlist and wlist and all(type(obj) is BufferedSocket for obj in wlist):
-            for obj in wlist:  # kazoo about to send: a BufferedSocket waits for room itself
-                _fileno(obj)  # a closed socket raises, as it would in a real select
-            return [], list(wlist), []
-        if not wlist:
+        if timeout is not None and (type(timeout) is not float or timeout < 0):
+            _check_timeout(timeout)  # kazoo passes a float: anything else is checked here
+        if wlist:
+            if not rlist and len(wlist) == 1 and type(wlist[0]) is BufferedSocket:
+                # kazoo about to send: a BufferedSocket waits for room itself
+                _fileno(wlist[0])  # a closed socket raises, as it would in a real select
+                return [], list(wlist), []
+        else:
             if len(rlist) == 1 and type(rlist[0]) is BufferedSocket:
                 # kazoo reading a reply it was told is there: one recv instead of a poll first.
                 connection = rlist[0]
