@@ -31,6 +31,7 @@ import statistics
 import sys
 import time
 import uuid
+from queue import Empty
 from typing import Any, Optional
 
 from kazoo.client import KazooClient
@@ -181,11 +182,28 @@ def hand_off_stages(
     return rows
 
 
-def run(hosts: str, processes: int, seconds: float) -> dict[str, Any]:
-    """Contend with ``processes`` processes for ``seconds``; the stages' medians in µs."""
+def _collect(queue: Any, workers: list[Any], deadline: float) -> list[Any]:
+    """Every contender's report; a contender that died or a run past ``deadline`` raises."""
+    reports = []
+    while len(reports) < len(workers):
+        try:
+            reports.append(queue.get(timeout=0.5))
+        except Empty:
+            failed = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+            if failed:
+                raise RuntimeError(f"a contender process failed (exit codes {failed})") from None
+            if _clock() > deadline:
+                raise RuntimeError("the contenders did not report in time") from None
+    return reports
+
+
+def stamped_hand_offs(hosts: str, processes: int, seconds: float) -> tuple[int, list[list[float]]]:
+    """Contend with ``processes`` processes for ``seconds``: the acquisitions made, and each
+    woken hand-off's stages (:func:`hand_off_stages`)."""
     admin = KazooClient(hosts=hosts, timeout=SESSION_TIMEOUT)
     admin.start(timeout=30)
     path = f"{_PARENT}/handoff-{uuid.uuid4().hex[:8]}"
+    workers: list[Any] = []
     try:
         admin.ensure_path(path)
         context = multiprocessing.get_context("spawn")  # no kazoo threads inherited
@@ -197,10 +215,13 @@ def run(hosts: str, processes: int, seconds: float) -> dict[str, Any]:
         ]
         for worker in workers:
             worker.start()
-        reports = [queue.get(timeout=seconds + 60) for _ in workers]
+        reports = _collect(queue, workers, deadline=start + seconds + 60)
+    finally:
         for worker in workers:
             worker.join(timeout=30)
-    finally:
+            if worker.is_alive():  # only after a failure: it holds a session and a lock node
+                worker.kill()
+                worker.join()
         try:
             admin.delete(path, recursive=True)
         except NoNodeError:
@@ -213,12 +234,17 @@ def run(hosts: str, processes: int, seconds: float) -> dict[str, Any]:
         admin.close()
     releases = [release for report in reports for release in report[0]]
     acquisitions = [acquired for report in reports for acquired in report[1]]
-    rows = hand_off_stages(releases, acquisitions)
+    return len(acquisitions), hand_off_stages(releases, acquisitions)
+
+
+def run(hosts: str, processes: int, seconds: float) -> dict[str, Any]:
+    """Contend with ``processes`` processes for ``seconds``; the stages' medians in µs."""
+    acquisitions, rows = stamped_hand_offs(hosts, processes, seconds)
     medians: list[Optional[float]] = []
     for column in range(len(STAGES) + 1):
         values = [row[column] for row in rows if row[column] is not None]
         medians.append(statistics.median(values) * 1e6 if values else None)
-    return {"acquisitions": len(acquisitions), "hand_offs": len(rows),
+    return {"acquisitions": acquisitions, "hand_offs": len(rows),
             "stage_p50_us": medians[:-1], "total_p50_us": medians[-1]}
 
 
