@@ -188,6 +188,17 @@ def test_buffered_socket_is_always_writable_and_send_waits_for_room(handler, pai
             a.send(chunk)
     except BlockingIOError:
         pass  # the send buffer is full now
+    assert handler.select([], [sock], [], 0) == ([], [sock], [])
+    c, d = socket.socketpair()
+    try:  # several at once: each is writable, the full one too
+        other = BufferedSocket(c, 10.0)
+        assert handler.select([], [sock, other], [], 0) == ([], [sock, other], [])
+        other.close()
+        with pytest.raises((TypeError, ValueError)):  # a closed one raises, as in select
+            handler.select([], [sock, other], [], 0)
+    finally:
+        c.close()
+        d.close()
     sent = threading.Event()
 
     def drain() -> None:
