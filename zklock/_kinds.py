@@ -12,18 +12,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ._names import NodeName
+from ._names import (
+    CURATOR_MUTEX_MARKER,
+    CURATOR_READ_MARKER,
+    CURATOR_WRITE_MARKER,
+    EXCLUSIVE_MARKER,
+    SHARED_MARKER,
+    NodeName,
+)
 
-__all__ = ["EXCLUSIVE", "HOLD", "Decision", "ExclusiveKind", "LockKind"]
+__all__ = [
+    "EXCLUSIVE",
+    "EXCLUSIVE_MARKER",
+    "HOLD",
+    "SHARED_MARKER",
+    "Decision",
+    "ExclusiveKind",
+    "LockKind",
+]
 
-# kazoo's recipes write these markers: "__lock__" for Lock/WriteLock, "__rlock__" for ReadLock.
-# A kind is named by its kazoo marker; NodeNaming (naming.py) spells it for other recipes.
-EXCLUSIVE_MARKER = "__lock__"
-SHARED_MARKER = "__rlock__"
-# Curator's spellings: InterProcessMutex "lock-", InterProcessReadWriteLock "__WRIT__"/"__READ__".
-CURATOR_MUTEX_MARKER = "lock-"
-CURATOR_WRITE_MARKER = "__WRIT__"
-CURATOR_READ_MARKER = "__READ__"
+# A kind is named by its kazoo marker (the markers are in _names.py, which parses them);
+# NodeNaming (naming.py) spells it for other recipes.
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,18 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-__all__ = ["NodeName", "created_after", "later_names_key", "parse_node_name", "queue_order"]
+__all__ = [
+    "CURATOR_MUTEX_MARKER",
+    "CURATOR_READ_MARKER",
+    "CURATOR_WRITE_MARKER",
+    "EXCLUSIVE_MARKER",
+    "SHARED_MARKER",
+    "NodeName",
+    "created_after",
+    "later_names_key",
+    "parse_node_name",
+    "queue_order",
+]
 
 # kazoo's 32 hex digits, or the dashed UUID of Curator's protected names.
 _ATTEMPT_RE = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})")
@@ -28,7 +39,14 @@ _ATTEMPT_CHARS = 32
 _SERIAL_BITS = 32
 _SEQUENCE_CHARS = 10  # ZooKeeper's "%010d"
 _BY_SEQUENCE_THEN_NAME = operator.itemgetter(2, 0)  # NodeName is (name, marker, sequence)
-_DASH_ENDED_MARKER = "lock-"  # Curator's InterProcessMutex (_kinds.CURATOR_MUTEX_MARKER)
+
+# kazoo's recipes write these markers: "__lock__" for Lock/WriteLock, "__rlock__" for ReadLock.
+EXCLUSIVE_MARKER = "__lock__"
+SHARED_MARKER = "__rlock__"
+# Curator's spellings: InterProcessMutex "lock-", InterProcessReadWriteLock "__WRIT__"/"__READ__".
+CURATOR_MUTEX_MARKER = "lock-"
+CURATOR_WRITE_MARKER = "__WRIT__"
+CURATOR_READ_MARKER = "__READ__"
 
 
 class NodeName(NamedTuple):
@@ -89,7 +107,7 @@ def created_after(name: str, key: str) -> bool:
         return False
     return (
         name[-_SEQUENCE_CHARS - 1 : -_SEQUENCE_CHARS] != "-"
-        or name.endswith(_DASH_ENDED_MARKER, 0, len(name) - _SEQUENCE_CHARS)
+        or name.endswith(CURATOR_MUTEX_MARKER, 0, len(name) - _SEQUENCE_CHARS)
     )
 
 
