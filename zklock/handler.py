@@ -486,12 +486,8 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
         if timeout is not None and (type(timeout) is not float or timeout < 0):
             _check_timeout(timeout)  # kazoo passes a float: anything else is checked here
         if wlist:
-            if not rlist and (
-                type(wlist[0]) is BufferedSocket  # kazoo's one socket, asked before each send
-                if len(wlist) == 1
-                else all(type(obj) is BufferedSocket for obj in wlist)
-            ):
-                for obj in wlist:  # a BufferedSocket waits for room itself
+            if not rlist and all(type(obj) is BufferedSocket for obj in wlist):
+                for obj in wlist:  # kazoo about to send: a BufferedSocket waits for room itself
                     _fileno(obj)  # a closed socket raises, as it would in a real select
                 return [], list(wlist), []
         else:
