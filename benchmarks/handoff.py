@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import multiprocessing
 import statistics
 import sys
@@ -42,7 +43,7 @@ from zklock.handler import LeanHandler, runs_inline
 
 from .impls import SESSION_TIMEOUT
 
-_PARENT = "/zklock-bench"
+_PARENT = "/zklock-bench"  # as benchmarks.loop
 _clock = time.monotonic
 
 STAGES = (
@@ -222,14 +223,10 @@ def stamped_hand_offs(hosts: str, processes: int, seconds: float) -> tuple[int, 
             if worker.is_alive():  # only after a failure: it holds a session and a lock node
                 worker.kill()
                 worker.join()
-        try:
+        with contextlib.suppress(NoNodeError):
             admin.delete(path, recursive=True)
-        except NoNodeError:
-            pass
-        try:
+        with contextlib.suppress(NoNodeError, NotEmptyError):  # another run's path is there
             admin.delete(_PARENT)
-        except (NoNodeError, NotEmptyError):  # another run's path is there
-            pass
         admin.stop()
         admin.close()
     releases = [release for report in reports for release in report[0]]
