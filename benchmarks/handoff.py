@@ -246,6 +246,7 @@ def run(hosts: str, processes: int, seconds: float) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    """Print each stage's median (see the module's docstring); exit status 1 if none was stamped."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.handoff", description=__doc__.split("\n\n")[0]
     )

@@ -56,6 +56,7 @@ def run(impl: str, hosts: str, cycles: int, warm_up: int) -> dict[str, float]:
 
 
 def main(argv: list[str]) -> int:
+    """Run the loop and print its median cycle and CPU per cycle (see the module's docstring)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.loop", description=__doc__.split("\n\n")[0])
     parser.add_argument("impl", choices=implementations.ALL, help="the implementation to loop")
     parser.add_argument("--hosts", required=True, help="ZooKeeper to use (host:port,...)")
