@@ -1,25 +1,33 @@
-"""Where a contended hand-off's time goes, for zklock on ``LeanHandler``.
+"""Where a contended hand-off's time goes, stage by stage, for zklock and kazoo's Lock.
 
-    python -m benchmarks.handoff --hosts 172.17.0.2:2181 [--processes 8] [--seconds 3]
+    python -m benchmarks.handoff --hosts 172.17.0.2:2181 [--impls zklock+lean,kazoo]
+                                 [--processes 8] [--seconds 3] [--rounds 1]
 
-``--processes`` processes (each with its own session) take one lock in turn, as the suite's
-contended rounds do, for ``--seconds``.  Each stamps, with the system-wide monotonic clock,
-the points a hand-off passes through, and this prints the median of each stage over every
-hand-off whose next holder was woken by its predecessor's deletion:
+For each implementation (named as in ``benchmarks.run``: ``zklock+lean``, ``zklock``,
+``kazoo``, ``kazoo+lean``), ``--processes`` processes (each with its own session) take one
+lock in turn, as the suite's contended rounds do, for ``--seconds``; with ``--rounds`` the
+implementations take turns that many times.  Each process stamps, with the system-wide
+monotonic clock, the points a hand-off passes through, and this prints the median of each
+stage over every hand-off whose next holder was woken by its predecessor's deletion:
 
 1. the release call, until it asks kazoo to delete the node (the releasing thread);
 2. until the delete is written to the socket (kazoo's queue, doorbell and connection thread);
 3. until the next holder's watch callback runs (the server's write, the watch event, and
-   the waking of that process's connection thread);
-4. until its confirming listing is written to the socket (sent from the watch callback);
-5. until the listing's reply is in (the server's read);
-6. until its ``acquire()`` returns (waking the waiting thread, and the lock's bookkeeping).
+   the waking of that process's connection thread; on kazoo's stock handler, of its
+   callback thread too);
+4. until its confirming listing is written to the socket (zklock sends it from the watch
+   callback; kazoo's Lock wakes its waiting thread, which sends it);
+5. until the first bytes of the listing's reply are read (the server's read);
+6. until its ``acquire()`` returns (the reply parsed, the waiting thread woken, the lock's
+   bookkeeping).
 
-With two processes the next holder knows from the deletion alone that it holds: stages 4 and
-5 are absent, and 6 starts at the watch callback.  The stamps are a few microseconds each,
-so every stage reads a little slower than it runs.  This is a profiling aid, not a
-measurement of zklock against anything: ``python -m benchmarks.run`` is that.  ``--hosts`` is
-required, as for ``benchmarks.loop``.
+It also prints the medians of the server's stages (3 and 5) and of the client's (the other
+four) summed per hand-off.  When the next holder knows from the deletion alone that it holds
+(zklock, with the waiter right behind the holder), stages 4 and 5 are absent, and 6 starts at
+the watch callback.  The stamps are a few microseconds each, so every stage reads a little
+slower than it runs.  This is a profiling aid: ``python -m benchmarks.run`` is the
+measurement of zklock against the others.  ``--hosts`` is required, as for
+``benchmarks.loop``.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ from typing import Any, Optional
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NotEmptyError
+from kazoo.handlers.threading import SequentialThreadingHandler
+from kazoo.recipe.lock import Lock as KazooLock
 
 from zklock import Lock
 from zklock.handler import LeanHandler, runs_inline
@@ -62,32 +72,78 @@ class _Stamps:
     def __init__(self) -> None:
         self.at: dict[str, float] = {}
         self.next_send: Optional[str] = None  # the stamp the next socket write takes
+        self.next_recv: Optional[str] = None  # the stamp the next socket read takes
 
     def sent(self) -> None:
         name, self.next_send = self.next_send, None
         if name is not None:
             self.at.setdefault(name, _clock())
+            if name == "listing sent":
+                self.next_recv = "listing's reply"  # the waiter expects nothing else
+
+    def received(self) -> None:
+        name, self.next_recv = self.next_recv, None
+        if name is not None:
+            self.at.setdefault(name, _clock())
 
 
-def _stamping_client(hosts: str, stamps: _Stamps) -> KazooClient:
-    """A lean client whose socket writes, deletes, watches and listings leave stamps."""
+class _StampingSocket:
+    """A plain socket (kazoo's stock handler) whose writes and reads leave stamps.
 
-    class StampingHandler(LeanHandler):
+    ``socket.socket`` takes no instance attributes, so it is wrapped; every other attribute
+    is the socket's (and, like it, this has no ``pending``, which kazoo's reader looks for).
+    """
+
+    def __init__(self, sock: Any, stamps: _Stamps) -> None:
+        self._sock, self._stamps = sock, stamps
+        self.fileno = sock.fileno
+
+    def send(self, data: Any) -> int:
+        self._stamps.sent()
+        sent: int = self._sock.send(data)
+        return sent
+
+    def recv(self, size: int) -> bytes:
+        data: bytes = self._sock.recv(size)
+        if data:
+            self._stamps.received()
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _stamping_client(hosts: str, stamps: _Stamps, lean: bool) -> KazooClient:
+    """A client (on ``LeanHandler`` or kazoo's own) whose socket writes and reads, deletes,
+    watches and listings leave stamps."""
+
+    class StampingLeanHandler(LeanHandler):
         def create_connection(self, *args: Any, **kwargs: Any) -> Any:
             sock = super().create_connection(*args, **kwargs)
-            send = sock.send
+            send, recv = sock.send, sock.recv
 
             def stamped_send(data: Any) -> int:
                 stamps.sent()
                 sent: int = send(data)
                 return sent
 
-            sock.send = stamped_send  # an instance attribute: kazoo calls sock.send(...)
+            def stamped_recv(size: int) -> bytes:
+                data: bytes = recv(size)
+                if data:
+                    stamps.received()
+                return data
+
+            # Instance attributes: kazoo calls sock.send(...) and sock.recv(...).
+            sock.send, sock.recv = stamped_send, stamped_recv
             return sock
 
-    client = KazooClient(hosts=hosts, timeout=SESSION_TIMEOUT, handler=StampingHandler())
+    class StampingHandler(SequentialThreadingHandler):
+        def create_connection(self, *args: Any, **kwargs: Any) -> Any:
+            return _StampingSocket(super().create_connection(*args, **kwargs), stamps)
+
+    handler = StampingLeanHandler() if lean else StampingHandler()
+    client = KazooClient(hosts=hosts, timeout=SESSION_TIMEOUT, handler=handler)
     delete_async, get_async = client.delete_async, client.get_async
-    get_children_async = client.get_children_async
 
     def stamped_delete(*args: Any, **kwargs: Any) -> Any:
         stamps.at["delete asked"] = _clock()
@@ -98,7 +154,7 @@ def _stamping_client(hosts: str, stamps: _Stamps) -> KazooClient:
         if watch is None:
             return get_async(path)
 
-        @runs_inline  # as the recipe's own watch callback, which it calls at once
+        @runs_inline  # as the recipe's own watch callback (only LeanHandler heeds this)
         def stamped_watch(event: Any) -> Any:
             stamps.at["watch callback"] = _clock()
             stamps.next_send = "listing sent"
@@ -106,30 +162,22 @@ def _stamping_client(hosts: str, stamps: _Stamps) -> KazooClient:
 
         return get_async(path, watch=stamped_watch)
 
-    def stamped_listing(*args: Any, **kwargs: Any) -> Any:
-        result = get_children_async(*args, **kwargs)
-        if "watch callback" in stamps.at:
-
-            @runs_inline  # only stamps
-            def replied(_result: Any) -> None:
-                stamps.at.setdefault("listing's reply", _clock())
-
-            result.rawlink(replied)
-        return result
-
+    # kazoo's synchronous delete and get call these, so both locks go through them.
     client.delete_async = stamped_delete
     client.get_async = stamped_get
-    client.get_children_async = stamped_listing
     client.start(timeout=30)
     return client
 
 
-def _contend(hosts: str, path: str, start: float, end: float, queue: Any) -> None:
+IMPLS = ("zklock+lean", "zklock", "kazoo", "kazoo+lean")  # named as in benchmarks.run
+
+
+def _contend(impl: str, hosts: str, path: str, start: float, end: float, queue: Any) -> None:
     """One process: acquire, release, again, from ``start`` until ``end``; report the stamps."""
     stamps = _Stamps()
-    client = _stamping_client(hosts, stamps)
+    client = _stamping_client(hosts, stamps, lean=impl.endswith("+lean"))
     try:
-        lock = Lock(client, path)
+        lock: Any = Lock(client, path) if impl.startswith("zklock") else KazooLock(client, path)
         lock.acquire()
         lock.release()
         releases: list[tuple[float, float, float]] = []  # call, delete asked, delete sent
@@ -198,9 +246,11 @@ def _collect(queue: Any, workers: list[Any], deadline: float) -> list[Any]:
     return reports
 
 
-def stamped_hand_offs(hosts: str, processes: int, seconds: float) -> tuple[int, list[list[float]]]:
-    """Contend with ``processes`` processes for ``seconds``: the acquisitions made, and each
-    woken hand-off's stages (:func:`hand_off_stages`)."""
+def stamped_hand_offs(
+    impl: str, hosts: str, processes: int, seconds: float
+) -> tuple[int, list[list[float]]]:
+    """Contend with ``processes`` processes of ``impl`` for ``seconds``: the acquisitions made,
+    and each woken hand-off's stages (:func:`hand_off_stages`)."""
     admin = KazooClient(hosts=hosts, timeout=SESSION_TIMEOUT)
     admin.start(timeout=30)
     path = f"{_PARENT}/handoff-{uuid.uuid4().hex[:8]}"
@@ -211,7 +261,9 @@ def stamped_hand_offs(hosts: str, processes: int, seconds: float) -> tuple[int, 
         queue = context.Queue()
         start = _clock() + 3.0  # every process connected and warmed up by then
         workers = [
-            context.Process(target=_contend, args=(hosts, path, start, start + seconds, queue))
+            context.Process(
+                target=_contend, args=(impl, hosts, path, start, start + seconds, queue)
+            )
             for _ in range(processes)
         ]
         for worker in workers:
@@ -234,38 +286,89 @@ def stamped_hand_offs(hosts: str, processes: int, seconds: float) -> tuple[int, 
     return len(acquisitions), hand_off_stages(releases, acquisitions)
 
 
-def run(hosts: str, processes: int, seconds: float) -> dict[str, Any]:
-    """Contend with ``processes`` processes for ``seconds``; the stages' medians in µs."""
-    acquisitions, rows = stamped_hand_offs(hosts, processes, seconds)
-    medians: list[Optional[float]] = []
-    for column in range(len(STAGES) + 1):
-        values = [row[column] for row in rows if row[column] is not None]
-        medians.append(statistics.median(values) * 1e6 if values else None)
-    return {"acquisitions": acquisitions, "hand_offs": len(rows),
-            "stage_p50_us": medians[:-1], "total_p50_us": medians[-1]}
+SERVER_STAGES = (2, 4)  # indexes into STAGES: the write and its event, the read
+CLIENT_STAGES = (0, 1, 3, 5)
+
+
+def summary(acquisitions: int, rows: list[list[float]]) -> dict[str, Any]:
+    """The medians, in µs, of each stage, of the server's and the client's stages together
+    (summed per hand-off; an absent stage counts 0) and of the whole hand-off."""
+
+    def median_us(values: list[float]) -> Optional[float]:
+        return statistics.median(values) * 1e6 if values else None
+
+    def part(row: list[float], stages: tuple[int, ...]) -> float:
+        return sum(row[stage] or 0.0 for stage in stages)
+
+    return {
+        "acquisitions": acquisitions,
+        "hand_offs": len(rows),
+        "stage_p50_us": [
+            median_us([row[stage] for row in rows if row[stage] is not None])
+            for stage in range(len(STAGES))
+        ],
+        "server_p50_us": median_us([part(row, SERVER_STAGES) for row in rows]),
+        "client_p50_us": median_us([part(row, CLIENT_STAGES) for row in rows]),
+        "total_p50_us": median_us([row[-1] for row in rows]),
+    }
+
+
+def run(impls: list[str], hosts: str, processes: int, seconds: float,
+        rounds: int = 1) -> dict[str, dict[str, Any]]:
+    """Each implementation's :func:`summary`, over ``rounds`` runs of ``seconds`` each, the
+    implementations taking turns (in reverse order every other round)."""
+    pooled: dict[str, tuple[int, list[list[float]]]] = {impl: (0, []) for impl in impls}
+    for round_number in range(rounds):
+        for impl in impls if round_number % 2 == 0 else impls[::-1]:
+            acquisitions, rows = stamped_hand_offs(impl, hosts, processes, seconds)
+            pooled[impl] = (pooled[impl][0] + acquisitions, pooled[impl][1] + rows)
+    return {impl: summary(*pooled[impl]) for impl in impls}
+
+
+def _shown(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def main(argv: list[str]) -> int:
-    """Print each stage's median (see the module's docstring); exit status 1 if none was stamped."""
+    """Print each stage's median (see the module's docstring); exit status 1 if an
+    implementation had no hand-off stamped."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.handoff", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--hosts", required=True, help="ZooKeeper to use (host:port,...)")
+    parser.add_argument("--impls", default="zklock+lean,kazoo",
+                        help=f"comma-separated, of {', '.join(IMPLS)} (default zklock+lean,kazoo)")
     parser.add_argument("--processes", type=int, default=8, help="contenders (default 8)")
-    parser.add_argument("--seconds", type=float, default=3.0, help="contention time (default 3)")
+    parser.add_argument("--seconds", type=float, default=3.0,
+                        help="contention time per run (default 3)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of each implementation, taking turns (default 1)")
     args = parser.parse_args(argv)
-    if args.processes < 2 or args.seconds <= 0:
-        parser.error("--processes must be at least 2 and --seconds above 0")
-    result = run(args.hosts, args.processes, args.seconds)
-    if not result["hand_offs"]:
-        print("no hand-off was stamped", file=sys.stderr)
+    impls = args.impls.split(",")
+    if args.processes < 2 or args.seconds <= 0 or args.rounds < 1:
+        parser.error("--processes must be at least 2, --seconds above 0, --rounds at least 1")
+    if not impls or any(impl not in IMPLS for impl in impls) or len(set(impls)) < len(impls):
+        parser.error(f"--impls takes distinct names of {', '.join(IMPLS)}")
+    results = run(impls, args.hosts, args.processes, args.seconds, args.rounds)
+    print(f"{args.processes} processes, {args.rounds} x {args.seconds:g} s each; medians in us:")
+    label = 44
+    print(" " * label + "".join(f"{impl:>13}" for impl in impls))
+    rows = [(f"  {number}. {stage}", [r["stage_p50_us"][number - 1] for r in results.values()])
+            for number, stage in enumerate(STAGES, 1)]
+    rows += [
+        ("  server's stages (3 + 5)", [r["server_p50_us"] for r in results.values()]),
+        ("  client's stages (1 + 2 + 4 + 6)", [r["client_p50_us"] for r in results.values()]),
+        ("  hand-off (release call -> acquire returns)",
+         [r["total_p50_us"] for r in results.values()]),
+        ("  acquisitions", [r["acquisitions"] for r in results.values()]),
+        ("  woken hand-offs", [r["hand_offs"] for r in results.values()]),
+    ]
+    for name, values in rows:
+        print(f"{name:{label}}" + "".join(f"{_shown(value):>13}" for value in values))
+    missing = [impl for impl, result in results.items() if not result["hand_offs"]]
+    if missing:
+        print(f"no hand-off was stamped for {', '.join(missing)}", file=sys.stderr)
         return 1
-    print(f"{args.processes} processes, {result['acquisitions']} acquisitions, "
-          f"{result['hand_offs']} woken hand-offs; medians:")
-    for number, (stage, median) in enumerate(zip(STAGES, result["stage_p50_us"]), 1):
-        shown = "-" if median is None else f"{median:.0f} us"
-        print(f"  {number}. {stage:34} {shown:>8}")
-    print(f"  hand-off (release call -> acquire returns) {result['total_p50_us']:.0f} us")
     return 0
 
 

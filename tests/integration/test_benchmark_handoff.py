@@ -21,22 +21,32 @@ def run_handoff(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_three_processes_hand_the_lock_on_and_every_stage_is_stamped(zookeeper, zk_client):
+def test_three_processes_of_each_lock_hand_it_on_and_every_stage_is_stamped(
+    zookeeper, zk_client
+):
     assert not zk_client.exists("/zklock-bench")
-    result = run_handoff("--hosts", zookeeper.connect_string, "--processes", "3", "--seconds", "1")
+    result = run_handoff("--hosts", zookeeper.connect_string, "--impls", "zklock+lean,kazoo",
+                         "--processes", "3", "--seconds", "1")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    header = re.fullmatch(r"3 processes, (\d+) acquisitions, (\d+) woken hand-offs; medians:",
-                          lines[0])
-    assert header, result.stdout
-    acquisitions, hand_offs = int(header[1]), int(header[2])
-    assert 0 < hand_offs < acquisitions
+    assert lines[0] == "3 processes, 1 x 1 s each; medians in us:"
+    assert lines[1].split() == ["zklock+lean", "kazoo"]
+    rows = {}
+    for line in lines[2:]:
+        match = re.fullmatch(r"  (.+?) +(\d+) +(\d+)", line)
+        assert match, line
+        rows[match[1]] = (int(match[2]), int(match[3]))
     # With three contenders the next holder is not always first once its predecessor goes,
-    # so each of the six stages, the listing's two included, has a median.
-    for number, line in enumerate(lines[1:7], 1):
-        assert re.fullmatch(rf"  {number}\. .+ +\d+ us", line), line
-    assert re.fullmatch(r"  hand-off \(release call -> acquire returns\) \d+ us", lines[7])
-    assert len(lines) == 8
+    # so each of the six stages, the listing's two included, has a median for both locks.
+    stages = [name for name in rows if re.match(r"\d\. ", name)]
+    assert [name[:2] for name in stages] == ["1.", "2.", "3.", "4.", "5.", "6."]
+    for impl in (0, 1):
+        acquisitions, hand_offs = rows["acquisitions"][impl], rows["woken hand-offs"][impl]
+        assert 0 < hand_offs < acquisitions
+        assert rows["hand-off (release call -> acquire returns)"][impl] > 0
+    assert set(rows) == {*stages, "server's stages (3 + 5)", "client's stages (1 + 2 + 4 + 6)",
+                         "hand-off (release call -> acquire returns)", "acquisitions",
+                         "woken hand-offs"}
     assert not zk_client.exists("/zklock-bench")
 
 
@@ -45,3 +55,5 @@ def test_bad_arguments_are_refused():
     assert no_hosts.returncode == 2 and "--hosts" in no_hosts.stderr
     alone = run_handoff("--hosts", "127.0.0.1:1", "--processes", "1")
     assert alone.returncode == 2 and "--processes must be at least 2" in alone.stderr
+    unknown = run_handoff("--hosts", "127.0.0.1:1", "--impls", "zklock+lean,tooz")
+    assert unknown.returncode == 2 and "--impls takes distinct names of" in unknown.stderr

@@ -1,4 +1,5 @@
-"""How ``benchmarks.handoff`` pairs each woken acquisition with the release that woke it."""
+"""How ``benchmarks.handoff`` pairs each woken acquisition with the release that woke it,
+and sums up the stages."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def hand_off_stages():
+def handoff():
     sys.path.insert(0, str(ROOT))
     try:
-        from benchmarks.handoff import hand_off_stages
+        from benchmarks import handoff
     finally:
         sys.path.remove(str(ROOT))
-    return hand_off_stages
+    return handoff
+
+
+@pytest.fixture(scope="module")
+def hand_off_stages(handoff):
+    return handoff.hand_off_stages
 
 
 def test_a_listed_hand_off_has_six_stages_and_its_total(hand_off_stages):
@@ -39,3 +45,23 @@ def test_unwoken_and_out_of_order_acquisitions_are_left_out(hand_off_stages):
     before_any_release = {"watch callback": 0.5, "acquired": 0.9}
     woken_by_another = {"watch callback": 1.15, "acquired": 2.0}  # before this delete was sent
     assert hand_off_stages(releases, [first_in_queue, before_any_release, woken_by_another]) == []
+
+
+def test_the_summary_splits_each_hand_off_into_the_servers_and_the_clients_stages(handoff):
+    listed = [0.1, 0.2, 0.3, 0.1, 0.3, 0.4, 1.4]
+    unlisted = [0.1, 0.1, 0.3, None, None, 0.2, 0.7]
+    third = [0.1, 0.1, 0.5, 0.1, 0.1, 0.1, 1.0]
+    result = handoff.summary(5, [listed, unlisted, third])
+    assert result["acquisitions"] == 5 and result["hand_offs"] == 3
+    # Each stage's median over the hand-offs that had it; stages 4 and 5 over two.
+    assert result["stage_p50_us"] == pytest.approx([1e5, 1e5, 3e5, 1e5, 2e5, 2e5])
+    # Per hand-off: server 0.6, 0.3, 0.6 and client 0.8, 0.4, 0.4 (an absent stage counts 0).
+    assert result["server_p50_us"] == pytest.approx(6e5)
+    assert result["client_p50_us"] == pytest.approx(4e5)
+    assert result["total_p50_us"] == pytest.approx(1e6)
+
+
+def test_a_summary_of_no_hand_off_has_no_medians(handoff):
+    result = handoff.summary(1, [])
+    assert result["hand_offs"] == 0
+    assert result["stage_p50_us"] == [None] * 6 and result["total_p50_us"] is None
