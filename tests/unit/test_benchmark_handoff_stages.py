@@ -59,9 +59,12 @@ def test_the_summary_splits_each_hand_off_into_the_servers_and_the_clients_stage
     assert result["server_p50_us"] == pytest.approx(6e5)
     assert result["client_p50_us"] == pytest.approx(4e5)
     assert result["total_p50_us"] == pytest.approx(1e6)
+    assert result["total_p90_us"] == pytest.approx(1.4e6)
+    assert result["total_mean_us"] == pytest.approx(1.0333333e6)
 
 
 def test_a_summary_of_no_hand_off_has_no_medians(handoff):
     result = handoff.summary(1, [])
     assert result["hand_offs"] == 0
-    assert result["stage_p50_us"] == [None] * 6 and result["total_p50_us"] is None
+    assert result["stage_p50_us"] == [None] * 6
+    assert result["total_p50_us"] is result["total_p90_us"] is result["total_mean_us"] is None
