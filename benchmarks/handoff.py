@@ -22,8 +22,10 @@ stage over every hand-off whose next holder was woken by its predecessor's delet
    bookkeeping).
 
 It also prints the medians of the server's stages (3 and 5) and of the client's (the other
-four) summed per hand-off, and the whole hand-off's 90th percentile and mean (throughput
-follows the mean, which the server's slow tail weighs on).  When the next holder knows from
+four) summed per hand-off, the whole hand-off's 90th percentile and mean (throughput
+follows the mean, which the server's slow tail weighs on), and how many times per
+acquisition the servers in ``--hosts`` flushed their log to disk (``mntr``; "-" where the
+servers do not answer it).  When the next holder knows from
 the deletion alone that it holds (zklock, with the waiter right behind the holder), stages 4
 and 5 are absent, and 6 starts at the watch callback.  The stamps are a few microseconds
 each, so every stage reads a little slower than it runs.  This is a profiling aid:
@@ -53,6 +55,7 @@ from zklock import Lock
 from zklock.handler import LeanHandler, runs_inline
 
 from .impls import SESSION_TIMEOUT
+from .server import disk_flushes
 
 _PARENT = "/zklock-bench"  # as benchmarks.loop
 _clock = time.monotonic
@@ -249,9 +252,10 @@ def _collect(queue: Any, workers: list[Any], deadline: float) -> list[Any]:
 
 def stamped_hand_offs(
     impl: str, hosts: str, processes: int, seconds: float
-) -> tuple[int, list[list[float]]]:
+) -> tuple[int, list[list[float]], Optional[int]]:
     """Contend with ``processes`` processes of ``impl`` for ``seconds``: the acquisitions made,
-    and each woken hand-off's stages (:func:`hand_off_stages`)."""
+    each woken hand-off's stages (:func:`hand_off_stages`), and the servers' disk flushes
+    meanwhile (None if they do not say: see :func:`benchmarks.server.disk_flushes`)."""
     admin = KazooClient(hosts=hosts, timeout=SESSION_TIMEOUT)
     admin.start(timeout=30)
     path = f"{_PARENT}/handoff-{uuid.uuid4().hex[:8]}"
@@ -269,7 +273,10 @@ def stamped_hand_offs(
         ]
         for worker in workers:
             worker.start()
+        time.sleep(max(0.0, start - _clock()))
+        flushed_before = disk_flushes(hosts)
         reports = _collect(queue, workers, deadline=start + seconds + 60)
+        flushed_after = disk_flushes(hosts)
     finally:
         for worker in workers:
             worker.join(timeout=30)
@@ -284,7 +291,10 @@ def stamped_hand_offs(
         admin.close()
     releases = [release for report in reports for release in report[0]]
     acquisitions = [acquired for report in reports for acquired in report[1]]
-    return len(acquisitions), hand_off_stages(releases, acquisitions)
+    flushes = None
+    if flushed_before is not None and flushed_after is not None:
+        flushes = flushed_after - flushed_before
+    return len(acquisitions), hand_off_stages(releases, acquisitions), flushes
 
 
 SERVER_STAGES = (2, 4)  # indexes into STAGES: the write and its event, the read
@@ -296,10 +306,12 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-def summary(acquisitions: int, rows: list[list[float]]) -> dict[str, Any]:
+def summary(
+    acquisitions: int, rows: list[list[float]], flushes: Optional[int] = None
+) -> dict[str, Any]:
     """The medians, in µs, of each stage, of the server's and the client's stages together
     (summed per hand-off; an absent stage counts 0) and of the whole hand-off; the whole
-    hand-off's 90th percentile and mean too."""
+    hand-off's 90th percentile and mean too; and the servers' disk flushes per acquisition."""
 
     def median_us(values: list[float]) -> Optional[float]:
         return statistics.median(values) * 1e6 if values else None
@@ -310,6 +322,9 @@ def summary(acquisitions: int, rows: list[list[float]]) -> dict[str, Any]:
     return {
         "acquisitions": acquisitions,
         "hand_offs": len(rows),
+        "flushes_per_acquisition": (
+            flushes / acquisitions if flushes is not None and acquisitions else None
+        ),
         "stage_p50_us": [
             median_us([row[stage] for row in rows if row[stage] is not None])
             for stage in range(len(STAGES))
@@ -327,16 +342,23 @@ def run(impls: list[str], hosts: str, processes: int, seconds: float,
         rounds: int = 1) -> dict[str, dict[str, Any]]:
     """Each implementation's :func:`summary`, over ``rounds`` runs of ``seconds`` each, the
     implementations taking turns (in reverse order every other round)."""
-    pooled: dict[str, tuple[int, list[list[float]]]] = {impl: (0, []) for impl in impls}
+    pooled: dict[str, tuple[int, list[list[float]], Optional[int]]] = {
+        impl: (0, [], 0) for impl in impls
+    }
     for round_number in range(rounds):
         for impl in impls if round_number % 2 == 0 else impls[::-1]:
-            acquisitions, rows = stamped_hand_offs(impl, hosts, processes, seconds)
-            pooled[impl] = (pooled[impl][0] + acquisitions, pooled[impl][1] + rows)
+            acquisitions, rows, flushes = stamped_hand_offs(impl, hosts, processes, seconds)
+            so_far, rows_so_far, flushes_so_far = pooled[impl]
+            if flushes is None or flushes_so_far is None:
+                flushes_so_far = None  # one count missing spoils the sum
+            else:
+                flushes_so_far += flushes
+            pooled[impl] = (so_far + acquisitions, rows_so_far + rows, flushes_so_far)
     return {impl: summary(*pooled[impl]) for impl in impls}
 
 
-def _shown(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:.0f}"
+def _shown(value: Optional[float], digits: int = 0) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def main(argv: list[str]) -> int:
@@ -373,10 +395,13 @@ def main(argv: list[str]) -> int:
         ("  hand-off, 90th percentile", [r["total_p90_us"] for r in results.values()]),
         ("  hand-off, mean", [r["total_mean_us"] for r in results.values()]),
         ("  acquisitions", [r["acquisitions"] for r in results.values()]),
+        ("  disk flushes per acquisition (mntr)",
+         [r["flushes_per_acquisition"] for r in results.values()]),
         ("  woken hand-offs", [r["hand_offs"] for r in results.values()]),
     ]
     for name, values in rows:
-        print(f"{name:{label}}" + "".join(f"{_shown(value):>13}" for value in values))
+        digits = 2 if name.startswith("  disk flushes") else 0
+        print(f"{name:{label}}" + "".join(f"{_shown(value, digits):>13}" for value in values))
     missing = [impl for impl, result in results.items() if not result["hand_offs"]]
     if missing:
         print(f"no hand-off was stamped for {', '.join(missing)}", file=sys.stderr)

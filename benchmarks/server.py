@@ -154,6 +154,23 @@ def received_by_session(hosts: str) -> dict[int, int]:
     return counts
 
 
+def disk_flushes(hosts: str) -> Optional[int]:
+    """Log flushes (``fdatasync``) the servers in ``hosts`` have made, from ``mntr``'s
+    ``zk_cnt_fsynctime``, summed; None if no server answers with it."""
+    total: Optional[int] = None
+    for entry in hosts.split("/")[0].split(","):
+        host, _, port = entry.strip().rpartition(":")
+        try:
+            reply = four_letter_word(host, int(port), "mntr")
+        except OSError:
+            continue
+        for line in reply.splitlines():
+            key, _, value = line.partition("\t")
+            if key == "zk_cnt_fsynctime" and value.strip().isdigit():
+                total = (total or 0) + int(value)
+    return total
+
+
 def watches_below(hosts: str, parent: str) -> int:
     """Watches the servers hold on znodes directly below ``parent``, from ``wchp``."""
     total = 0

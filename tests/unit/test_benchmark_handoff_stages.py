@@ -51,8 +51,9 @@ def test_the_summary_splits_each_hand_off_into_the_servers_and_the_clients_stage
     listed = [0.1, 0.2, 0.3, 0.1, 0.3, 0.4, 1.4]
     unlisted = [0.1, 0.1, 0.3, None, None, 0.2, 0.7]
     third = [0.1, 0.1, 0.5, 0.1, 0.1, 0.1, 1.0]
-    result = handoff.summary(5, [listed, unlisted, third])
+    result = handoff.summary(5, [listed, unlisted, third], flushes=9)
     assert result["acquisitions"] == 5 and result["hand_offs"] == 3
+    assert result["flushes_per_acquisition"] == pytest.approx(1.8)
     # Each stage's median over the hand-offs that had it; stages 4 and 5 over two.
     assert result["stage_p50_us"] == pytest.approx([1e5, 1e5, 3e5, 1e5, 2e5, 2e5])
     # Per hand-off: server 0.6, 0.3, 0.6 and client 0.8, 0.4, 0.4 (an absent stage counts 0).
@@ -65,6 +66,6 @@ def test_the_summary_splits_each_hand_off_into_the_servers_and_the_clients_stage
 
 def test_a_summary_of_no_hand_off_has_no_medians(handoff):
     result = handoff.summary(1, [])
-    assert result["hand_offs"] == 0
+    assert result["hand_offs"] == 0 and result["flushes_per_acquisition"] is None
     assert result["stage_p50_us"] == [None] * 6
     assert result["total_p50_us"] is result["total_p90_us"] is result["total_mean_us"] is None
