@@ -25,12 +25,13 @@ It also prints the medians of the server's stages (3 and 5) and of the client's 
 four) summed per hand-off, the whole hand-off's 90th percentile and mean (throughput
 follows the mean, which the server's slow tail weighs on), and how many times per
 acquisition the servers in ``--hosts`` flushed their log to disk (``mntr``; "-" where the
-servers do not answer it).  When the next holder knows from
-the deletion alone that it holds (zklock, with the waiter right behind the holder), stages 4
-and 5 are absent, and 6 starts at the watch callback.  The stamps are a few microseconds
-each, so every stage reads a little slower than it runs.  This is a profiling aid:
-``python -m benchmarks.run`` is the measurement of zklock against the others.  ``--hosts``
-is required, as for ``benchmarks.loop``.
+servers do not answer it; the contenders' session closes at the end add one each at most).
+
+When the next holder knows from the deletion alone that it holds (zklock, with the waiter
+right behind the holder), stages 4 and 5 are absent, and 6 starts at the watch callback.  The
+stamps are a few microseconds each, so every stage reads a little slower than it runs.  This
+is a profiling aid: ``python -m benchmarks.run`` is the measurement of zklock against the
+others.  ``--hosts`` is required, as for ``benchmarks.loop``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from .impls import SESSION_TIMEOUT
 from .server import disk_flushes
 
 _PARENT = "/zklock-bench"  # as benchmarks.loop
+IMPLS = ("zklock+lean", "zklock", "kazoo", "kazoo+lean")  # named as in benchmarks.run
 _clock = time.monotonic
 
 STAGES = (
@@ -171,9 +173,6 @@ def _stamping_client(hosts: str, stamps: _Stamps, lean: bool) -> KazooClient:
     client.get_async = stamped_get
     client.start(timeout=30)
     return client
-
-
-IMPLS = ("zklock+lean", "zklock", "kazoo", "kazoo+lean")  # named as in benchmarks.run
 
 
 def _contend(impl: str, hosts: str, path: str, start: float, end: float, queue: Any) -> None:
