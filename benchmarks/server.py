@@ -157,17 +157,17 @@ def received_by_session(hosts: str) -> dict[int, int]:
 def disk_flushes(hosts: str) -> Optional[int]:
     """Log flushes (``fdatasync``) the servers in ``hosts`` have made, from ``mntr``'s
     ``zk_cnt_fsynctime``, summed; None if no server answers with it."""
+    from zklock.testing import monitor  # as above: only when needed
+
     total: Optional[int] = None
     for entry in hosts.split("/")[0].split(","):
         host, _, port = entry.strip().rpartition(":")
         try:
-            reply = four_letter_word(host, int(port), "mntr")
+            count = monitor(host, int(port), timeout=5.0).get("zk_cnt_fsynctime", "")
         except OSError:
             continue
-        for line in reply.splitlines():
-            key, _, value = line.partition("\t")
-            if key == "zk_cnt_fsynctime" and value.strip().isdigit():
-                total = (total or 0) + int(value)
+        if count.isdigit():
+            total = (total or 0) + int(count)
     return total
 
 
