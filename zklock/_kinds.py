@@ -21,15 +21,7 @@ from ._names import (
     NodeName,
 )
 
-__all__ = [
-    "EXCLUSIVE",
-    "EXCLUSIVE_MARKER",
-    "HOLD",
-    "SHARED_MARKER",
-    "Decision",
-    "ExclusiveKind",
-    "LockKind",
-]
+__all__ = ["EXCLUSIVE", "HOLD", "Decision", "ExclusiveKind", "LockKind"]
 
 # A kind is named by its kazoo marker (the markers are in _names.py, which parses them);
 # NodeNaming (naming.py) spells it for other recipes.

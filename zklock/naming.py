@@ -21,11 +21,13 @@ import enum
 import os
 import uuid
 
+from ._names import CURATOR_MUTEX_MARKER, CURATOR_READ_MARKER, EXCLUSIVE_MARKER, SHARED_MARKER
+
 __all__ = ["NodeNaming"]
 
-# The node names a Curator recipe gives each lock kind: InterProcessMutex writes "lock-",
-# InterProcessReadWriteLock writes "__WRIT__" and "__READ__".  Keyed by kazoo's marker.
-_CURATOR_NAMES = {"__lock__": "lock-", "__rlock__": "__READ__"}
+# The node names a Curator recipe gives each lock kind, keyed by kazoo's marker: its
+# InterProcessMutex for an exclusive lock, its read/write lock's readers for a shared one.
+_CURATOR_NAMES = {EXCLUSIVE_MARKER: CURATOR_MUTEX_MARKER, SHARED_MARKER: CURATOR_READ_MARKER}
 
 
 class NodeNaming(enum.Enum):

@@ -22,11 +22,11 @@ LAYERS = {
     "_names": 0,
     "_attempts": 0,
     "handler": 0,  # a kazoo connection handler: needs nothing from zklock
-    "naming": 0,
     "_fork": 1,
     "acl": 1,
-    "_validate": 1,
+    "_validate": 2,  # checks a NodeNaming (naming, layer 1)
     "_kinds": 1,
+    "naming": 1,  # spells the markers _names parses
     "retry": 1,
     "lease": 2,
     "_session": 3,
