@@ -93,6 +93,24 @@ class _Stamps:
             self.at.setdefault(name, _clock())
 
 
+def _stamped_io(sock: Any, stamps: _Stamps) -> tuple[Any, Any]:
+    """``sock``'s ``send`` and ``recv``, each leaving its stamp."""
+    send, recv = sock.send, sock.recv
+
+    def stamped_send(data: Any) -> int:
+        stamps.sent()
+        sent: int = send(data)
+        return sent
+
+    def stamped_recv(size: int) -> bytes:
+        data: bytes = recv(size)
+        if data:
+            stamps.received()
+        return data
+
+    return stamped_send, stamped_recv
+
+
 class _StampingSocket:
     """A plain socket (kazoo's stock handler) whose writes and reads leave stamps.
 
@@ -101,19 +119,9 @@ class _StampingSocket:
     """
 
     def __init__(self, sock: Any, stamps: _Stamps) -> None:
-        self._sock, self._stamps = sock, stamps
+        self._sock = sock
         self.fileno = sock.fileno
-
-    def send(self, data: Any) -> int:
-        self._stamps.sent()
-        sent: int = self._sock.send(data)
-        return sent
-
-    def recv(self, size: int) -> bytes:
-        data: bytes = self._sock.recv(size)
-        if data:
-            self._stamps.received()
-        return data
+        self.send, self.recv = _stamped_io(sock, stamps)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -126,21 +134,8 @@ def _stamping_client(hosts: str, stamps: _Stamps, lean: bool) -> KazooClient:
     class StampingLeanHandler(LeanHandler):
         def create_connection(self, *args: Any, **kwargs: Any) -> Any:
             sock = super().create_connection(*args, **kwargs)
-            send, recv = sock.send, sock.recv
-
-            def stamped_send(data: Any) -> int:
-                stamps.sent()
-                sent: int = send(data)
-                return sent
-
-            def stamped_recv(size: int) -> bytes:
-                data: bytes = recv(size)
-                if data:
-                    stamps.received()
-                return data
-
             # Instance attributes: kazoo calls sock.send(...) and sock.recv(...).
-            sock.send, sock.recv = stamped_send, stamped_recv
+            sock.send, sock.recv = _stamped_io(sock, stamps)
             return sock
 
     class StampingHandler(SequentialThreadingHandler):

@@ -77,6 +77,7 @@ class StandInClient:
         """Connection states never change here."""
 
     def create_async(self, path: str, value: bytes = b"", **_options: Any) -> _Answered:
+        """A sequential node, alone in the queue; its stat carries the czxid and the owner."""
         self._serial += 1
         node = f"{path}{self._serial:010d}"
         self._children = [node.rsplit("/", 1)[1]]
@@ -84,9 +85,11 @@ class StandInClient:
         return _Answered((node, stat))
 
     def get_children_async(self, path: str, **_options: Any) -> _Answered:
+        """The queue: the last node created, unless it was deleted."""
         return _Answered(list(self._children))
 
     def delete_async(self, path: str, version: int = -1) -> _Answered:
+        """Empty the queue."""
         self._children = []
         return _Answered(True)
 
