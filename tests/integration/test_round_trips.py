@@ -1,0 +1,175 @@
+"""The requests issue 4 promises, read off what kazoo writes to and reads from the socket.
+
+kazoo's connection logs, on the client's own logger, every request it writes ("Sending
+request", pings only at its lower BLATHER level), every reply and every watch event it reads.
+Giving each client a logger of its own yields that client's wire, in order.  These tests
+count requests and check their order; they time nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kazoo.client import KazooClient
+
+import zklock
+from zklock.testing import KazooClientFactory, wait_until
+
+
+class Wire(logging.Handler):
+    """One client's traffic in order: ``("send", "Create2")``, ``("reply", "Create2")``,
+    ``("error", "GetChildren")``, ``("event", "deleted")``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen: list[tuple[str, str]] = []
+        self._sent: dict[int, str] = {}  # xid -> request type, to name the replies
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message, args = record.msg, record.args or ()
+        if not isinstance(message, str) or not isinstance(args, tuple):
+            return
+        if message.startswith("Sending request") and args[0] != -2:  # -2: a ping
+            name = type(args[1]).__name__
+            self._sent[args[0]] = name
+            self.seen.append(("send", name))
+        elif message.startswith("Received response"):
+            self.seen.append(("reply", self._sent.get(args[0], "?")))
+        elif message.startswith("Received error"):
+            self.seen.append(("error", self._sent.get(args[0], "?")))
+        elif message.startswith("Received EVENT"):
+            kind = {1: "created", 2: "deleted", 3: "changed", 4: "child"}.get(args[0].type, "?")
+            self.seen.append(("event", kind))
+
+    def sent(self) -> list[str]:
+        """The request types written so far, in order."""
+        return [name for what, name in self.seen if what == "send"]
+
+    def take(self) -> list[tuple[str, str]]:
+        """Everything seen so far, forgetting it."""
+        seen, self.seen = self.seen, []
+        return seen
+
+
+@pytest.fixture
+def wired(zk_client_factory: KazooClientFactory) -> Iterator[object]:
+    """``wired()`` -> (a started client whose traffic is recorded, its :class:`Wire`)."""
+    loggers: list[tuple[logging.Logger, Wire]] = []
+
+    def make() -> tuple[KazooClient, Wire]:
+        logger = logging.getLogger(f"zklock-test-wire.{uuid.uuid4().hex[:8]}")
+        logger.setLevel(logging.DEBUG)  # requests and replies, not kazoo's BLATHER pings
+        logger.propagate = False
+        wire = Wire()
+        logger.addHandler(wire)
+        loggers.append((logger, wire))
+        client = zk_client_factory(logger=logger)
+        wire.take()  # the connect itself
+        return client, wire
+
+    yield make
+    for logger, wire in loggers:
+        logger.removeHandler(wire)
+
+
+def test_an_uncontended_cycle_is_a_pipelined_create_and_listing_then_one_delete(wired, zk_path):
+    client, wire = wired()
+    lock = zklock.Lock(client, zk_path)
+    with lock:  # the first acquire also creates the lock path
+        pass
+    wire.take()
+    cycles = 10
+    for _ in range(cycles):
+        assert lock.acquire()
+        lock.release()
+    seen = wire.take()
+    assert [name for what, name in seen if what == "send"] == [
+        "Create2", "GetChildren", "Delete"
+    ] * cycles, seen
+    assert all(what in ("send", "reply") for what, _ in seen), seen  # no error, no event
+    # Pipelined: the listing goes out before the create's reply is read.  Not demanded of
+    # every cycle: a scheduler may pause the caller between its two calls for longer than a
+    # round trip on a busy machine, and the listing then simply follows the reply.
+    steps = [seen[i:i + 6] for i in range(0, len(seen), 6)]
+    pipelined = sum(
+        step[:4] == [("send", "Create2"), ("send", "GetChildren"),
+                     ("reply", "Create2"), ("reply", "GetChildren")]
+        for step in steps
+    )
+    assert pipelined > cycles // 2, seen
+
+
+def test_a_new_lock_on_an_existing_path_does_not_check_the_path(wired, zk_path):
+    first, _ = wired()
+    with zklock.Lock(first, zk_path):  # makes the path
+        pass
+    client, wire = wired()
+    lock = zklock.Lock(client, zk_path)
+    assert lock.acquire()
+    lock.release()
+    assert wire.sent() == ["Create2", "GetChildren", "Delete"]
+
+
+def test_a_missing_path_is_created_on_the_no_node_answer_not_checked_before(wired, zk_path):
+    client, wire = wired()
+    lock = zklock.Lock(client, f"{zk_path}/a/b")
+    assert lock.acquire()
+    lock.release()
+    seen = wire.take()
+    # The pipelined pair goes out first and is refused; only then is the path made (kazoo's
+    # ensure_path, which asks Exists itself), and the pair sent again.
+    assert seen[:2] == [("send", "Create2"), ("send", "GetChildren")], seen
+    refused = seen.index(("error", "Create2"))
+    assert ("send", "Exists") not in seen[:refused], seen
+    sent = [name for what, name in seen if what == "send"]
+    assert sent[-3:] == ["Create2", "GetChildren", "Delete"], seen
+    assert "Create2" not in sent[2:-3] and "Delete" not in sent[:-1], seen
+
+
+def test_a_hand_off_costs_the_woken_waiter_one_listing_or_none(wired, zk_path):
+    holder_client, _ = wired()
+    holder = zklock.Lock(holder_client, zk_path)
+    assert holder.acquire()
+    second_client, second_wire = wired()
+    third_client, third_wire = wired()
+    second, third = zklock.Lock(second_client, zk_path), zklock.Lock(third_client, zk_path)
+    held = {"second": threading.Event(), "third": threading.Event()}
+    may_release = {"second": threading.Event(), "third": threading.Event()}
+
+    def wait_for(lock: zklock.Lock, name: str) -> None:
+        assert lock.acquire(timeout=30)
+        held[name].set()
+        may_release[name].wait(30)
+        lock.release()
+
+    threads = [threading.Thread(target=wait_for, args=(second, "second"))]
+    threads[0].start()
+    assert wait_until(lambda: len(holder.contenders()) == 2)
+    threads.append(threading.Thread(target=wait_for, args=(third, "third")))
+    threads[1].start()
+    assert wait_until(lambda: len(holder.contenders()) == 3)
+    # Each waiter: the pipelined pair, then a watch on the node right ahead (GetData).
+    for wire in (second_wire, third_wire):
+        assert wait_until(lambda wire=wire: ("reply", "GetData") in wire.seen), wire.seen
+        assert wire.sent() == ["Create2", "GetChildren", "GetData"], wire.seen
+    second_wire.take()
+    third_wire.take()
+
+    holder.release()
+    assert held["second"].wait(30)
+    # The second had only the holder ahead of it: the deletion alone hands it the lock.
+    assert second_wire.take() == [("event", "deleted")]
+    may_release["second"].set()
+    assert held["third"].wait(30)
+    # The third had two nodes ahead when it listed: one listing confirms that both are gone.
+    assert third_wire.take() == [("event", "deleted"), ("send", "GetChildren"),
+                                 ("reply", "GetChildren")]
+    may_release["third"].set()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert second_wire.sent() == ["Delete"] and third_wire.sent() == ["Delete"]
