@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from kazoo.client import KazooClient
@@ -56,7 +56,9 @@ class Wire(logging.Handler):
 
 
 @pytest.fixture
-def wired(zk_client_factory: KazooClientFactory) -> Iterator[object]:
+def wired(
+    zk_client_factory: KazooClientFactory,
+) -> Iterator[Callable[[], tuple[KazooClient, Wire]]]:
     """``wired()`` -> (a started client whose traffic is recorded, its :class:`Wire`)."""
     loggers: list[tuple[logging.Logger, Wire]] = []
 
