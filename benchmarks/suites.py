@@ -170,13 +170,13 @@ def contended(
 ) -> dict[str, Any]:
     """N processes (own sessions) contend on one lock for ``duration`` seconds each round.
 
-    Before anything is timed, every implementation contends once, untimed, at the largest N:
-    the server's JIT then compiles each one's request and watch path (Create2, GetData with
-    a watch, the deletion notice), which the server's warm-up does not send.  Without it the
-    implementations that ran first in the first repeats paid for the compilation.  For the
-    same reason the order turns by one each repeat (A B C, B C A, ...).  At N = ``count_at``
-    one extra, untimed round per implementation counts the requests by type on the client
-    side.
+    Before anything is timed, every implementation contends once, untimed, at the largest N,
+    so that no timed round is the first in which the server runs an implementation's requests
+    (Create2, GetData with a watch, the deletion notice: the server's warm-up sends none of
+    them); without it, the implementations that ran first met that server in the first
+    repeats.  The order turns by one each repeat (A B C, B C A, ...), so that none always
+    runs first.  At N = ``count_at`` one extra, untimed round per implementation counts the
+    requests by type on the client side.
     """
     results: dict[str, Any] = {}
     settle = 0.1  # the first instants, while contenders queue up, are left out of throughput
