@@ -1,0 +1,73 @@
+"""The benchmark suite's measurements, small, on a real ZooKeeper: what they count, not speed.
+
+Only figures that do not depend on the machine are checked: requests per uncontended cycle
+and per contended acquisition (issue 4's counts), mutual exclusion, and that every
+implementation is measured in every repeat after the contended suite's untimed warm-up round.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from benchmarks import suites
+from benchmarks.pool import Pool
+from zklock.testing import list_znodes
+
+IMPLS = ["zklock+lean", "zklock", "kazoo"]
+
+
+@pytest.fixture
+def bench_base(zk_client) -> Iterator[str]:
+    """A fresh base path for one measurement; no ephemeral node may be left below it."""
+    base = f"/zklock-bench-test/{uuid.uuid4().hex[:8]}"
+    yield base
+    leaked = list_znodes(zk_client, base, ephemeral_only=True)
+    zk_client.delete("/zklock-bench-test", recursive=True)
+    assert not leaked, leaked
+
+
+def test_requests_per_uncontended_cycle_server_and_client_agree(zookeeper, bench_base):
+    with Pool(len(IMPLS)) as pool:
+        counted = suites.requests_per_cycle(
+            pool, zookeeper.connect_string, bench_base, IMPLS, cycles=20
+        )
+    per_impl = counted["per_impl"]
+    for impl in ("zklock+lean", "zklock"):
+        assert per_impl[impl]["server_per_cycle"] == 3.0, per_impl[impl]
+        assert per_impl[impl]["client_by_type"] == {
+            "Create2": 1.0, "Delete": 1.0, "GetChildren": 1.0
+        }, per_impl[impl]
+    # kazoo's reused Lock lists the children before creating as well as after.
+    assert per_impl["kazoo"]["server_per_cycle"] == 4.0, per_impl["kazoo"]
+    assert per_impl["kazoo"]["client_by_type"] == {
+        "Create": 1.0, "Delete": 1.0, "GetChildren": 2.0
+    }, per_impl["kazoo"]
+
+
+def test_contended_rounds_exclude_count_and_measure_every_implementation(zookeeper, bench_base):
+    impls = ["zklock+lean", "kazoo"]
+    seen: list[str] = []
+    with Pool(4) as pool:
+        result = suites.contended(
+            pool, zookeeper.connect_string, bench_base, impls, counts=[4], repeats=3,
+            duration=0.3, hold=0.0, progress=seen.append, count_at=4,
+        )
+    four = result["by_n"]["4"]
+    assert four["overlaps"] == {impl: 0 for impl in impls}
+    assert len(seen) == 3  # one line per repeat
+    for impl in impls:
+        repeats = four["per_repeat"][impl]
+        assert len(repeats) == 3
+        assert all(r["acquisitions"] > 0 and r["token_inversions"] == 0 for r in repeats), repeats
+        assert set(four["ratio"]["throughput_per_s"]) == set(impls)
+    # Issue 4: at most 5 requests per contended acquisition (kazoo: 6); fewer when the waiter
+    # right behind the holder takes the lock on the deletion notice alone.
+    counted = four["requests_by_type"]
+    assert 3.0 <= counted["zklock+lean"]["total_per_acquisition"] <= 5.0, counted
+    assert set(counted["zklock+lean"]["per_acquisition"]) == {
+        "Create2", "Delete", "GetChildren", "GetData"
+    }, counted
+    assert counted["kazoo"]["total_per_acquisition"] > counted["zklock+lean"]["total_per_acquisition"]
