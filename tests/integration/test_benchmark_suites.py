@@ -62,7 +62,7 @@ def test_contended_rounds_exclude_count_and_measure_every_implementation(zookeep
         repeats = four["per_repeat"][impl]
         assert len(repeats) == 3
         assert all(r["acquisitions"] > 0 and r["token_inversions"] == 0 for r in repeats), repeats
-        assert set(four["ratio"]["throughput_per_s"]) == set(impls)
+    assert set(four["ratio"]["throughput_per_s"]) == set(impls)
     # Issue 4: at most 5 requests per contended acquisition (kazoo: 6); fewer when the waiter
     # right behind the holder takes the lock on the deletion notice alone.
     counted = four["requests_by_type"]
