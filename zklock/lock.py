@@ -198,7 +198,11 @@ class Lock(contextlib.ContextDecorator):
             self._cond.notify_all()
 
     def contenders(self, timeout: float | None = None) -> list[Contender]:
-        """The lock's queue in order (the holder first), with identifiers and tokens."""
+        """The lock's queue in order (the holder first), with identifiers and tokens.
+
+        A contender that just gave up may still be listed by another session for a moment:
+        its acquire sends the delete of its node before returning, without waiting for it.
+        """
         self._fork_guard.check("this lock")
         seconds = check_timeout(timeout)
         return self._recipe.contenders(
