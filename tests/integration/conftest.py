@@ -30,7 +30,7 @@ def tls_path(zookeeper_tls: ZooKeeperTlsServer, request: pytest.FixtureRequest) 
     admin.start(timeout=15)
     try:
         yield root
-        leaked = list_znodes(admin, root, ephemeral_only=True)
+        leaked = list_znodes(admin, root, ephemeral_only=True, grace=2.0)  # deletes in flight
         if admin.exists(root):
             admin.delete(root, recursive=True)
         assert not leaked, f"ephemeral znodes left under {root}: {leaked}"

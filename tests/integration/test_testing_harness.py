@@ -236,8 +236,13 @@ def test_znode_leak_helpers(zk_client: KazooClient, zk_path: str) -> None:
     assert list_znodes(zk_client, zk_path) == [f"{zk_path}/a", f"{zk_path}/a/b", f"{zk_path}/a/c"]
     assert list_znodes(zk_client, zk_path, ephemeral_only=True) == [f"{zk_path}/a/c"]
     with pytest.raises(LeakError) as leak:
-        assert_no_znodes(zk_client, zk_path, ephemeral_only=True)
+        assert_no_znodes(zk_client, zk_path, ephemeral_only=True, grace=0.1)
     assert leak.value.leaked == [f"{zk_path}/a/c"]
+    # A node that goes within the grace (2 s by default) is not a leak.
+    late_delete = threading.Timer(0.3, zk_client.delete, args=(f"{zk_path}/a/c",))
+    late_delete.start()
+    assert_no_znodes(zk_client, zk_path, ephemeral_only=True)
+    late_delete.join()
     zk_client.delete(f"{zk_path}/a", recursive=True)
     assert_no_znodes(zk_client, zk_path)
 

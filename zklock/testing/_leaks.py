@@ -34,11 +34,25 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------- znodes
-def list_znodes(client: KazooClient, root: str, *, ephemeral_only: bool = False) -> list[str]:
+def list_znodes(
+    client: KazooClient, root: str, *, ephemeral_only: bool = False, grace: float = 0.0
+) -> list[str]:
     """Every znode below ``root`` (not ``root`` itself), sorted; ``[]`` when ``root`` is absent.
 
-    With ``ephemeral_only``, only ephemeral znodes (held by some session) are listed.
+    With ``ephemeral_only``, only ephemeral znodes (held by some session) are listed.  With
+    ``grace``, znodes found are looked for again until they are gone or ``grace`` seconds
+    have passed: deletes may be in flight (zklock sends the delete of an abandoned contender
+    node as the acquire returns, without waiting for it).
     """
+    found = _list_znodes(client, root, ephemeral_only)
+    deadline = time.monotonic() + grace
+    while found and time.monotonic() < deadline:
+        time.sleep(0.02)
+        found = _list_znodes(client, root, ephemeral_only)
+    return found
+
+
+def _list_znodes(client: KazooClient, root: str, ephemeral_only: bool) -> list[str]:
     found: list[str] = []
     pending = [root.rstrip("/") or "/"]
     while pending:
@@ -58,9 +72,11 @@ def list_znodes(client: KazooClient, root: str, *, ephemeral_only: bool = False)
     return sorted(found)
 
 
-def assert_no_znodes(client: KazooClient, root: str, *, ephemeral_only: bool = False) -> None:
-    """Raise :class:`LeakError` listing the znodes left below ``root``."""
-    leaked = list_znodes(client, root, ephemeral_only=ephemeral_only)
+def assert_no_znodes(
+    client: KazooClient, root: str, *, ephemeral_only: bool = False, grace: float = 2.0
+) -> None:
+    """Raise :class:`LeakError` listing the znodes still below ``root`` after ``grace`` seconds."""
+    leaked = list_znodes(client, root, ephemeral_only=ephemeral_only, grace=grace)
     if leaked:
         kind = "ephemeral znodes" if ephemeral_only else "znodes"
         raise LeakError(f"{kind} under {root}", leaked)
