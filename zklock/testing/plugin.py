@@ -296,7 +296,7 @@ def zk_path(
 
 
 #: Seconds a znode found below a test's path may take to go before it counts as left behind:
-#: a test that ends right after an acquire gave up is checked while that node's delete is
+#: a test that ends right after an acquire gave up may be checked while that node's delete is
 #: in flight.
 _IN_FLIGHT_GRACE = 2.0
 
