@@ -136,6 +136,15 @@ def four_letter_word(host: str, port: int, command: str, timeout: float = 5.0) -
 _CONS = re.compile(r"recved=(\d+),sent=(\d+),sid=0x([0-9a-f]+)")
 
 
+def _servers(hosts: str) -> list[tuple[str, int]]:
+    """``(host, port)`` of every server in a ``host:port,...[/chroot]`` connect string."""
+    servers = []
+    for entry in hosts.split("/")[0].split(","):
+        host, _, port = entry.strip().rpartition(":")
+        servers.append((host, int(port)))
+    return servers
+
+
 def received_by_session(hosts: str) -> dict[int, int]:
     """Packets each session's connection has sent to the server, from ``cons`` on every host.
 
@@ -143,10 +152,9 @@ def received_by_session(hosts: str) -> dict[int, int]:
     (kazoo pings only after a third of the session timeout without a request).
     """
     counts: dict[int, int] = {}
-    for entry in hosts.split("/")[0].split(","):
-        host, _, port = entry.strip().rpartition(":")
+    for host, port in _servers(hosts):
         try:
-            reply = four_letter_word(host, int(port), "cons")
+            reply = four_letter_word(host, port, "cons")
         except OSError:
             continue
         for match in _CONS.finditer(reply):
@@ -160,10 +168,9 @@ def disk_flushes(hosts: str) -> Optional[int]:
     from zklock.testing import monitor  # as above: only when needed
 
     total: Optional[int] = None
-    for entry in hosts.split("/")[0].split(","):
-        host, _, port = entry.strip().rpartition(":")
+    for host, port in _servers(hosts):
         try:
-            count = monitor(host, int(port), timeout=5.0).get("zk_cnt_fsynctime", "")
+            count = monitor(host, port, timeout=5.0).get("zk_cnt_fsynctime", "")
         except OSError:
             continue
         if count.isdigit():
@@ -175,10 +182,9 @@ def watches_below(hosts: str, parent: str) -> int:
     """Watches the servers hold on znodes directly below ``parent``, from ``wchp``."""
     total = 0
     prefix = parent.rstrip("/") + "/"
-    for entry in hosts.split("/")[0].split(","):
-        host, _, port = entry.strip().rpartition(":")
+    for host, port in _servers(hosts):
         try:
-            reply = four_letter_word(host, int(port), "wchp")
+            reply = four_letter_word(host, port, "wchp")
         except OSError:
             continue
         path = None
