@@ -55,10 +55,10 @@ from kazoo.recipe.lock import Lock as KazooLock
 from zklock import Lock
 from zklock.handler import LeanHandler, runs_inline
 
-from .impls import SESSION_TIMEOUT
+from .impls import BENCH_ROOT, SESSION_TIMEOUT
 from .server import disk_flushes
+from .suites import percentile
 
-_PARENT = "/zklock-bench"  # as benchmarks.loop
 IMPLS = ("zklock+lean", "zklock", "kazoo", "kazoo+lean")  # named as in benchmarks.run
 _clock = time.monotonic
 
@@ -252,7 +252,7 @@ def stamped_hand_offs(
     meanwhile (None if they do not say: see :func:`benchmarks.server.disk_flushes`)."""
     admin = KazooClient(hosts=hosts, timeout=SESSION_TIMEOUT)
     admin.start(timeout=30)
-    path = f"{_PARENT}/handoff-{uuid.uuid4().hex[:8]}"
+    path = f"{BENCH_ROOT}/handoff-{uuid.uuid4().hex[:8]}"
     workers: list[Any] = []
     try:
         admin.ensure_path(path)
@@ -280,7 +280,7 @@ def stamped_hand_offs(
         with contextlib.suppress(NoNodeError):
             admin.delete(path, recursive=True)
         with contextlib.suppress(NoNodeError, NotEmptyError):  # another run's path is there
-            admin.delete(_PARENT)
+            admin.delete(BENCH_ROOT)
         admin.stop()
         admin.close()
     releases = [release for report in reports for release in report[0]]
@@ -293,11 +293,6 @@ def stamped_hand_offs(
 
 SERVER_STAGES = (2, 4)  # indexes into STAGES: the write and its event, the read
 CLIENT_STAGES = (0, 1, 3, 5)
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 def summary(
@@ -327,7 +322,7 @@ def summary(
         "client_p50_us": median_us([part(row, CLIENT_STAGES) for row in rows]),
         "total_p50_us": median_us([row[-1] for row in rows]),
         # What throughput follows: the server's slow tail weighs on it, not on the median.
-        "total_p90_us": _percentile([row[-1] for row in rows], 0.9) * 1e6 if rows else None,
+        "total_p90_us": percentile([row[-1] for row in rows], 0.9) * 1e6 if rows else None,
         "total_mean_us": statistics.fmean(row[-1] for row in rows) * 1e6 if rows else None,
     }
 

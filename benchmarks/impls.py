@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 from kazoo.client import KazooClient
 
 SESSION_TIMEOUT = 10.0
+BENCH_ROOT = "/zklock-bench"  # every benchmark's znodes live below it, removed afterwards
 REFERENCE = "kazoo"
 ALL = ("zklock", "zklock+lean", "kazoo", "kazoo+lean", "tooz", "raw", "raw+lean")
 UNCONTENDED = ("zklock", "zklock+lean", "kazoo", "tooz", "raw")

@@ -26,8 +26,6 @@ from kazoo.exceptions import NoNodeError, NotEmptyError
 from . import impls as implementations
 from .worker import Worker
 
-_PARENT = "/zklock-bench"
-
 
 def run(impl: str, hosts: str, cycles: int, warm_up: int) -> dict[str, float]:
     """Time ``cycles`` acquire+release cycles of ``impl`` after ``warm_up`` untimed ones.
@@ -36,7 +34,7 @@ def run(impl: str, hosts: str, cycles: int, warm_up: int) -> dict[str, float]:
     process instead of a worker's.
     """
     worker = Worker()
-    path = f"{_PARENT}/loop-{uuid.uuid4().hex[:8]}"
+    path = f"{implementations.BENCH_ROOT}/loop-{uuid.uuid4().hex[:8]}"
     try:
         worker.connect(impl=impl, hosts=hosts, path=path)
         worker.cycles(warm_up)
@@ -46,7 +44,7 @@ def run(impl: str, hosts: str, cycles: int, warm_up: int) -> dict[str, float]:
         with contextlib.suppress(NoNodeError):  # tooz keeps its locks elsewhere
             client.delete(path, recursive=True)
         with contextlib.suppress(NoNodeError, NotEmptyError):  # another run's path is there
-            client.delete(_PARENT)
+            client.delete(implementations.BENCH_ROOT)
     finally:
         worker.disconnect()
     return {

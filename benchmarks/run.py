@@ -115,7 +115,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     started = time.monotonic()
     load_before = os.getloadavg()
     run_id = uuid.uuid4().hex[:8]
-    base = f"/zklock-bench/{run_id}"
+    base = f"{implementations.BENCH_ROOT}/{run_id}"
     results: dict[str, Any] = {}
     if args.no_fsync and (args.hosts or args.ensemble):
         raise SystemExit("--no-fsync starts its own standalone server: not with --hosts or --ensemble")
