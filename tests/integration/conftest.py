@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from kazoo.client import KazooClient
 
-from zklock.testing import ZooKeeperTlsServer, list_znodes
+from zklock.testing import ZooKeeperTlsServer, assert_no_znodes
 
 TLS_ADMIN_DIGEST = "alice:secret"
 """The digest identity of the clean-up client: tests that lock as it may leave owner-only ACLs."""
@@ -30,10 +30,11 @@ def tls_path(zookeeper_tls: ZooKeeperTlsServer, request: pytest.FixtureRequest) 
     admin.start(timeout=15)
     try:
         yield root
-        leaked = list_znodes(admin, root, ephemeral_only=True, grace=2.0)  # deletes in flight
-        if admin.exists(root):
-            admin.delete(root, recursive=True)
-        assert not leaked, f"ephemeral znodes left under {root}: {leaked}"
+        try:
+            assert_no_znodes(admin, root, ephemeral_only=True)
+        finally:
+            if admin.exists(root):
+                admin.delete(root, recursive=True)
     finally:
         admin.stop()
         admin.close()

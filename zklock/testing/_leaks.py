@@ -20,6 +20,7 @@ from testcontainers.core.docker_client import DockerClient
 
 from ._container import CONTAINER_LABEL, HARNESS_SESSION, SESSION_LABEL
 from ._errors import LeakError
+from ._polling import wait_until
 
 __all__ = [
     "assert_no_containers",
@@ -34,6 +35,12 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------- znodes
+#: Seconds a znode a leak check finds may take to go before it counts as left behind: an
+#: acquire that gives up sends its node's delete as it returns, without waiting for it, so a
+#: test that ends right after one may be checked while that delete is in flight.
+ZNODE_GRACE = 2.0
+
+
 def list_znodes(
     client: KazooClient, root: str, *, ephemeral_only: bool = False, grace: float = 0.0
 ) -> list[str]:
@@ -45,10 +52,14 @@ def list_znodes(
     node as the acquire returns, without waiting for it).
     """
     found = _list_znodes(client, root, ephemeral_only)
-    deadline = time.monotonic() + grace
-    while found and time.monotonic() < deadline:
-        time.sleep(0.02)
-        found = _list_znodes(client, root, ephemeral_only)
+    if found and grace > 0:
+
+        def gone() -> bool:
+            nonlocal found
+            found = _list_znodes(client, root, ephemeral_only)
+            return not found
+
+        wait_until(gone, timeout=grace, step=0.02)
     return found
 
 
@@ -73,7 +84,7 @@ def _list_znodes(client: KazooClient, root: str, ephemeral_only: bool) -> list[s
 
 
 def assert_no_znodes(
-    client: KazooClient, root: str, *, ephemeral_only: bool = False, grace: float = 2.0
+    client: KazooClient, root: str, *, ephemeral_only: bool = False, grace: float = ZNODE_GRACE
 ) -> None:
     """Raise :class:`LeakError` listing the znodes still below ``root`` after ``grace`` seconds."""
     leaked = list_znodes(client, root, ephemeral_only=ephemeral_only, grace=grace)

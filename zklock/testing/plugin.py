@@ -55,7 +55,13 @@ from ._container import ZooKeeperContainer, started_containers
 from ._ensemble import ZooKeeperEnsemble
 from ._errors import FaultsUnavailableError, HarnessError, LeakError, ZooKeeperStartError
 from ._fourletter import wait_for_mode
-from ._leaks import assert_no_new_threads, list_znodes, remove_containers, thread_snapshot
+from ._leaks import (
+    ZNODE_GRACE,
+    assert_no_new_threads,
+    list_znodes,
+    remove_containers,
+    thread_snapshot,
+)
 from ._server import ZooKeeperServer
 from ._settings import ENV_HOSTS, Settings, apply_testcontainers_settings
 from ._tls import TlsCertificates
@@ -283,7 +289,7 @@ def zk_path(
         yield root
         check = mode != "off" and not _call_failed(request)
         leaked = (
-            list_znodes(admin, root, ephemeral_only=mode == "ephemeral", grace=_IN_FLIGHT_GRACE)
+            list_znodes(admin, root, ephemeral_only=mode == "ephemeral", grace=ZNODE_GRACE)
             if check
             else []
         )
@@ -293,12 +299,6 @@ def zk_path(
     finally:
         admin.stop()
         admin.close()
-
-
-#: Seconds a znode found below a test's path may take to go before it counts as left behind:
-#: a test that ends right after an acquire gave up may be checked while that node's delete is
-#: in flight.
-_IN_FLIGHT_GRACE = 2.0
 
 
 def _znode_check_mode(request: pytest.FixtureRequest) -> str:
