@@ -15,7 +15,6 @@ on it.  Names, as they appear in tables and JSON:
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Any, Callable, Optional
 
@@ -129,53 +128,3 @@ class Lock:
 def prepare_path(client: KazooClient, path: str) -> None:
     """Create ``path`` (and parents) if missing, so every implementation starts alike."""
     client.ensure_path(path)
-
-
-class RequestCounter(logging.Handler):
-    """Counts requests a kazoo client really writes to its socket, by request type.
-
-    kazoo's connection logs ``Sending request(xid=...): <Request>`` at DEBUG on the client's
-    logger (``kazoo.client`` unless one is passed) for every request it sends, and pings at
-    its lower BLATHER level (5), so a handler at DEBUG on that logger sees each request once
-    and no ping.  Attach it only around counting runs: DEBUG logging costs CPU.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.requests: dict[str, int] = {}
-        self.events = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.msg
-        if not isinstance(message, str):
-            return
-        if message.startswith("Sending request") and len(record.args or ()) == 2:
-            xid, request = record.args  # type: ignore[misc]
-            if xid == -2:  # a ping (only seen if the logger passes BLATHER)
-                return
-            name = type(request).__name__
-            self.requests[name] = self.requests.get(name, 0) + 1
-        elif message.startswith("Received EVENT"):
-            self.events += 1
-
-    def total(self) -> int:
-        """All requests counted so far."""
-        return sum(self.requests.values())
-
-
-class counting:
-    """``with counting() as counter:`` counts requests of every client in this process."""
-
-    def __enter__(self) -> RequestCounter:
-        self.logger = logging.getLogger("kazoo.client")
-        self.counter = RequestCounter()
-        self._saved = (self.logger.level, self.logger.propagate)
-        self.logger.setLevel(logging.DEBUG)
-        self.logger.propagate = False
-        self.logger.addHandler(self.counter)
-        return self.counter
-
-    def __exit__(self, *exc: object) -> None:
-        self.logger.removeHandler(self.counter)
-        self.logger.setLevel(self._saved[0])
-        self.logger.propagate = self._saved[1]

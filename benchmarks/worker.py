@@ -22,10 +22,17 @@ import time
 import traceback
 from typing import Any, Callable, Optional
 
-from .impls import Lock, Session, counting, prepare_path
+from .impls import Lock, Session, prepare_path
 from .server import received_by_session, watches_below
 
 _clock = time.monotonic
+
+
+def _recording() -> Any:
+    """``zklock.testing.KazooTraffic.recording()`` on ``kazoo.client``: every client's traffic."""
+    from zklock.testing import KazooTraffic  # only when counting: it imports docker's client
+
+    return KazooTraffic.recording()
 
 
 def _cpu() -> float:
@@ -98,7 +105,7 @@ class Worker:
         lock.acquire()
         lock.release()  # a request right before the snapshot: no ping is due for seconds
         before = received_by_session(session.hosts).get(session.session_id)
-        with counting() as counter:
+        with _recording() as traffic:
             for _ in range(n):
                 lock.acquire()
                 lock.release()
@@ -106,8 +113,8 @@ class Worker:
         server = None if before is None or after is None else (after - before) / n
         return {
             "server_per_cycle": server,
-            "client_per_cycle": counter.total() / n,
-            "client_by_type": {k: v / n for k, v in sorted(counter.requests.items())},
+            "client_per_cycle": len(traffic.sent()) / n,
+            "client_by_type": {k: v / n for k, v in sorted(traffic.requests().items())},
         }
 
     def contend(self, start: float, end: float, hold: float, count: bool = False) -> dict[str, Any]:
@@ -119,10 +126,10 @@ class Worker:
         lock = self._lock()
         acquire, release, token = lock.acquire, lock.release, lock.token
         sections = []
-        counter = None
+        traffic = None
         with contextlib.ExitStack() as stack:
             if count:
-                counter = stack.enter_context(counting())
+                traffic = stack.enter_context(_recording())
             time.sleep(max(0.0, start - _clock()))
             cpu = _cpu()
             while _clock() < end:
@@ -136,7 +143,7 @@ class Worker:
                 sections.append((entered, leaving, held))
             cpu = _cpu() - cpu
         return {"sections": sections, "cpu_s": cpu,
-                "requests": counter.requests if counter else None}
+                "requests": traffic.requests() if traffic else None}
 
     def session_id(self) -> dict[str, Any]:
         return {"session_id": self._session().session_id}
@@ -292,7 +299,7 @@ def scale_waiters(impl: str, hosts: str, waiters: int, sessions: int, path: str)
         saved_level = recipe_log.level
         recipe_log.setLevel(logging.DEBUG)
         try:
-            with counting() as counter:
+            with _recording() as traffic:
                 started = _clock()
                 holder.release()
                 for thread in threads:
@@ -309,11 +316,11 @@ def scale_waiters(impl: str, hosts: str, waiters: int, sessions: int, path: str)
             "completed": len(order),
             "errors": errors[:3],
             "chain_s": elapsed,
-            "watch_events": counter.events,
-            "watch_events_per_release": counter.events / max(1, waiters),
+            "watch_events": traffic.events(),
+            "watch_events_per_release": traffic.events() / max(1, waiters),
             "recipe_wakeups": woken.count if impl.startswith("zklock") else None,
             "requests_by_type_per_handoff": {
-                k: v / max(1, waiters) for k, v in sorted(counter.requests.items())
+                k: v / max(1, waiters) for k, v in sorted(traffic.requests().items())
             },
         }
     finally:

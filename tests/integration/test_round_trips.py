@@ -1,13 +1,13 @@
 """The requests issue 4 promises, read off what kazoo writes to and reads from the socket.
 
-kazoo's connection logs, on the client's own logger, every request it writes ("Sending
-request", pings only at its lower BLATHER level), every reply and every watch event it reads.
-Giving each client a logger of its own yields that client's wire, in order.  These tests
-count requests and check their order; they time nothing.
+Each client gets a logger of its own, recorded by ``zklock.testing.KazooTraffic``: that
+client's requests, replies, errors and watch events, in order, from kazoo's own log lines.
+These tests count requests and check their order; they time nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
@@ -17,65 +17,25 @@ import pytest
 from kazoo.client import KazooClient
 
 import zklock
-from zklock.testing import KazooClientFactory, wait_until
-
-
-class Wire(logging.Handler):
-    """One client's traffic in order: ``("send", "Create2")``, ``("reply", "Create2")``,
-    ``("error", "GetChildren")``, ``("event", "deleted")``."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.seen: list[tuple[str, str]] = []
-        self._sent: dict[int, str] = {}  # xid -> request type, to name the replies
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message, args = record.msg, record.args or ()
-        if not isinstance(message, str) or not isinstance(args, tuple):
-            return
-        if message.startswith("Sending request") and args[0] != -2:  # -2: a ping
-            name = type(args[1]).__name__
-            self._sent[args[0]] = name
-            self.seen.append(("send", name))
-        elif message.startswith("Received response"):
-            self.seen.append(("reply", self._sent.get(args[0], "?")))
-        elif message.startswith("Received error"):
-            self.seen.append(("error", self._sent.get(args[0], "?")))
-        elif message.startswith("Received EVENT"):
-            kind = {1: "created", 2: "deleted", 3: "changed", 4: "child"}.get(args[0].type, "?")
-            self.seen.append(("event", kind))
-
-    def sent(self) -> list[str]:
-        """The request types written so far, in order."""
-        return [name for what, name in self.seen if what == "send"]
-
-    def take(self) -> list[tuple[str, str]]:
-        """Everything seen so far, forgetting it."""
-        seen, self.seen = self.seen, []
-        return seen
+from zklock.testing import KazooClientFactory, KazooTraffic, wait_until
 
 
 @pytest.fixture
 def wired(
     zk_client_factory: KazooClientFactory,
-) -> Iterator[Callable[[], tuple[KazooClient, Wire]]]:
-    """``wired()`` -> (a started client whose traffic is recorded, its :class:`Wire`)."""
-    loggers: list[tuple[logging.Logger, Wire]] = []
+) -> Iterator[Callable[[], tuple[KazooClient, KazooTraffic]]]:
+    """``wired()`` -> (a started client, the :class:`KazooTraffic` of that client alone)."""
+    with contextlib.ExitStack() as recordings:
 
-    def make() -> tuple[KazooClient, Wire]:
-        logger = logging.getLogger(f"zklock-test-wire.{uuid.uuid4().hex[:8]}")
-        logger.setLevel(logging.DEBUG)  # requests and replies, not kazoo's BLATHER pings
-        logger.propagate = False
-        wire = Wire()
-        logger.addHandler(wire)
-        loggers.append((logger, wire))
-        client = zk_client_factory(logger=logger)
-        wire.take()  # the connect itself
-        return client, wire
+        def make() -> tuple[KazooClient, KazooTraffic]:
+            # A logger of its own, so that the recording holds this client's traffic only.
+            logger = logging.getLogger(f"zklock-test-wire.{uuid.uuid4().hex[:8]}")
+            wire = recordings.enter_context(KazooTraffic.recording(logger))
+            client = zk_client_factory(logger=logger)
+            wire.take()  # the connect itself
+            return client, wire
 
-    yield make
-    for logger, wire in loggers:
-        logger.removeHandler(wire)
+        yield make
 
 
 def test_an_uncontended_cycle_is_a_pipelined_create_and_listing_then_one_delete(wired, zk_path):

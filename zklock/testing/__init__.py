@@ -31,6 +31,7 @@ from ._polling import wait_until
 from ._ports import free_loopback_ports, loopback_ports
 from ._settings import DEFAULT_IMAGE, PullPolicy, Settings, apply_testcontainers_settings
 from ._tls import TlsCertificates
+from ._traffic import KazooTraffic
 
 # Containers need docker and testcontainers (``zklock[testing]``); the rest, LocalZooKeeper
 # included, does not. Without them, using a container name raises their ImportError.
@@ -62,6 +63,7 @@ __all__ = [
     "HarnessError",
     "ImageNotAvailableError",
     "KazooClientFactory",
+    "KazooTraffic",
     "LeakError",
     "LocalZooKeeper",
     "PortInUseError",
