@@ -23,10 +23,6 @@ from ._names import (
 
 __all__ = ["EXCLUSIVE", "HOLD", "Decision", "ExclusiveKind", "LockKind"]
 
-# A kind is named by its kazoo marker (the markers are in _names.py, which parses them);
-# NodeNaming (naming.py) spells it for other recipes.
-
-
 @dataclass(frozen=True)
 class Decision:
     """What a contender does next: hold the lock, or wait for ``watch`` to go away."""
