@@ -23,6 +23,7 @@ from ._names import (
 
 __all__ = ["EXCLUSIVE", "HOLD", "Decision", "ExclusiveKind", "LockKind"]
 
+
 @dataclass(frozen=True)
 class Decision:
     """What a contender does next: hold the lock, or wait for ``watch`` to go away."""
