@@ -2,7 +2,7 @@
 
 ::
 
-    python -m benchmarks.disk [--dir /var/lib/docker] [--gaps-us 0,100,500] [--seconds 1.5]
+    python -m benchmarks.disk [--dir /var/lib/docker] [--gaps-us 0,100,500] [--seconds 1.5] [--spin]
 
 ZooKeeper answers a write only after ``fdatasync`` of its transaction log, and in the contended
 suite it flushes about twice per acquisition, each time after a short pause (its sync thread
@@ -10,7 +10,9 @@ flushes as soon as its queue is empty).  This writes the same kind of file (64 M
 by one byte at its end, as ZooKeeper pads its log, then appends of ``--size`` bytes, a lock
 node's create or delete being about 60) and times each append's ``fdatasync``: first back to
 back, then with a sleep of each of ``--gaps-us`` between one flush and the next append.  It prints
-the median and 90th percentile per gap, and removes its file.
+the median and 90th percentile per gap, and removes its file.  ``--spin`` pauses with a busy
+wait instead of a sleep, which tells a disk that is slow after a pause from a CPU that is slow
+to wake from one.
 
 A disk that flushes quickly back to back but slowly after a pause (as a virtual disk whose
 host side goes idle may) makes every ZooKeeper write slow at the rates a lock sees, for every
@@ -36,8 +38,13 @@ from .suites import percentile
 _LOG_SIZE = 64 * 1024 * 1024  # ZooKeeper's preAllocSize default
 
 
-def flush_latencies(directory: str, gap_s: float, seconds: float, size: int) -> list[float]:
-    """Seconds each ``fdatasync`` of a ``size``-byte append took, for ``seconds``."""
+def flush_latencies(
+    directory: str, gap_s: float, seconds: float, size: int, spin: bool = False
+) -> list[float]:
+    """Seconds each ``fdatasync`` of a ``size``-byte append took, for ``seconds``.
+
+    ``gap_s`` is the pause after each flush: a sleep, or with ``spin`` a busy wait.
+    """
     path = os.path.join(directory, f"zklock-disk-probe-{uuid.uuid4().hex}.log")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -50,7 +57,11 @@ def flush_latencies(directory: str, gap_s: float, seconds: float, size: int) -> 
             started = time.perf_counter()
             os.fdatasync(fd)
             flushes.append(time.perf_counter() - started)
-            if gap_s:
+            if gap_s and spin:
+                until = time.perf_counter() + gap_s
+                while time.perf_counter() < until:
+                    pass
+            elif gap_s:
                 time.sleep(gap_s)
         return flushes
     finally:
@@ -69,14 +80,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="pauses between a flush and the next append, in µs, comma-separated")
     parser.add_argument("--seconds", type=float, default=1.5, help="time per pause")
     parser.add_argument("--size", type=int, default=61, help="bytes per append")
+    parser.add_argument("--spin", action="store_true", help="pause with a busy wait, not a sleep")
     args = parser.parse_args(argv)
     gaps = [int(gap) for gap in args.gaps_us.split(",") if gap.strip()]
     if any(gap < 0 for gap in gaps) or args.seconds <= 0 or args.size <= 0:
         parser.error("pauses must be >= 0, --seconds and --size > 0")
-    print(f"fdatasync of one {args.size}-byte append in {args.dir}, {args.seconds:g} s per pause:")
+    pause = "busy wait" if args.spin else "sleep"
+    print(f"fdatasync of one {args.size}-byte append in {args.dir}, {args.seconds:g} s per pause"
+          f" ({pause}):")
     print(f"{'pause us':>9}  {'flushes':>8}  {'p50 us':>7}  {'p90 us':>7}")
     for gap in gaps:
-        flushes = flush_latencies(args.dir, gap / 1e6, args.seconds, args.size)
+        flushes = flush_latencies(args.dir, gap / 1e6, args.seconds, args.size, args.spin)
         print(f"{gap:>9}  {len(flushes):>8}  {percentile(flushes, 0.5) * 1e6:>7.0f}"
               f"  {percentile(flushes, 0.9) * 1e6:>7.0f}")
     return 0

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -21,10 +23,12 @@ def _probe(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_it_prints_one_row_per_pause_and_removes_its_log(tmp_path):
-    result = _probe("--dir", str(tmp_path), "--gaps-us", "0,200", "--seconds", "0.1")
+@pytest.mark.parametrize("pause", [[], ["--spin"]], ids=["sleep", "spin"])
+def test_it_prints_one_row_per_pause_and_removes_its_log(tmp_path, pause):
+    result = _probe("--dir", str(tmp_path), "--gaps-us", "0,200", "--seconds", "0.1", *pause)
 
     assert result.returncode == 0, result.stderr
+    assert ("(busy wait)" if pause else "(sleep)") in result.stdout
     rows = re.findall(r"^\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$", result.stdout, re.MULTILINE)
     assert [row[0] for row in rows] == ["0", "200"], result.stdout
     for _gap, flushes, p50, p90 in rows:
