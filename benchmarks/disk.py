@@ -8,16 +8,16 @@ ZooKeeper answers a write only after ``fdatasync`` of its transaction log, and i
 suite it flushes about twice per acquisition, each time after a short pause (its sync thread
 flushes as soon as its queue is empty).  This writes the same kind of file (64 MiB made sparse
 by one byte at its end, as ZooKeeper pads its log, then appends of ``--size`` bytes, a lock
-node's create or delete being about 60) and times each append's ``fdatasync``: first back to
-back, then with a sleep of each of ``--gaps-us`` between one flush and the next append.  It prints
-the median and 90th percentile per gap, and removes its file.  ``--spin`` pauses with a busy
-wait instead of a sleep, which tells a disk that is slow after a pause from a CPU that is slow
-to wake from one.
+node's create or delete being about 60) and times each append's ``fdatasync``, pausing after
+each flush for each of ``--gaps-us`` in turn (0: back to back).  It prints the median and 90th
+percentile per pause, and removes its file.  The pause is a sleep, or with ``--spin`` a busy
+wait: running both tells a disk that is slow after a pause from a CPU slow to wake from one.
 
-A disk that flushes quickly back to back but slowly after a pause (as a virtual disk whose
-host side goes idle may) makes every ZooKeeper write slow at the rates a lock sees, for every
-implementation alike.  ``--dir`` should be on the disk ZooKeeper's data lives on (for a
-container, Docker's data root).  To see ZooKeeper's own flushes instead::
+A disk that flushes quickly back to back but slowly after a pause (as the virtual disk of the
+machines this project was measured on does, see ``docs/performance.md``) makes every ZooKeeper
+write slow at the rates a lock sees, for every implementation alike.  ``--dir`` should be on
+the disk ZooKeeper's data lives on (for a container, Docker's data root).  To see ZooKeeper's
+own flushes instead::
 
     perf trace -p <tid of the server's SyncThread> -e fdatasync
 
@@ -82,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=61, help="bytes per append")
     parser.add_argument("--spin", action="store_true", help="pause with a busy wait, not a sleep")
     args = parser.parse_args(argv)
-    gaps = [int(gap) for gap in args.gaps_us.split(",") if gap.strip()]
-    if any(gap < 0 for gap in gaps) or args.seconds <= 0 or args.size <= 0:
+    try:
+        gaps = [int(gap) for gap in args.gaps_us.split(",") if gap.strip()]
+    except ValueError:
+        parser.error(f"--gaps-us {args.gaps_us!r}: pauses must be whole microseconds")
+    if not gaps or any(gap < 0 for gap in gaps) or args.seconds <= 0 or args.size <= 0:
         parser.error("pauses must be >= 0, --seconds and --size > 0")
     pause = "busy wait" if args.spin else "sleep"
     print(f"fdatasync of one {args.size}-byte append in {args.dir}, {args.seconds:g} s per pause"

@@ -60,7 +60,8 @@ def test_each_append_is_flushed_once_and_the_log_is_sparse_as_zookeepers(tmp_pat
 
 
 def test_bad_arguments_are_refused_without_touching_the_disk(tmp_path):
-    for args in (["--gaps-us", "-5"], ["--seconds", "0"], ["--size", "0"]):
+    for args in (["--gaps-us", "-5"], ["--gaps-us", "0.5"], ["--gaps-us", ","],
+                 ["--seconds", "0"], ["--size", "0"]):
         result = _probe("--dir", str(tmp_path), *args)
         assert result.returncode == 2, (args, result.stdout)
         assert "must be" in result.stderr
