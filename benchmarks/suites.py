@@ -181,33 +181,36 @@ def contended(
     results: dict[str, Any] = {}
     settle = 0.1  # the first instants, while contenders queue up, are left out of throughput
 
-    def untimed_round(impl: str, n: int, label: str, count: bool) -> list[dict[str, Any]]:
+    def one_round(
+        impl: str, n: int, label: str, count: bool = False, server_count: bool = False
+    ) -> tuple[float, list[dict[str, Any]], Optional[list[int]]]:
+        """Connect ``n`` workers, contend for ``duration`` s, disconnect.
+
+        Returns the round's start, the workers' replies, and with ``server_count`` the
+        packets each session sent, from the server (``None`` when a server did not say).
+        """
         workers = pool.workers[:n]
         path = f"{base}/contended/{slug(impl)}-{n}-{label}"
-        pool.all(workers, "connect", impl=impl, hosts=hosts, path=path, warm=True)
+        replies = pool.all(workers, "connect", impl=impl, hosts=hosts, path=path, warm=True)
+        sessions = [r["session_id"] for r in replies]
+        before = received_by_session(hosts) if server_count else {}
         start = time.monotonic() + 0.2
         replies = pool.all(workers, "contend", start=start, end=start + duration, hold=hold,
                            count=count)
+        after = received_by_session(hosts) if server_count else {}
         pool.all(workers, "disconnect")
-        return replies
+        requests = [after[s] - before[s] for s in sessions if s in after and s in before]
+        return start, replies, requests if len(requests) == len(sessions) else None
 
     for impl in impls:
-        untimed_round(impl, max(counts), "warm-up", count=False)
+        one_round(impl, max(counts), "warm-up")
     order = list(impls)
     for n in counts:
         per_repeat: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
-        workers = pool.workers[:n]
         for repeat in range(repeats):
             for impl in order:
-                path = f"{base}/contended/{slug(impl)}-{n}-{repeat}"
-                replies = pool.all(workers, "connect", impl=impl, hosts=hosts, path=path, warm=True)
-                sessions = [r["session_id"] for r in replies]
-                before = received_by_session(hosts)
-                start = time.monotonic() + 0.2
+                start, replies, requests = one_round(impl, n, str(repeat), server_count=True)
                 end = start + duration
-                replies = pool.all(workers, "contend", start=start, end=end, hold=hold)
-                after = received_by_session(hosts)
-                pool.all(workers, "disconnect")
                 sections = [
                     (entered, leaving, token, index)
                     for index, reply in enumerate(replies)
@@ -215,8 +218,6 @@ def contended(
                 ]
                 analysis = _analyse(sections)
                 inside = [s for s in sections if start + settle <= s[0] < end]
-                requests = [after.get(s, 0) - before.get(s, 0) for s in sessions
-                            if s in after and s in before]
                 per_repeat[impl].append({
                     "acquisitions": len(sections),
                     "throughput_per_s": len(inside) / (duration - settle),
@@ -230,8 +231,8 @@ def contended(
                     "overlaps": analysis["overlaps"],
                     "token_inversions": analysis["token_inversions"],
                     "requests_per_acquisition": (
-                        sum(requests) / len(sections)
-                        if len(requests) == len(sessions) and sections else None
+                        sum(requests) / len(sections) if requests is not None and sections
+                        else None
                     ),
                 })
             order.append(order.pop(0))
@@ -241,7 +242,7 @@ def contended(
         by_type: dict[str, Any] = {}
         if n == count_at:  # one more round each, untimed, counting requests by type
             for impl in impls:
-                replies = untimed_round(impl, n, "count", count=True)
+                _start, replies, _requests = one_round(impl, n, "count", count=True)
                 acquisitions = sum(len(r["sections"]) for r in replies)
                 totals: dict[str, int] = {}
                 for reply in replies:
