@@ -75,6 +75,23 @@ def test_lean_handler(zookeeper):
     assert out.rstrip().endswith("OK")
 
 
+@pytest.mark.usefixtures("no_example_nodes_left")
+def test_request_count(zookeeper):
+    out = passing_output("request_count.py", zookeeper.connect_string)
+    lines = {" ".join(line.split()) for line in out.splitlines()}  # alignment spaces aside
+    for cycle in ("first", "second"):
+        assert f"zklock Lock, {cycle} cycle: 3 requests ['Create2', 'GetChildren', 'Delete']" in lines
+    assert "kazoo Lock, first cycle: 4 requests ['Exists', 'Create', 'GetChildren', 'Delete']" in lines
+    assert (
+        "kazoo Lock, second cycle: 4 requests ['GetChildren', 'Create', 'GetChildren', 'Delete']"
+        in lines
+    )
+    assert "waiter holds after the release: True" in out
+    assert "waiter's traffic during the hand-off: [('event', 'deleted')]" in out
+    assert "contender nodes left under the lock: 0" in out
+    assert out.rstrip().endswith("OK")
+
+
 def test_lean_handler_refuses_bad_arguments():
     result = run_example("lean_handler.py", "127.0.0.1:1", "--cycles", "0")
     assert result.returncode == 2, explain(result)
