@@ -286,7 +286,14 @@ class LockRecipe:
                 if deadline.expired() and not prefetched[0].ready():
                     return None  # out of time with the answer still on its way
             elif answer.ready() and not answer.successful():
-                self._wait(answer, deadline)  # raises the translated failure
+                try:
+                    self._wait(answer, deadline)  # raises the translated failure
+                except NoNode:
+                    # The node ahead was gone before the watch was set. Its reply's callback
+                    # (on kazoo's callback thread with the stock handler) has not run yet:
+                    # list again ourselves, unless the deadline has passed.
+                    if deadline.expired():
+                        return None
             elif deadline.expired() and not wakeup.event.is_set():
                 return None
             children = self._children(deadline, prefetched)
@@ -364,9 +371,19 @@ class LockRecipe:
     def _acl(self) -> list[ACL] | None:
         return self.acl if self.acl is not None else default_acl(self.client)
 
+    def _send_listing(self) -> tuple[Any, float]:
+        """Send a ``get_children`` of the lock path: its async result, and the time before sending.
+
+        The clock is read first: the time noted as the server's last contact must never be
+        later than when the server saw the request (a freeze between the send and a later
+        reading would make a stale reply look fresh).
+        """
+        sent_at = time.monotonic()
+        return self.client.get_children_async(self.path), sent_at
+
     def _children(self, deadline: Deadline, sent: tuple[Any, float] | None = None) -> list[str]:
-        """List the lock path; ``sent`` is a listing already sent (its result, its send time)."""
-        result, sent_at = sent or (self.client.get_children_async(self.path), time.monotonic())
+        """List the lock path; ``sent`` is a listing already sent (by :meth:`_send_listing`)."""
+        result, sent_at = sent or self._send_listing()
         children: list[str] = self._wait(result, deadline)
         self._session().note_contact(sent_at)
         return children
@@ -417,10 +434,9 @@ class LockRecipe:
             if not (watch.holds_once_deleted and self._contact_is_fresh()):
                 # Confirm with a listing sent now, and wake the waiting thread once its
                 # answer is in: one wake-up instead of two on the hand-off's path.
-                listing = self.client.get_children_async(self.path)
-                watch.listing = (listing, time.monotonic())
+                watch.listing = self._send_listing()
                 watch.deleted = True
-                listing.rawlink(listed)
+                watch.listing[0].rawlink(listed)
                 return
             watch.deleted = True
             watch.event.set()
@@ -452,7 +468,10 @@ class LockRecipe:
 
     def _find_lost_creates(self, deadline: Deadline, ledger: CreateLedger) -> None:
         """Look for nodes of creates whose reply was lost; keep only the current session's."""
-        children = self._children(deadline)
+        try:
+            children = self._children(deadline)
+        except NoNode:
+            children = []  # no lock path: those creates failed (the next create makes it)
         for name in children:
             for attempt_id in list(ledger.unknown):
                 if attempt_id in name:
@@ -533,7 +552,14 @@ class LockRecipe:
                 log.info("%s: released %s", self._context(), lease.node)
             return ReleaseOutcome.RELEASED
         finally:
-            if _is_lost(lease):
+            if lease.state is not LeaseState.RELEASED:
+                if not _is_lost(lease):
+                    # Interrupted (KeyboardInterrupt, say) before the delete was answered: the
+                    # holder meant to let go, and its node must not block the queue until the
+                    # session ends.
+                    lease._transition(
+                        LeaseState.RELEASED, "release interrupted; the node is deleted in the background"
+                    )
                 session.delete_later(lease.node, lease.session_id)
             session.untrack(lease)
 

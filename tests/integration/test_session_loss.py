@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.protocol.states import KazooState
-from tenacity import stop_after_attempt
+from tenacity import stop_after_attempt, wait_fixed
 
 import zklock
 from zklock._session import SessionWatcher
@@ -377,3 +378,147 @@ def test_a_client_taking_locks_back_to_back_keeps_one_watchdog_thread(zk_client_
     assert len(seen) == 1, f"{len(seen)} watchdog threads over {cycles} lock cycles"
     # Idle for real: it still goes away.
     assert wait_until(lambda: not _watchdogs(zk_client), timeout=5)
+
+
+def test_a_lost_create_on_a_lock_path_not_made_yet_still_acquires(
+    zk_client_factory, zk_path, proxy
+):
+    # The first acquire of a new path loses its create's reply.  Looking for that create's
+    # node then finds no lock path at all, which only means the create never ran.
+    path = f"{zk_path}/create-loss-new-path"
+    client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
+    observer = zk_client_factory()
+    lock = zklock.Lock(client, path, retry=zklock.RetryPolicy(request_timeout=0.5))
+    proxy.blackhole()
+    outcome: list[object] = []
+
+    def acquire() -> None:
+        try:
+            outcome.append(lock.acquire(timeout=15))
+        except Exception as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=acquire)
+    thread.start()
+    time.sleep(0.3)  # the create is on its way into the void
+    proxy.drop()  # and is lost with the connection
+    proxy.heal()
+    thread.join(20)
+    assert outcome == [True]
+    assert observer.get_children(path) == [lock.lease.node.rsplit("/", 1)[1]]
+    lock.release()
+    assert wait_until(lambda: observer.get_children(path) == [], 5)
+
+
+class _Interrupted(BaseException):
+    """Raised by a signal handler, as KeyboardInterrupt is."""
+
+
+def test_an_interrupted_release_still_frees_the_lock(zk_client_factory, zk_path, proxy):
+    path = f"{zk_path}/release-interrupted"
+    client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
+    policy = zklock.RetryPolicy(request_timeout=0.5, wait=wait_fixed(3))
+    lock = zklock.Lock(client, path, retry=policy)
+    other = zklock.Lock(zk_client_factory(), path)
+    assert lock.acquire()
+    lease = lock.lease
+    proxy.blackhole()  # the delete goes unanswered; the release backs off before retrying
+
+    def interrupt(signum, frame):
+        raise _Interrupted()
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    main = threading.main_thread().ident
+    timer = threading.Timer(1.0, signal.pthread_kill, (main, signal.SIGUSR1))
+    timer.start()
+    try:
+        with pytest.raises(_Interrupted):
+            lock.release()  # interrupted in the back-off after the first delete timed out
+    finally:
+        timer.cancel()
+        timer.join()
+        signal.signal(signal.SIGUSR1, previous)
+    assert lease.state is zklock.LeaseState.RELEASED
+    assert "interrupted" in lease.reason
+    assert not lock.locked()
+    proxy.drop()  # the unanswered deletes are lost with the connection
+    proxy.heal()
+    # The session lives on, and its cleanup queue deletes the node after reconnecting.
+    assert other.acquire(timeout=10)
+    other.release()
+    assert wait_until(lambda: SessionWatcher.of(client).pending_deletes() == [], 5)
+
+
+def test_a_watch_reply_of_nonode_read_before_its_callback_lists_again(
+    zk_client_factory, zk_path, proxy
+):
+    # On kazoo's stock handler the watch request's reply is handled on its completion thread.
+    # Here that thread is kept busy, and the node ahead is deleted just before the watch is
+    # sent, so the reply (NoNode) is in but unhandled when a connection blip wakes the waiter.
+    path = f"{zk_path}/watch-nonode"
+    holder = zklock.Lock(zk_client_factory(), path, identifier="holder")
+    assert holder.acquire()
+    waiter_client = zk_client_factory(
+        hosts=proxy.connect_string, timeout=6.0, handler=SequentialThreadingHandler()
+    )
+    waiter = zklock.Lock(waiter_client, path, identifier="waiter")
+    completions_free = threading.Event()
+    waiter_client.handler.completion_queue.put(lambda: completions_free.wait(20))
+    watches: list[object] = []
+    real_get_async = waiter_client.get_async
+
+    def get_async(node, watch=None):
+        if watch is not None and not watches:
+            holder.release()  # the node ahead goes just before the watch is set on it
+        answer = real_get_async(node, watch=watch)
+        if watch is not None:
+            watches.append(answer)
+        return answer
+
+    waiter_client.get_async = get_async
+    outcome: list[object] = []
+
+    def acquire() -> None:
+        try:
+            outcome.append(waiter.acquire(timeout=15))
+        except Exception as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=acquire)
+    thread.start()
+    try:
+        assert wait_until(lambda: watches and watches[0].ready(), 10)
+        assert watches[0].exception is not None  # NoNode, its callback not run yet
+        proxy.drop()  # the state change wakes the waiter
+        thread.join(15)
+    finally:
+        completions_free.set()
+    assert outcome == [True]
+    waiter.release()
+    del waiter_client.get_async
+
+
+def test_the_contact_time_is_read_before_a_listing_is_sent(zk_client_factory, zk_path):
+    # A freeze between sending a request and reading the clock must not make the reply look
+    # newer than the server's view of the session.
+    path = f"{zk_path}/contact"
+    client = zk_client_factory()
+    client.ensure_path(path)
+    lock = zklock.Lock(client, path)
+    watcher = SessionWatcher.of(client)
+    real_get_children_async = client.get_children_async
+    sent: list[float] = []
+
+    def frozen_after_sending(*args, **kwargs):
+        result = real_get_children_async(*args, **kwargs)
+        sent.append(time.monotonic())
+        time.sleep(0.3)
+        return result
+
+    client.get_children_async = frozen_after_sending
+    try:
+        assert lock.contenders() == []
+    finally:
+        del client.get_children_async
+    assert len(sent) == 1
+    assert watcher._last_contact <= sent[0]  # read before the send, not 0.3 s after it
