@@ -16,6 +16,7 @@ policy's stop is joined with ``|`` to :class:`stop_at_deadline`, which (like ten
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, TypeVar
 
@@ -26,7 +27,7 @@ from tenacity.stop import stop_base, stop_never
 from tenacity.wait import wait_base, wait_random_exponential
 
 from ._deadline import Deadline
-from .errors import is_transient
+from .errors import InvalidTimeout, UsageError, is_transient
 
 __all__ = ["DEFAULT_RETRY", "RetryPolicy", "stop_at_deadline"]
 
@@ -53,7 +54,9 @@ class RetryPolicy:
 
     ``stop``, ``wait`` and ``retry`` are tenacity objects (or plain callables of the same
     shape).  ``request_timeout`` bounds how long one request may go unanswered before it counts
-    as a connection loss; ``None`` means the client's session timeout.
+    as a connection loss; ``None`` means the client's session timeout.  Bad values are refused
+    when the policy is made: :class:`~zklock.errors.InvalidTimeout` for ``request_timeout``,
+    :class:`~zklock.errors.UsageError` for a part that cannot be called.
     """
 
     stop: stop_base | Callable[[RetryCallState], bool] = stop_never
@@ -64,6 +67,27 @@ class RetryPolicy:
         default_factory=lambda: retry_if_exception(is_transient)
     )
     request_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        # Refused here, not at the first request: a zero or negative bound would time out
+        # every request on a healthy server, and acquire() with no timeout would retry forever.
+        for name in ("stop", "wait", "retry"):
+            if not callable(getattr(self, name)):
+                raise UsageError(
+                    f"RetryPolicy.{name} must be a tenacity {name} object or a callable, "
+                    f"not {getattr(self, name)!r}"
+                )
+        timeout = self.request_timeout
+        if timeout is None:
+            return
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise InvalidTimeout(
+                f"request_timeout must be a number of seconds or None, not {type(timeout).__name__}"
+            )
+        if not 0 < timeout <= threading.TIMEOUT_MAX:  # NaN fails this too
+            raise InvalidTimeout(
+                f"request_timeout must be > 0 and at most threading.TIMEOUT_MAX, not {timeout}"
+            )
 
     def copy(self, **changes: Any) -> RetryPolicy:
         """A new policy with some fields replaced (policies are immutable)."""

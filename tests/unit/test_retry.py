@@ -305,3 +305,31 @@ def test_run_does_not_retry_a_definite_answer():
     with pytest.raises(kazoo_errors.NoNodeError):
         RetryPolicy().run(missing, Deadline(None), lambda _s: None, lambda: "test")
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("timeout", [0, -1, 0.0, float("nan"), float("inf"), 1e300])
+def test_a_request_timeout_that_would_time_out_every_request_is_refused(timeout):
+    with pytest.raises(errors.InvalidTimeout):
+        RetryPolicy(request_timeout=timeout)
+
+
+@pytest.mark.parametrize("timeout", ["5", True, [1]], ids=repr)
+def test_a_request_timeout_that_is_not_a_number_is_refused(timeout):
+    with pytest.raises(errors.InvalidTimeout, match="number of seconds"):
+        RetryPolicy(request_timeout=timeout)
+
+
+@pytest.mark.parametrize("timeout", [None, 0.001, 2, 30.5])
+def test_a_positive_request_timeout_or_none_is_kept(timeout):
+    assert RetryPolicy(request_timeout=timeout).request_timeout == timeout
+
+
+def test_copy_checks_its_changes_too():
+    with pytest.raises(errors.InvalidTimeout):
+        RetryPolicy().copy(request_timeout=0)
+
+
+@pytest.mark.parametrize("field", ["stop", "wait", "retry"])
+def test_a_policy_part_that_cannot_be_called_is_refused(field):
+    with pytest.raises(errors.UsageError, match=f"RetryPolicy.{field}"):
+        RetryPolicy(**{field: 3})
