@@ -23,7 +23,7 @@ import time
 from typing import Callable, Protocol
 
 from ._fork import ForkGuard
-from .errors import LockInDoubt, LockLost, NotHeld
+from .errors import LockInDoubt, LockLost, NotHeld, UsageError
 
 __all__ = ["Lease", "LeaseListener", "LeaseState", "Liveness"]
 
@@ -155,8 +155,10 @@ class Lease:
             self._listeners.append(listener)
 
     def remove_listener(self, listener: LeaseListener) -> None:
-        """Stop calling ``listener``."""
+        """Stop calling ``listener``; :class:`~zklock.errors.UsageError` if it was not added."""
         with self._mutex:
+            if listener not in self._listeners:
+                raise UsageError(f"{listener!r} is not a listener of this lease")
             self._listeners.remove(listener)
 
     # ------------------------------------------------------------------ moving the state

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from zklock import errors
 from zklock.errors import LeaseError, LockInDoubt, LockLost, NotHeld
 from zklock.lease import Lease, LeaseState
 
@@ -263,3 +264,8 @@ def test_concurrent_transitions_notify_lost_once(lease, changes):
     for thread in threads:
         thread.join()
     assert changes == [LOST]
+
+
+def test_removing_a_listener_never_added_is_a_usage_error(lease):
+    with pytest.raises(errors.UsageError, match="not a listener"):
+        lease.remove_listener(lambda lease, state: None)
