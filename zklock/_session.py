@@ -335,10 +335,14 @@ class SessionWatcher:
                 self.untrack(lease)
                 return
             self.note_contact(sent_at)
-            with self._mutex:
-                current = generation == self._generation and self._connected
-            if current:
-                lease._transition(LeaseState.HELD, None)
+
+            def still_connected() -> bool:
+                # Asked under the lease's lock, without ours (plain reads): _on_state changes
+                # these before it moves any lease, so a drop that lands after this test moves
+                # the lease back to SUSPENDED after the HELD below, never before it.
+                return generation == self._generation and self._connected
+
+            lease._transition(LeaseState.HELD, None, only_if=still_connected)
 
         client.get_async(lease.node).rawlink(verified)
 

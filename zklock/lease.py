@@ -162,11 +162,22 @@ class Lease:
             self._listeners.remove(listener)
 
     # ------------------------------------------------------------------ moving the state
-    def _transition(self, new: LeaseState, reason: str | None = None) -> bool:
-        """Move to ``new`` if allowed (LOST and RELEASED are final); tell the listeners."""
+    def _transition(
+        self,
+        new: LeaseState,
+        reason: str | None = None,
+        only_if: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Move to ``new`` if allowed (LOST and RELEASED are final); tell the listeners.
+
+        ``only_if`` is asked under the lease's lock, so a transition made by another thread
+        after the condition changed lands after this one, never between the test and the move.
+        """
         with self._mutex:
             old = self._state
             if old is new or old in _TERMINAL:
+                return False
+            if only_if is not None and not only_if():
                 return False
             self._state = new
             self.reason = None if new is LeaseState.HELD else reason

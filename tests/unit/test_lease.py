@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 
@@ -269,3 +270,34 @@ def test_concurrent_transitions_notify_lost_once(lease, changes):
 def test_removing_a_listener_never_added_is_a_usage_error(lease):
     with pytest.raises(errors.UsageError, match="not a listener"):
         lease.remove_listener(lambda lease, state: None)
+
+
+def test_a_conditional_transition_is_refused_when_its_condition_fails(lease, changes):
+    lease._transition(SUSPENDED, "x")
+    assert lease._transition(HELD, only_if=lambda: False) is False
+    assert lease.state is SUSPENDED
+    assert lease._transition(HELD, only_if=lambda: True) is True
+    assert lease.state is HELD
+
+
+def test_a_transition_from_another_thread_waits_for_a_condition_being_asked(lease, changes):
+    # The session's "still connected?" test and the move to HELD are one step: a drop
+    # reported meanwhile (SUSPENDED) lands after the HELD, so the lease ends SUSPENDED.
+    lease._transition(SUSPENDED, "dropped")
+    asking = threading.Event()
+
+    def still_connected() -> bool:
+        asking.set()
+        time.sleep(0.2)  # time for the other thread to try its transition
+        return True
+
+    held = threading.Thread(target=lambda: lease._transition(HELD, only_if=still_connected))
+    held.start()
+    assert asking.wait(5)
+    dropped = threading.Thread(target=lambda: lease._transition(SUSPENDED, "dropped again"))
+    dropped.start()
+    held.join(5)
+    dropped.join(5)
+    assert lease.state is SUSPENDED
+    assert changes[-2:] == [HELD, SUSPENDED]
+    assert lease.reason == "dropped again"
