@@ -12,6 +12,7 @@ from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 
 from zklock.testing import (
+    HarnessError,
     ImageNotAvailableError,
     KazooClientFactory,
     LeakError,
@@ -132,6 +133,17 @@ def test_expire_session_drops_ephemeral_node_and_reports_lost(
     # kazoo starts a fresh session by itself
     assert wait_until(lambda: victim.connected and victim.client_id[0] != session)
     assert took < 5, took
+
+
+
+def test_expire_session_that_cannot_reach_a_server_fails_typed_and_keeps_no_listener(
+    zk_client: KazooClient,
+) -> None:
+    listeners = set(zk_client.state_listeners)
+    with pytest.raises(HarnessError, match="could not expire session"):
+        expire_session(zk_client, hosts="127.0.0.1:1", timeout=0.5)  # nothing listens there
+    assert set(zk_client.state_listeners) == listeners
+    assert zk_client.connected  # its session was never touched
 
 
 def test_proxy_drop_suspends_then_reconnects_with_the_same_session(

@@ -158,3 +158,11 @@ def test_close_joins_its_thread_and_is_idempotent(echo: tuple[str, int]) -> None
     assert_no_new_threads(before, grace=0.5)
     with pytest.raises(HarnessError):
         proxy.drop()
+
+
+def test_a_closed_proxy_refuses_to_start_again(echo: tuple[str, int]) -> None:
+    proxy = TcpProxy(echo).start()
+    proxy.close()
+    with pytest.raises(HarnessError, match="cannot be started again"):
+        proxy.start()
+    proxy.close()  # still idempotent

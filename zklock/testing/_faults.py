@@ -49,6 +49,7 @@ def expire_session(client: KazooClient, *, hosts: Optional[str] = None, timeout:
     talks to the server (kazoo then starts a new session by itself). ``hosts`` defaults to the
     client's own servers; pass the real servers when ``client`` goes through a
     :class:`TcpProxy`. Waits up to ``timeout`` seconds for ``client`` to report LOST.
+    Raises :class:`HarnessError` when the session cannot be joined there.
     """
     client_id = client.client_id
     if client_id is None:
@@ -60,8 +61,8 @@ def expire_session(client: KazooClient, *, hosts: Optional[str] = None, timeout:
             lost.set()
 
     client.add_listener(listener)
-    expire_session_id(hosts or connect_string_of(client), *client_id, timeout=timeout)
     try:
+        expire_session_id(hosts or connect_string_of(client), *client_id, timeout=timeout)
         deadline = time.monotonic() + timeout
         while not lost.is_set() and time.monotonic() < deadline:
             if client.client_id is not None and client.client_id[0] != client_id[0]:
@@ -84,6 +85,8 @@ def expire_session_id(hosts: str, session_id: int, password: bytes, *, timeout: 
     try:
         impostor.start(timeout=timeout)
         impostor.stop()  # sends closeSession for the victim's session
+    except Exception as error:  # kazoo's timeout or error: the harness's failure, typed so
+        raise HarnessError(f"could not expire session 0x{session_id:x} on {hosts}: {error!r}") from error
     finally:
         impostor.close()
 
@@ -170,6 +173,8 @@ class TcpProxy:
         """Listen and start forwarding."""
         if self._thread is not None:
             raise HarnessError("proxy already started")
+        if self._stopping:
+            raise HarnessError("a closed proxy cannot be started again; make a new TcpProxy")
         self._selector = selectors.DefaultSelector()
         self._listener = socket.create_server(self._listen, backlog=self._max)
         self._listener.setblocking(False)
