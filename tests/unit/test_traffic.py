@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from types import SimpleNamespace
 
-from kazoo.protocol.serialization import Create2, GetChildren, Ping
+from kazoo.protocol.serialization import Create2, Exists, GetChildren, Ping
 
 from zklock.testing import KazooTraffic
 
@@ -57,3 +57,24 @@ def test_recording_sets_the_logger_up_and_restores_it():
     assert traffic.sent() == ["GetChildren"]
     assert logger.level == logging.WARNING and logger.propagate
     assert traffic not in logger.handlers
+
+
+def test_an_exists_finding_no_node_gets_its_reply_before_the_next_one():
+    # kazoo logs no line for that answer; a request lost with its connection is forgotten.
+    traffic = KazooTraffic()
+    for entry in (
+        record("Sending request(xid=%s): %s", 1, Exists("/l/gone", None)),
+        record("Sending request(xid=%s): %s", 2, GetChildren("/l", None)),
+        record("Received response(xid=%s): %r", 2, []),
+        record("Sending request(xid=%s): %s", 3, GetChildren("/l", None)),  # lost: no reply
+        record("Sending request(xid=%s): %s", 4, Exists("/l/gone", None)),
+        record("Sending request(xid=%s): %s", 5, GetChildren("/m", None)),
+        record("Received error(xid=%s) %r", 5, "NoNodeError()"),
+    ):
+        traffic.handle(entry)
+    assert traffic.seen == [
+        ("send", "Exists"), ("send", "GetChildren"), ("reply", "Exists"), ("reply", "GetChildren"),
+        ("send", "GetChildren"), ("send", "Exists"), ("send", "GetChildren"),
+        ("reply", "Exists"), ("error", "GetChildren"),
+    ]
+    assert traffic._sent == {}  # nothing kept for requests that will never get a line

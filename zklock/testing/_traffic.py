@@ -26,7 +26,9 @@ class KazooTraffic(logging.Handler):
 
     ``seen`` holds ``("send", "Create2")``, ``("reply", "Create2")``, ``("error",
     "GetChildren")``, ``("event", "deleted")``...: requests by kazoo's request class name,
-    replies and errors by the request they answer, events by type.  Pings are left out.
+    replies and errors by the request they answer, events by type.  Pings are left out.  An
+    ``exists`` that finds no node is answered without a log line: its reply is recorded when
+    the connection's next reply or error is read, just before it.
     Attach it with :meth:`recording`; give each client its own logger to see one client's
     traffic, or record ``kazoo.client`` for every client that logs there.
     """
@@ -47,11 +49,29 @@ class KazooTraffic(logging.Handler):
                 self._sent[(record.thread, args[0])] = name
                 self.seen.append(("send", name))
         elif message.startswith("Received response"):
+            self._answered_silently(record.thread, args[0])
             self.seen.append(("reply", self._sent.pop((record.thread, args[0]), "?")))
         elif message.startswith("Received error"):
+            self._answered_silently(record.thread, args[0])
             self.seen.append(("error", self._sent.pop((record.thread, args[0]), "?")))
         elif message.startswith("Received EVENT"):
             self.seen.append(("event", _EVENT_TYPES.get(getattr(args[0], "type", 0), "?")))
+
+    def _answered_silently(self, thread: object, xid: object) -> None:
+        # One connection's replies come in request order, so requests of that connection
+        # thread sent before this one are answered or gone.  kazoo logs no line for an
+        # ``exists`` that finds no node (it is not an error to it): record that reply here.
+        # The others went with a dropped connection: forget them.
+        if not isinstance(xid, int):
+            return
+        earlier: list[tuple[int, tuple[object, object]]] = []
+        for key in self._sent:
+            sent_thread, sent_xid = key
+            if sent_thread == thread and isinstance(sent_xid, int) and sent_xid < xid:
+                earlier.append((sent_xid, key))
+        for _xid, key in sorted(earlier):
+            if self._sent.pop(key) == "Exists":
+                self.seen.append(("reply", "Exists"))
 
     def sent(self) -> list[str]:
         """The request types written so far, in order."""
