@@ -18,10 +18,13 @@ from zklock.testing import (
     LeakError,
     PullPolicy,
     TcpProxy,
+    TlsCertificates,
     ZooKeeperContainer,
     ZooKeeperEnsemble,
     ZooKeeperServer,
     ZooKeeperStartError,
+    ZooKeeperTlsContainer,
+    _tls_server,
     assert_no_containers,
     assert_no_new_threads,
     assert_no_znodes,
@@ -308,3 +311,23 @@ def test_start_failure_carries_the_container_logs(zookeeper: ZooKeeperServer) ->
     assert "tickTime" in failure.value.logs or "NumberFormatException" in failure.value.logs
     assert "container logs" in str(failure.value)
     assert set(list_containers()) == before  # the failed container was removed
+
+
+class _Interrupted(BaseException):
+    """Stands in for a KeyboardInterrupt during the TLS wait."""
+
+
+def test_a_tls_server_interrupted_while_starting_removes_its_container(
+    zookeeper: ZooKeeperServer, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    needs_container(zookeeper)
+    before = set(list_containers())
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise _Interrupted()
+
+    monkeypatch.setattr(_tls_server, "tls_server_mode", interrupted)
+    container = ZooKeeperTlsContainer(TlsCertificates.create(tmp_path))
+    with pytest.raises(_Interrupted):
+        container.start()
+    assert set(list_containers()) == before

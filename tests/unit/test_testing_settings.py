@@ -17,6 +17,7 @@ from zklock.testing import (
     PullPolicy,
     Settings,
     SettingsError,
+    ZooKeeperReady,
     ZooKeeperServer,
     ZooKeeperStartError,
     apply_testcontainers_settings,
@@ -150,3 +151,14 @@ def test_wait_for_mode_times_out_on_a_closed_port() -> None:
     assert server_mode("127.0.0.1", port) is None
     with pytest.raises(TimeoutError, match="not serving"):
         wait_for_mode("127.0.0.1", port, timeout=0.3)
+
+
+@pytest.mark.parametrize("seconds", [0.5, 2.9, 60])
+def test_the_readiness_wait_keeps_a_fractional_startup_timeout(seconds):
+    assert ZooKeeperReady(startup_timeout=seconds)._startup_timeout == seconds
+
+
+@pytest.mark.parametrize("seconds", [0, -1, float("nan")])
+def test_the_readiness_wait_refuses_a_startup_timeout_that_is_not_positive(seconds):
+    with pytest.raises(ValueError, match="startup timeout"):
+        ZooKeeperReady(startup_timeout=seconds)

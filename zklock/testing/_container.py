@@ -12,7 +12,6 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Optional
 
 from docker.errors import APIError, ImageNotFound, NotFound
@@ -83,14 +82,18 @@ _LOG_LINES = 80
 class ZooKeeperReady(WaitStrategy):
     """Wait until ``srvr`` reports one of ``modes`` (by default any serving mode).
 
-    Gives up early, with :class:`ZooKeeperStartError`, when the container exits.
+    Gives up with :class:`ZooKeeperStartError` after ``startup_timeout`` seconds, or early
+    when the container exits.
     """
 
-    def __init__(self, modes: Iterable[str] = SERVING_MODES) -> None:
+    def __init__(self, modes: Iterable[str] = SERVING_MODES, startup_timeout: float = 60.0) -> None:
         super().__init__()
+        if not startup_timeout > 0:  # NaN fails this too
+            raise ValueError(f"startup timeout must be a positive number of seconds, not {startup_timeout}")
         self._modes = tuple(modes)
         self.with_poll_interval(0.05)
-        self.with_startup_timeout(60)
+        # Set directly: testcontainers' with_startup_timeout() drops a timedelta's fraction.
+        self._startup_timeout = float(startup_timeout)
 
     def wait_until_ready(self, container: WaitStrategyTarget) -> None:
         """Block until the server in ``container`` serves, or raise ZooKeeperStartError."""
@@ -163,7 +166,7 @@ class ZooKeeperContainer(DockerContainer):
         self.with_tick_time(DEFAULT_TICK_TIME)
         self.with_session_timeouts(DEFAULT_MIN_SESSION_TIMEOUT, DEFAULT_MAX_SESSION_TIMEOUT)
         if wait:
-            self.waiting_for(ZooKeeperReady().with_startup_timeout(timedelta(seconds=startup_timeout)))
+            self.waiting_for(ZooKeeperReady(startup_timeout=startup_timeout))
 
     # ----------------------------------------------------------------------------- builders
     def with_tick_time(self, milliseconds: int) -> Self:

@@ -142,19 +142,22 @@ class ZooKeeperTlsContainer(ZooKeeperContainer):
         removing it) when the TLS port does not answer within the startup timeout.
         """
         super().start()
-        host, port = self.secure_address
-        deadline = time.monotonic() + self._tls_startup_timeout
-        while tls_server_mode(host, port, self.certificates) is None:
-            if time.monotonic() > deadline:
-                logs = self.logs_tail()
-                self.stop()
-                raise ZooKeeperStartError(
-                    f"ZooKeeper from image {self.image!r} serves its plain port but no TLS on "
-                    f"port {SECURE_CLIENT_PORT} within {self._tls_startup_timeout:g} s (does the image "
-                    f"have ZooKeeper >= 3.6 with Netty's codec jar on the class path?)",
-                    logs,
-                )
-            time.sleep(_POLL)
+        try:
+            host, port = self.secure_address
+            deadline = time.monotonic() + self._tls_startup_timeout
+            while tls_server_mode(host, port, self.certificates) is None:
+                if time.monotonic() > deadline:
+                    raise ZooKeeperStartError(
+                        f"ZooKeeper from image {self.image!r} serves its plain port but no TLS on "
+                        f"port {SECURE_CLIENT_PORT} within {self._tls_startup_timeout:g} s (does the "
+                        f"image have ZooKeeper >= 3.6 with Netty's codec jar on the class path?)",
+                        self.logs_tail(),
+                    )
+                time.sleep(_POLL)
+        except BaseException:
+            # A timeout, an interrupt or a bad certificate: the caller gets no server to stop.
+            self.stop()
+            raise
         return self
 
     @property
