@@ -165,6 +165,10 @@ class ContainerBackend:
             loopback_ports,
         )
 
+        # The Docker engine's own refusals (no address pool left for a network, a port it
+        # cannot bind...) are a server that did not start, not a bug of zklock's.
+        docker_errors: Any = importlib.import_module("docker.errors")
+        requests_errors: Any = importlib.import_module("requests.exceptions")
         try:
             settings = Settings.from_env()
             image = self.image or settings.image
@@ -193,6 +197,8 @@ class ContainerBackend:
             raise _port_in_use(error) from None
         except HarnessError as error:
             raise ServerFailed(str(error)) from None
+        except (docker_errors.DockerException, requests_errors.RequestException) as error:
+            raise ServerFailed(f"Docker refused: {error}") from None
 
     def check(self) -> None:
         """Raise :class:`ServerFailed` if a container stopped serving for good."""

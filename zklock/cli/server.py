@@ -80,12 +80,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------- entry point
-def run(args: argparse.Namespace) -> int:
-    """Run ``zklock server`` until a stop signal; return 0 after a clean stop."""
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse an ensemble size or a first port that cannot work (:class:`CommandLineError`)."""
     if not 1 <= args.ensemble <= 9:
         raise CommandLineError("--ensemble must be between 1 and 9", "zklock server")
-    if args.port is not None and not 0 <= args.port <= 65535 - args.ensemble:
+    # The servers take ports PORT to PORT + N - 1; 0 means free ports.
+    if args.port is not None and not 0 <= args.port <= 65536 - args.ensemble:
         raise CommandLineError(f"--port {args.port} is not a usable port", "zklock server")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``zklock server`` until a stop signal; return 0 after a clean stop."""
+    check_arguments(args)
     with _StopSignals() as stopping:
         try:
             backend, connect_string = _start(args, stopping)
