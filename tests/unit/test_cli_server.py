@@ -47,6 +47,6 @@ def test_a_docker_refusal_while_starting_is_a_server_that_failed(monkeypatch):
 
     monkeypatch.setattr(ZooKeeperEnsemble, "open", refused)
     backend = ContainerBackend(3, None, "zklock-no-such-image:0")
-    with pytest.raises(ServerFailed, match="Docker refused: .*address pools"):
+    with pytest.raises(ServerFailed, match=r"Docker refused: .*address pools"):
         backend.start()
     backend.stop()
