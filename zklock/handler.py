@@ -63,6 +63,7 @@ import socket
 import ssl
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from typing import Any, Callable, TypeVar
 
@@ -199,8 +200,9 @@ class BufferedSocket:
     ``recv(n)`` serves buffered bytes first and otherwise reads everything available (up to
     64 KiB) in one system call; :meth:`pending` says how many bytes are buffered, which is
     how kazoo's reader knows it need not wait for the socket again.  ``send`` waits for room
-    when the socket's send buffer is full (bounded by the timeout given at creation) instead
-    of failing with ``EAGAIN``.  Every other socket method is the wrapped socket's.
+    when the socket's send buffer is full (bounded by ``send_timeout``, which
+    :meth:`LeanHandler.select` sets to the bound kazoo gives each write) instead of failing
+    with ``EAGAIN``.  Every other socket method is the wrapped socket's.
     """
 
     def __init__(self, sock: socket.socket, send_timeout: float | None) -> None:
@@ -276,15 +278,18 @@ class BufferedSocket:
         except BlockingIOError:
             pass
         deadline = None if self.send_timeout is None else time.monotonic() + self.send_timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            _r, writable, _x = select.select([], [self.socket], [], remaining)
-            if not writable:
-                raise socket.timeout("timed out waiting to send to ZooKeeper")
-            try:
-                return self.socket.send(data)
-            except BlockingIOError:
-                continue
+        # A selector, not select.select: that refuses a descriptor of 1024 or more with a
+        # ValueError, which kazoo does not take for a dropped connection (it stops the client).
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_WRITE)
+            while True:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if not selector.select(remaining):
+                    raise socket.timeout("timed out waiting to send to ZooKeeper")
+                try:
+                    return self.socket.send(data)
+                except BlockingIOError:
+                    continue
 
     def sendall(self, data: bytes | bytearray | memoryview) -> None:
         """The wrapped socket's ``sendall``."""
@@ -354,7 +359,7 @@ class Doorbell:
 class _Poller:
     """One registered socket set: the poller and what each descriptor stands for."""
 
-    __slots__ = ("_close", "closed", "fds", "fileobjs", "poll", "readers", "writers")
+    __slots__ = ("__weakref__", "_close", "closed", "fds", "fileobjs", "poll", "readers", "writers")
 
     def __init__(self, rlist: list[Any], wlist: list[Any]) -> None:
         rfds = [_fileno(obj) for obj in rlist]
@@ -443,7 +448,9 @@ class _SilenceWatch:
 
     def __init__(self) -> None:
         self.connection: Any = None
-        self.poller: _Poller | None = None  # of [connection, doorbell], also in the cache
+        # Of [connection, doorbell]; weak, so that it closes with the connection thread's
+        # cache (a strong reference kept one epoll descriptor open per stopped client).
+        self.poller: weakref.ref[_Poller] | None = None
         self.heartbeat = 0.0  # the longest wait kazoo asked for on this connection
         self.unanswered_since: float | None = None
 
@@ -481,7 +488,7 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
         blocks), ``xlist`` is accepted and never reported, a closed socket raises.  A
         :class:`BufferedSocket` with buffered bytes, or an ``ssl.SSLSocket`` with decrypted
         bytes pending, is readable at once; a :class:`BufferedSocket` is always writable (its
-        ``send`` waits for room).
+        ``send`` waits for room, for at most this ``timeout``: kazoo's bound on the write).
         """
         if timeout is not None and (type(timeout) is not float or timeout < 0):
             _check_timeout(timeout)  # kazoo passes a float: anything else is checked here
@@ -489,6 +496,7 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
             if not rlist and all(type(obj) is BufferedSocket for obj in wlist):
                 for obj in wlist:  # kazoo about to send: a BufferedSocket waits for room itself
                     _fileno(obj)  # a closed socket raises, as it would in a real select
+                    obj.send_timeout = timeout  # within the bound kazoo set for this write
                 return [], list(wlist), []
         else:
             if len(rlist) == 1 and type(rlist[0]) is BufferedSocket:
@@ -524,9 +532,10 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
             # connection can hold buffered bytes.  With some buffered, the doorbell is still
             # polled (without waiting): kazoo sends what is queued before reading on.
             buffered = connection.ready()
-            poller = silence.poller
+            poller = None if silence.poller is None else silence.poller()
             if poller is None or poller.fileobjs != (connection, doorbell) or not poller.current():
-                poller = silence.poller = self._poller(rlist, [])
+                poller = self._poller(rlist, [])
+                silence.poller = weakref.ref(poller)
             readable = [connection] if buffered else []
             for fd, _mask in poller.poll(0.0 if buffered else timeout):
                 # Any event counts as readable (an error or hang-up too, as selectors says).

@@ -209,6 +209,8 @@ def test_buffered_socket_is_always_writable_and_send_waits_for_room(handler, pai
             except socket.timeout:
                 pass
 
+    # kazoo selects before each write, with its bound for it: the send waits that long.
+    assert handler.select([], [sock], [], 10.0) == ([], [sock], [])
     thread = threading.Thread(target=drain)
     thread.start()
     try:

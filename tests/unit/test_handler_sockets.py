@@ -1,0 +1,99 @@
+"""LeanHandler's socket plumbing on local socket pairs (no ZooKeeper): sends that wait for
+room, and the poller kazoo's connection loop keeps."""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import resource
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from zklock.handler import BufferedSocket, LeanHandler
+from zklock.testing import wait_until
+
+
+def fill(sock: socket.socket) -> None:
+    """Send until the socket's buffers are full (the peer never reads)."""
+    chunk = b"x" * 65536
+    while True:
+        try:
+            sock.send(chunk)
+        except BlockingIOError:
+            return
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    left, right = socket.socketpair()
+    left.setblocking(False)
+    yield left, right
+    left.close()
+    right.close()
+
+
+@pytest.fixture
+def descriptors_above_1023() -> Iterator[None]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.fail(f"this test needs a descriptor limit of 2048 or more (hard limit {hard})")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_full_send_buffer_on_a_descriptor_above_1023_times_out(pair, descriptors_above_1023):
+    # select.select refuses such a descriptor with ValueError, which kazoo's connection loop
+    # does not take for a dropped connection: it would stop the client for good.
+    left, _right = pair
+    high = socket.socket(fileno=fcntl.fcntl(left.fileno(), fcntl.F_DUPFD, 1024))
+    try:
+        assert high.fileno() >= 1024
+        high.setblocking(False)
+        fill(high)
+        with pytest.raises(socket.timeout):
+            BufferedSocket(high, 0.2).send(b"y" * 65536)
+    finally:
+        high.close()
+
+
+def test_a_send_waits_for_room_no_longer_than_kazoo_allows_the_write(pair):
+    left, right = pair
+    fill(left)
+    buffered = BufferedSocket(left, None)  # no bound of its own
+    handler = LeanHandler()
+    assert handler.select([], [buffered], [], 0.2) == ([], [buffered], [])  # kazoo's bound
+    outcome: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            buffered.send(b"y" * 65536)
+        except BaseException as error:
+            outcome.append(error)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    sender.join(10)
+    if sender.is_alive():  # unblock it before failing: the peer going away ends the wait
+        right.close()
+        sender.join(10)
+        pytest.fail("send waited past the bound kazoo gave the write")
+    assert len(outcome) == 1 and isinstance(outcome[0], socket.timeout)
+
+
+def test_the_connection_loops_poller_closes_with_its_thread(pair):
+    left, _right = pair
+    handler = LeanHandler()
+    doorbell, _same = handler.create_socket_pair()
+    connection = BufferedSocket(left, None)
+    waited = threading.Thread(target=handler.select, args=([connection, doorbell], [], [], 0.01))
+    waited.start()
+    waited.join(10)
+    assert handler._silence.poller is not None
+    poller = handler._silence.poller
+    # Only the thread's cache held it: gone with the thread, and its epoll descriptor too.
+    assert wait_until(lambda: gc.collect() is not None and poller() is None, 5)
+    doorbell.close()
