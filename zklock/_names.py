@@ -66,7 +66,9 @@ def parse_node_name(name: str, markers: Iterable[str]) -> NodeName | None:
     """Parse ``name`` if it is a contender node carrying one of ``markers``; else ``None``.
 
     Names written by other recipes on the same path (kazoo's and Curator's, with any prefix
-    before the marker) parse too; children that are not lock nodes give ``None``.
+    before the marker) parse too; children that are not lock nodes give ``None``.  The
+    sequence must read exactly as ZooKeeper writes it (``%010d`` of a signed 32-bit number),
+    so that a child such as ``clock-1`` or ``deadlock-2024`` is not taken for a contender.
     """
     for marker in markers:
         _head, found, tail = name.rpartition(marker)
@@ -74,10 +76,10 @@ def parse_node_name(name: str, markers: Iterable[str]) -> NodeName | None:
             continue
         digits = tail[1:] if tail.startswith("-") else tail
         # ZooKeeper writes ASCII digits only; str.isdigit() would accept any script's digits.
-        if not 0 < len(digits) <= 10 or not _DIGITS.issuperset(digits):
+        if not 9 <= len(digits) <= 10 or not _DIGITS.issuperset(digits):
             continue
         sequence = int(tail)
-        if not -(2**31) <= sequence < 2**31:
+        if not -(2**31) <= sequence < 2**31 or tail != f"{sequence:010d}":
             continue
         return NodeName(name, marker, sequence)
     return None

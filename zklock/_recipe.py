@@ -257,8 +257,9 @@ class LockRecipe:
         own = parse_node_name(own_name, self.kind.queued_behind)
         behind = None if own is None else later_names_key(own)
         known: dict[str, NodeName | None] = {own_name: own}  # names parsed by earlier listings
+        pivot = None if own is None else own.sequence  # surely in the live window
         while True:
-            queue = self._queue(children, known, behind)
+            queue = self._queue(children, known, behind, pivot)
             if own is None or own not in queue:  # ``known`` gives the listing our own tuple
                 ledger.forget_current()
                 raise ConnectionLost(f"contender node {me.path} disappeared; queueing again")
@@ -393,8 +394,9 @@ class LockRecipe:
         children: list[str],
         known: dict[str, NodeName | None] | None = None,
         behind: str | None = None,
+        pivot: int | None = None,
     ) -> list[NodeName]:
-        """The contenders among ``children`` in queue order.
+        """The contenders among ``children`` in queue order (``pivot``: see ``queue_order``).
 
         ``known`` carries parsed names from one listing to the next: a waiter woken in a long
         queue lists mostly the same children again, and parses only the new ones.  ``behind``
@@ -415,7 +417,7 @@ class LockRecipe:
                 node = known[child] = parse_node_name(child, markers)
             if node is not None:
                 parsed.append(node)
-        return queue_order(parsed)
+        return queue_order(parsed, pivot)
 
     def _watch(self, path: str, watch: PredecessorWatch) -> Any:
         """Send a watch on ``path`` and return its reply without waiting for it.

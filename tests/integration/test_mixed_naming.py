@@ -98,3 +98,20 @@ def test_kazoo_lock_and_curator_named_zklock_through_a_zklock_queue(zk_client_fa
     first.join(20)
     second.join(20)
     assert order == ["curator-named", "kazoo-named"]
+
+
+def test_children_that_only_end_like_lock_nodes_are_not_waited_for(zk_client, zk_path):
+    # Their suffix is not a sequence as ZooKeeper writes it (ten characters, "%010d"), so
+    # they are not contenders, as kazoo's Lock also ignores them.
+    path = f"{zk_path}/lock"
+    for name in ("clock-1", "deadlock-7", "backup__lock__3"):
+        zk_client.create(f"{path}/{name}", makepath=True)
+    lock = zklock.Lock(zk_client, path)
+    assert lock.acquire(timeout=5)
+    assert [c.node.rsplit("/", 1)[1] for c in lock.contenders()] == [
+        lock.lease.node.rsplit("/", 1)[1]
+    ]
+    lock.release()
+    kazoo_lock = KazooLock(zk_client, path)
+    assert kazoo_lock.acquire(timeout=5)  # kazoo agrees
+    kazoo_lock.release()

@@ -74,6 +74,14 @@ def test_names_with_other_prefixes_parse(name, attempt):
         f"{ATTEMPT}__lock__2147483648",  # past the signed 32-bit range
         f"{ATTEMPT}__lock__--00000001",
         "",
+        # Not as ZooKeeper writes a sequence ("%010d"): other children that end alike.
+        "clock-1",
+        "deadlock-7",
+        "config-lock-42",
+        "unlock-2024",
+        "backup__lock__3",
+        f"{ATTEMPT}__lock__000000001",  # nine digits
+        f"{ATTEMPT}__lock__-0000000001",  # a sign and ten digits for a small negative
     ],
 )
 def test_non_lock_children_are_ignored(name):

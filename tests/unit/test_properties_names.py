@@ -125,10 +125,13 @@ def test_any_child_parses_to_a_literal_suffix_or_to_none(name):
 
 @PROPERTY
 @given(children())
-def test_a_child_parses_iff_it_ends_in_a_marker_and_a_plausible_suffix(name):
+def test_a_child_parses_iff_it_ends_in_a_marker_and_a_suffix_as_zookeeper_writes_it(name):
     def plausible(marker: str) -> bool:
         _head, found, suffix = name.rpartition(marker)
-        return bool(found) and bool(SUFFIX.fullmatch(suffix)) and INT32_MIN <= int(suffix) <= INT32_MAX
+        if not found or not SUFFIX.fullmatch(suffix):
+            return False
+        value = int(suffix)
+        return INT32_MIN <= value <= INT32_MAX and suffix == zookeeper_suffix(value)
 
     assert (parse_node_name(name, MARKERS) is not None) == any(plausible(m) for m in MARKERS)
 
