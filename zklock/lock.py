@@ -94,7 +94,9 @@ class Lock(contextlib.ContextDecorator):
         self._mutex = threading.Lock()
         self._cond = threading.Condition(self._mutex)
         self._busy = False  # a thread of this process is acquiring or holding
-        self._owner: int | None = None
+        # The thread itself, not its ident: Python reuses the ident of a thread that ended,
+        # and a new thread must not be told it already holds a lock another one left held.
+        self._owner: threading.Thread | None = None
         self._lease: Lease | None = None
         self._pending: set[Wakeup] = set()
         # Sleeps between release retries; one release runs at a time, so one is reused.
@@ -110,6 +112,14 @@ class Lock(contextlib.ContextDecorator):
         :class:`~zklock.errors.ZooKeeperError` if ZooKeeper stays unreachable until the
         deadline (or the retry policy stops).
         """
+        return self._acquire_lease(blocking, timeout) is not None
+
+    def _acquire_lease(self, blocking: bool, timeout: float | None) -> Lease | None:
+        """:meth:`acquire`, returning the lease it got (or None) instead of a bool.
+
+        ``hold()`` takes the lease from here rather than reading ``lease`` afterwards: another
+        thread may release the lock in between.
+        """
         self._fork_guard.check("this lock")
         seconds = check_timeout(timeout, blocking)
         if seconds == 0:
@@ -120,12 +130,12 @@ class Lock(contextlib.ContextDecorator):
         wakeup = Wakeup()
         with self._mutex:
             if self._busy:
-                if self._owner == threading.get_ident():
+                if self._owner is threading.current_thread():
                     raise AlreadyHeld(f"this thread already holds {self.path!r}")
                 if not self._wait_locally(wakeup, deadline, blocking):
-                    return False
+                    return None
             self._busy = True
-            self._owner = threading.get_ident()
+            self._owner = threading.current_thread()
             self._pending.add(wakeup)
         lease: Lease | None = None
         try:
@@ -137,7 +147,7 @@ class Lock(contextlib.ContextDecorator):
                     self._leave_locked()
                 else:
                     self._lease = lease
-        return lease is not None
+        return lease
 
     def _wait_locally(self, wakeup: Wakeup, deadline: Deadline, blocking: bool) -> bool:
         """Wait (holding ``_mutex``) until no other thread of ours holds or acquires the lock.
@@ -253,10 +263,9 @@ class Hold(contextlib.ContextDecorator):
         self.raise_on_lost = raise_on_lost
 
     def __enter__(self) -> Lease:
-        if not self.lock.acquire(timeout=self.timeout):
+        lease = self.lock._acquire_lease(True, self.timeout)
+        if lease is None:
             raise LockTimeout(self.lock.path, self.timeout)
-        lease = self.lock.lease
-        assert lease is not None
         return lease
 
     def __exit__(

@@ -195,6 +195,36 @@ def test_reentry_by_the_holding_thread_fails_fast(zk_client, zk_path, lock_class
             lock.acquire(timeout=5)
 
 
+def test_a_new_thread_given_a_finished_holders_ident_waits_and_is_not_told_it_holds(
+    zk_client, zk_path, lock_class
+):
+    # Any thread may release; the holder here ends first.  Python hands its ident to the
+    # next thread (glibc reuses the finished thread's stack at once).
+    lock = lock_class(zk_client, f"{zk_path}/ident")
+    holder = threading.Thread(target=lock.acquire)
+    holder.start()
+    holder.join()
+    outcome: list[object] = []
+
+    def try_it() -> None:
+        if threading.get_ident() != holder.ident:
+            return
+        try:
+            outcome.append(lock.acquire(timeout=0.2))
+        except Exception as error:
+            outcome.append(error)
+
+    for _ in range(50):
+        successor = threading.Thread(target=try_it)
+        successor.start()
+        successor.join()
+        if outcome:
+            break
+    assert outcome, "no new thread got the finished holder's ident"
+    assert outcome == [False]  # it waited for the lock (held) and gave up, as threading.Lock
+    lock.release()
+
+
 def test_cancel_from_another_thread(zk_client_factory, zk_path, lock_class):
     path = f"{zk_path}/cancel"
     holder = lock_class(zk_client_factory(), path)
