@@ -58,14 +58,33 @@ def check_acl(acl: object, client: KazooClient) -> list[ACL] | None:
     for entry in entries:
         if not isinstance(entry, ACL):
             raise InvalidAcl(f"acl entries must be kazoo.security.ACL, not {type(entry).__name__}")
-        if not entry.perms & Permissions.ALL or entry.perms & ~Permissions.ALL:
-            raise InvalidAcl(f"acl entry {entry!r} has invalid permissions {entry.perms!r}")
+        perms, ident = entry.perms, entry.id
+        if (
+            isinstance(perms, bool)
+            or not isinstance(perms, int)
+            or not perms & Permissions.ALL
+            or perms & ~Permissions.ALL
+        ):
+            # Not {entry!r}: kazoo's ACL.__repr__ fails on permissions that are not an int.
+            raise InvalidAcl(f"acl entry with id {ident!r} has invalid permissions {perms!r}")
+        if not (isinstance(ident, Id) and isinstance(ident.scheme, str) and isinstance(ident.id, str)):
+            raise InvalidAcl(f"acl entry id {ident!r} must be a kazoo.security.Id of two strings")
     if any(entry.id.scheme == _AUTH_SCHEME for entry in entries) and not client.auth_data:
         raise InvalidAcl(
             "an ACL with the 'auth' scheme needs an authenticated client "
             "(KazooClient(auth_data=...) or client.add_auth())"
         )
-    if not any(entry.perms & Permissions.DELETE for entry in entries):
-        # Without DELETE on the parent nobody can release: every holder's node would stay.
-        raise InvalidAcl("acl grants DELETE to nobody: no holder could release the lock")
+    # The ACL also goes to the parents this lock creates, where joining the queue takes
+    # CREATE, releasing takes DELETE, and waiting takes READ (the listing, and the watch
+    # on the node ahead, which is read with getData).
+    for permission, name, why in _NEEDED:
+        if not any(entry.perms & permission for entry in entries):
+            raise InvalidAcl(f"acl grants {name} to nobody: {why}")
     return entries
+
+
+_NEEDED = (
+    (Permissions.DELETE, "DELETE", "no holder could release the lock"),
+    (Permissions.CREATE, "CREATE", "nobody could join the queue under a lock path it creates"),
+    (Permissions.READ, "READ", "no waiter could list the queue or watch the node ahead"),
+)

@@ -103,6 +103,11 @@ def test_without_credentials_the_default_is_kazoos(zk_client, lock_path):
         ("world:anyone", "list"),
         ([("world", "anyone")], "entries"),
         ([ACL(Permissions.READ, owner_with_world_read()[1].id)], "DELETE"),
+        ([ACL(Permissions.DELETE | Permissions.READ, ANYONE)], "CREATE"),
+        ([ACL(Permissions.CREATE | Permissions.DELETE | Permissions.WRITE, ANYONE)], "READ"),
+        ([ACL("31", ANYONE)], "invalid permissions"),  # type: ignore[arg-type]
+        ([ACL(True, ANYONE)], "invalid permissions"),
+        ([ACL(Permissions.ALL, ("world", "anyone"))], "Id"),  # type: ignore[arg-type]
     ],
 )
 def test_bad_acls_are_refused_before_anything_is_sent(zk_client, lock_path, acl, message):
