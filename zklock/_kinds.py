@@ -2,8 +2,12 @@
 
 A kind says which marker its own nodes carry, which markers it queues behind, and, given the
 queue in order and its own node, whether it holds the lock or which node to watch.  The recipe
-(``_recipe.py``) does all I/O and never branches on the kind otherwise, so a read lock, a write
-lock or a semaphore is a new :class:`LockKind`, not a new algorithm.
+(``_recipe.py``) does all I/O and never branches on the kind otherwise, so a read lock or a
+write lock is a new :class:`LockKind`, not a new algorithm.
+
+A semaphore (up to N holders) needs more than one node to watch: any holder ahead may leave
+first, and no single watch sees them all.  Its kind will have to say so (Curator's semaphore
+has one waiter at a time watch the whole queue), so it is not a setting of the mutex below.
 """
 
 from __future__ import annotations
@@ -57,11 +61,10 @@ class LockKind(Protocol):
 
 @dataclass(frozen=True)
 class ExclusiveKind:
-    """Up to ``max_leases`` holders at once (1 = a mutex); each waiter watches one node ahead.
+    """One holder at a time; each waiter watches the node right ahead of it.
 
-    The node watched is the one ``max_leases`` places ahead, which for a mutex is the immediate
-    predecessor: one release wakes exactly one waiter (no herd).  It queues behind every lock
-    node kazoo or Curator writes, so it also excludes their read and write locks.
+    One release wakes exactly one waiter (no herd).  It queues behind every lock node kazoo or
+    Curator writes, so it also excludes their read and write locks.
     """
 
     marker: str = EXCLUSIVE_MARKER
@@ -72,14 +75,13 @@ class ExclusiveKind:
         CURATOR_WRITE_MARKER,
         CURATOR_READ_MARKER,
     )
-    max_leases: int = 1
 
     def decide(self, queue: Sequence[NodeName], me: NodeName) -> Decision:
-        """Hold if fewer than ``max_leases`` contenders are ahead, else watch the blocking one."""
+        """Hold if first in the queue, else watch the contender right ahead."""
         index = queue.index(me)
-        if index < self.max_leases:
+        if index == 0:
             return HOLD
-        return Decision(holds=False, watch=queue[index - self.max_leases].name)
+        return Decision(holds=False, watch=queue[index - 1].name)
 
 
 EXCLUSIVE = ExclusiveKind()

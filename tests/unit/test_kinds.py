@@ -21,7 +21,6 @@ def queue(*sequences: int, marker: str = EXCLUSIVE_MARKER) -> list[NodeName]:
 
 def test_exclusive_defaults_match_kazoo():
     assert EXCLUSIVE.marker == "__lock__"
-    assert EXCLUSIVE.max_leases == 1
     # An exclusive lock queues behind kazoo's and Curator's write and read nodes alike.
     assert set(EXCLUSIVE.queued_behind) == {
         EXCLUSIVE_MARKER, SHARED_MARKER, "lock-", "__WRIT__", "__READ__"
@@ -81,31 +80,9 @@ def test_me_must_be_in_the_queue():
         EXCLUSIVE.decide(q, stranger)
 
 
-# ---------------------------------------------------------------- max_leases = 2 (a semaphore)
-SEM = ExclusiveKind(max_leases=2)
-
-
-def test_two_leases_the_first_two_hold():
-    q = queue(1, 2, 3, 4, 5)
-    assert SEM.decide(q, q[0]).holds
-    assert SEM.decide(q, q[1]).holds
-
-
-@pytest.mark.parametrize("position", [2, 3, 4])
-def test_two_leases_waiters_watch_two_ahead(position):
-    q = queue(1, 2, 3, 4, 5)
-    assert SEM.decide(q, q[position]) == Decision(holds=False, watch=q[position - 2].name)
-
-
-def test_two_leases_no_herd():
-    q = queue(*range(20))
-    watched = [SEM.decide(q, me).watch for me in q[2:]]
-    assert len(watched) == len(set(watched))
-
-
 def test_kinds_are_immutable_values():
     with pytest.raises(dataclasses.FrozenInstanceError):
-        EXCLUSIVE.max_leases = 3  # type: ignore[misc]
+        EXCLUSIVE.marker = "__other__"  # type: ignore[misc]
     assert ExclusiveKind() == EXCLUSIVE
     with pytest.raises(dataclasses.FrozenInstanceError):
         Decision(holds=True).holds = False  # type: ignore[misc]

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zklock import NodeNaming
-from zklock._kinds import EXCLUSIVE, EXCLUSIVE_MARKER, SHARED_MARKER, Decision, ExclusiveKind
+from zklock._kinds import EXCLUSIVE, EXCLUSIVE_MARKER, SHARED_MARKER, Decision
 from zklock._names import NodeName, created_after, later_names_key, parse_node_name, queue_order
 
 # Reproducible in CI: the same examples on every run, no example database on disk.
@@ -238,19 +238,18 @@ def test_only_the_first_holds_and_each_waiter_watches_its_predecessor(queue, dat
 
 
 @PROPERTY
-@given(live_queues(), st.integers(1, 4))
-def test_no_herd_each_node_is_watched_by_at_most_one_waiter(queue, leases):
+@given(live_queues())
+def test_no_herd_each_node_is_watched_by_at_most_one_waiter(queue):
     nodes, distances = queue
     ordered = _creation_order(nodes, distances)
-    kind = ExclusiveKind(max_leases=leases)
 
-    decisions = [kind.decide(ordered, me) for me in ordered]
+    decisions = [EXCLUSIVE.decide(ordered, me) for me in ordered]
 
     holders = [me for me, decision in zip(ordered, decisions) if decision.holds]
-    assert holders == ordered[:leases]
+    assert holders == ordered[:1]
     watched = [decision.watch for decision in decisions if not decision.holds]
     assert len(watched) == len(set(watched))  # one release wakes one waiter
-    assert set(watched) == {node.name for node in ordered[: max(0, len(ordered) - leases)]}
+    assert set(watched) == {node.name for node in ordered[:-1]}
 
 
 @PROPERTY
