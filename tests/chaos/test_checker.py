@@ -300,3 +300,24 @@ def test_paused_windows_end_at_the_run_end_when_never_resumed() -> None:
     events = [{"event": "pause", "worker": 3, "at": 2.0}, {"event": "pause", "worker": 1, "at": 1.0},
               {"event": "resume", "worker": 1, "at": 1.5}]
     assert paused_windows(events, until=9.0) == {1: [(1.0, 1.5)], 3: [(2.0, 9.0)]}
+
+
+def test_gc_pause_still_fails_an_overlap_of_two_workers_never_paused() -> None:
+    # The paused worker's stale section may overlap others; two workers that were never
+    # frozen overlapping is the lock's fault whatever else happened in the run.
+    history = gc_run(refused=True)
+    r = Recorder()
+    r.events, r.store, r.counter = list(history.events), list(history.store), history.counter
+    r.section(1, 500, 10.35, 10.45)
+    r.section(2, 501, 10.38, 10.48, counted=False)  # inside worker 1's section: a lost update
+    report = judge(r.history(history.fault, stopped_at=12.0))
+    assert any("overlap without a paused worker: worker 1 (token 500)" in v for v in report.violations)
+
+
+def test_gc_pause_fails_a_refused_write_of_a_worker_never_paused() -> None:
+    history = gc_run(refused=True)
+    r = Recorder()
+    r.events, r.store, r.counter = list(history.events), list(history.store), history.counter
+    r.fenced(2, 101, 11.0, accepted=False)  # worker 2 was never frozen
+    report = judge(r.history(history.fault, stopped_at=12.0))
+    assert any("stale writes refused without a paused worker" in v for v in report.violations)
