@@ -15,13 +15,16 @@ on it.  Names, as they appear in tables and JSON:
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any, Callable, Optional
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError, NotEmptyError
 
 SESSION_TIMEOUT = 10.0
 BENCH_ROOT = "/zklock-bench"  # every benchmark's znodes live below it, removed afterwards
+TOOZ_LOCKS = "/tooz/locks"  # where tooz's kazoo driver keeps its locks (namespace "tooz")
 REFERENCE = "kazoo"
 ALL = ("zklock", "zklock+lean", "kazoo", "kazoo+lean", "tooz", "raw", "raw+lean")
 UNCONTENDED = ("zklock", "zklock+lean", "kazoo", "tooz", "raw")
@@ -38,6 +41,31 @@ def _client(hosts: str, lean: bool) -> KazooClient:
     client = KazooClient(hosts=hosts, timeout=SESSION_TIMEOUT, handler=handler)
     client.start(timeout=30)
     return client
+
+
+def tooz_lock_name(path: str) -> str:
+    """The tooz lock name a benchmark lock on ``path`` gets (tooz takes a name, not a path)."""
+    return path.strip("/").replace("/", "-")
+
+
+def remove_znodes(hosts: str, base: str) -> None:
+    """Delete what a run below ``base`` left: its tree, and tooz's locks named after it."""
+    client = _client(hosts, lean=False)
+    try:
+        with contextlib.suppress(NoNodeError):
+            client.delete(base, recursive=True)
+        prefix = tooz_lock_name(base)
+        with contextlib.suppress(NoNodeError):
+            for name in client.get_children(TOOZ_LOCKS):
+                if name.startswith(prefix):
+                    with contextlib.suppress(NoNodeError):
+                        client.delete(f"{TOOZ_LOCKS}/{name}", recursive=True)
+        for emptied in (BENCH_ROOT, TOOZ_LOCKS, TOOZ_LOCKS.rsplit("/", 1)[0]):
+            with contextlib.suppress(NoNodeError, NotEmptyError):  # another user's nodes stay
+                client.delete(emptied)
+    finally:
+        client.stop()
+        client.close()
 
 
 class Session:
@@ -102,8 +130,7 @@ class Lock:
             self._kz = KazooLock(session.client, path)
             self.acquire, self.release = self._kz.acquire, self._kz.release
         elif impl == "tooz":
-            name = path.strip("/").replace("/", "-").encode()
-            self._tz = session._coordinator.get_lock(name)
+            self._tz = session._coordinator.get_lock(tooz_lock_name(path).encode())
             self.acquire, self.release = self._tz.acquire, self._tz.release
         else:
             self.acquire, self.release = self._raw_acquire, self._raw_release

@@ -144,6 +144,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             results["scale"] = suites.scale(
                 target.hosts, base, scale_impls, settings["locks"], settings["waiters"],
                 settings["waiter_sessions"], progress)
+        implementations.remove_znodes(target.hosts, base)  # an external server keeps nothing
         document = {
             "meta": {
                 "command": "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None

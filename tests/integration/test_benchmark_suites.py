@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks import suites
+from benchmarks import impls, suites
 from benchmarks.pool import Pool
 from zklock.testing import list_znodes
 
@@ -71,3 +71,22 @@ def test_contended_rounds_exclude_count_and_measure_every_implementation(zookeep
         "Create2", "Delete", "GetChildren", "GetData"
     }, counted
     assert counted["kazoo"]["total_per_acquisition"] > counted["zklock+lean"]["total_per_acquisition"]
+
+
+def test_a_run_removes_its_znodes_and_tooz_locks_but_nobody_elses(zookeeper, zk_client):
+    # What benchmarks.run calls at its end, so that a run against an existing server
+    # (--hosts) leaves nothing there.
+    base = f"{impls.BENCH_ROOT}/{uuid.uuid4().hex[:8]}"
+    ours = f"{impls.TOOZ_LOCKS}/{impls.tooz_lock_name(base + '/contended/n8/kazoo')}"
+    theirs = f"{impls.TOOZ_LOCKS}/somebody-elses-lock"
+    for path in (f"{base}/contended/n8/kazoo", f"{base}/uncontended/zklock", ours, theirs):
+        zk_client.create(path, makepath=True)
+    try:
+        impls.remove_znodes(zookeeper.connect_string, base)
+        assert zk_client.exists(base) is None
+        assert zk_client.exists(ours) is None
+        assert zk_client.exists(theirs) is not None
+    finally:
+        zk_client.delete("/tooz", recursive=True)
+        if zk_client.exists(impls.BENCH_ROOT):
+            zk_client.delete(impls.BENCH_ROOT, recursive=True)
