@@ -53,7 +53,7 @@ from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.recipe.lock import Lock as KazooLock
 
 from zklock import Lock
-from zklock.handler import LeanHandler, runs_inline
+from zklock.handler import LeanHandler, _inline, runs_inline
 
 from .impls import BENCH_ROOT, SESSION_TIMEOUT
 from .server import disk_flushes
@@ -155,12 +155,13 @@ def _stamping_client(hosts: str, stamps: _Stamps, lean: bool) -> KazooClient:
         if watch is None:
             return get_async(path)
 
-        @runs_inline  # as the recipe's own watch callback (only LeanHandler heeds this)
         def stamped_watch(event: Any) -> Any:
             stamps.at["watch callback"] = _clock()
             stamps.next_send = "listing sent"
             return watch(event)
 
+        if _inline(watch):  # delivered as the watch itself would be: the recipe's inline,
+            runs_inline(stamped_watch)  # kazoo's Lock's on the handler's callback thread
         return get_async(path, watch=stamped_watch)
 
     # kazoo's synchronous delete and get call these, so both locks go through them.
