@@ -6,6 +6,9 @@
 # Uses the ZooKeeper at $ZKLOCK_HOSTS.  Without it, starts a throwaway one with `zklock server`
 # (a container if Docker has the image, else a local Java ZooKeeper) and stops it at the end.
 # $ZKLOCK overrides the command (default: zklock), e.g. ZKLOCK="python -m zklock.cli".
+# On a server of your own the lock path stays, empty, as every lock path does (zklock never
+# deletes a lock's parent: another process may be queueing under it); remove it with
+# ZooKeeper's `zkCli.sh deleteall /zklock-examples` if you like.
 set -eu
 
 ZKLOCK=${ZKLOCK:-zklock}
