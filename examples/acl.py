@@ -48,14 +48,18 @@ def main(hosts: str) -> None:
                 queue = zklock.Lock(intruder, path).contenders()
                 print("the intruder reads the queue:", [c.identifier for c in queue])
                 try:
-                    zklock.Lock(intruder, path).acquire(timeout=5)
+                    got = zklock.Lock(intruder, path).acquire(timeout=5)
                 except zklock.NoAuthorization as error:
                     print("the intruder's acquire raised NoAuthorization:", error)
+                else:
+                    raise SystemExit(f"FAILED: the intruder's acquire returned {got}, not refused")
                 try:
                     with translate_kazoo_errors():
                         intruder.delete(lease.node)
                 except zklock.NoAuthorization:
                     print("the intruder's delete of the holder's node raised NoAuthorization")
+                else:
+                    raise SystemExit("FAILED: the intruder deleted the holder's node")
                 lease.check()
                 print("worker-a's lease is still valid:", lease.valid)
             with lock_b.hold(timeout=10) as lease_b:

@@ -47,8 +47,12 @@ def main(hosts: str) -> None:
                     sys.stdout.flush()
                     os._exit(code)
             _, status = os.waitpid(pid, 0)
-            print("parent: child exited with", os.waitstatus_to_exitcode(status))
-            print("parent: still holds the lock:", lease.valid and client.exists(lease.node) is not None)
+            code = os.waitstatus_to_exitcode(status)
+            still_held = lease.valid and client.exists(lease.node) is not None
+            print("parent: child exited with", code)
+            print("parent: still holds the lock:", still_held)
+            if code != 0 or not still_held:
+                raise SystemExit("FAILED: the child failed, or the parent lost its lock")
     print("OK")
 
 

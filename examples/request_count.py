@@ -83,24 +83,31 @@ def main(hosts: str) -> int:
             lock.acquire()
 
             def wait_for_it() -> None:
-                waiter.acquire(timeout=10)
-                held.set()
+                if waiter.acquire(timeout=10):
+                    held.set()
 
             thread = threading.Thread(target=wait_for_it)
             thread.start()
             # Queued once the waiter's watch on the holder's node is answered.
-            if not wait_until(lambda: ("reply", "GetData") in traffic.seen, timeout=10):
-                print("FAILED: the waiter never queued")
-                return 1
+            queued = wait_until(lambda: ("reply", "GetData") in traffic.seen, timeout=10)
             traffic.take()
             lock.release()
-            thread.join(timeout=10)
+            thread.join(timeout=15)
             hand_off = traffic.take()
+        if not queued:
+            print("FAILED: the waiter never queued")
+            return 1
         print(f"waiter holds after the release: {held.is_set()}")
         print(f"waiter's traffic during the hand-off: {hand_off}")
+        if not held.is_set():
+            print("FAILED: the waiter did not get the lock")
+            return 1
         waiter.release()
         leftover = client.get_children(path)
         print(f"contender nodes left under the lock: {len(leftover)}")
+        if leftover:
+            print("FAILED: contender nodes were left")
+            return 1
     print("OK")
     return 0
 
