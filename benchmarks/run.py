@@ -164,6 +164,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             **results,
         }
     print(render(document))
+    broken = exclusion_failures(results)
+    for line in broken:
+        print(f"MUTUAL EXCLUSION FAILED: {line}", file=sys.stderr)
     out = args.json
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -171,7 +174,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=1) + "\n")
     print(f"\nJSON written to {out}", file=sys.stderr)
-    return 0
+    return 1 if broken else 0
+
+
+def exclusion_failures(results: dict[str, Any]) -> list[str]:
+    """What the contended rounds saw of two holders at once: overlaps, or tokens out of order."""
+    found = []
+    for n, data in results.get("contended", {}).get("by_n", {}).items():
+        for what in ("overlaps", "token_inversions"):
+            for impl, count in data.get(what, {}).items():
+                if count:
+                    found.append(f"N={n} {impl}: {count} {what.replace('_', ' ')}")
+    return found
 
 
 if __name__ == "__main__":

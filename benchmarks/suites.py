@@ -261,6 +261,9 @@ def contended(
                        for impl in impls},
             "ratio": {m: ratio_summary(per_repeat, m) for m in metrics[:4]},
             "overlaps": {impl: sum(r["overlaps"] for r in per_repeat[impl]) for impl in impls},
+            "token_inversions": {
+                impl: sum(r["token_inversions"] for r in per_repeat[impl]) for impl in impls
+            },
             "requests_by_type": by_type,
         }
     return {"duration_s": duration, "hold_s": hold, "repeats": repeats, "by_n": results}
