@@ -74,9 +74,10 @@ def check_acl(acl: object, client: KazooClient) -> list[ACL] | None:
             "an ACL with the 'auth' scheme needs an authenticated client "
             "(KazooClient(auth_data=...) or client.add_auth())"
         )
-    # The ACL also goes to the parents this lock creates, where joining the queue takes
-    # CREATE, releasing takes DELETE, and waiting takes READ (the listing, and the watch
-    # on the node ahead, which is read with getData).
+    # Waiting takes READ on every contender node (the watch on the node ahead is a getData)
+    # and on the parents this lock creates (the listing); releasing takes DELETE there.
+    # CREATE is not asked for: on a lock path made beforehand (the way to restrict who may
+    # contend) the ACL reaches only the contender nodes, where CREATE means nothing.
     for permission, name, why in _NEEDED:
         if not any(entry.perms & permission for entry in entries):
             raise InvalidAcl(f"acl grants {name} to nobody: {why}")
@@ -85,6 +86,5 @@ def check_acl(acl: object, client: KazooClient) -> list[ACL] | None:
 
 _NEEDED = (
     (Permissions.DELETE, "DELETE", "no holder could release the lock"),
-    (Permissions.CREATE, "CREATE", "nobody could join the queue under a lock path it creates"),
     (Permissions.READ, "READ", "no waiter could list the queue or watch the node ahead"),
 )

@@ -103,7 +103,6 @@ def test_without_credentials_the_default_is_kazoos(zk_client, lock_path):
         ("world:anyone", "list"),
         ([("world", "anyone")], "entries"),
         ([ACL(Permissions.READ, owner_with_world_read()[1].id)], "DELETE"),
-        ([ACL(Permissions.DELETE | Permissions.READ, ANYONE)], "CREATE"),
         ([ACL(Permissions.CREATE | Permissions.DELETE | Permissions.WRITE, ANYONE)], "READ"),
         ([ACL("31", ANYONE)], "invalid permissions"),  # type: ignore[arg-type]
         ([ACL(True, ANYONE)], "invalid permissions"),
@@ -114,6 +113,17 @@ def test_bad_acls_are_refused_before_anything_is_sent(zk_client, lock_path, acl,
     with pytest.raises(zklock.InvalidAcl, match=message):
         zklock.Lock(zk_client, lock_path, acl=acl)
     assert zk_client.exists(lock_path) is None
+
+
+def test_an_acl_without_create_serves_a_lock_path_made_beforehand(zk_client, lock_path):
+    # Restricting who may contend is done on the lock path itself; the lock's own ACL then
+    # reaches only its contender nodes, where CREATE means nothing.
+    zk_client.ensure_path(lock_path)
+    acl = [ACL(Permissions.READ | Permissions.WRITE | Permissions.DELETE | Permissions.ADMIN, ANYONE)]
+    with zklock.Lock(zk_client, lock_path, acl=acl) as lease:
+        node_acl, _ = zk_client.get_acls(lease.node)
+        assert [entry.perms for entry in node_acl] == [acl[0].perms]
+    assert zk_client.get_children(lock_path) == []
 
 
 def test_the_auth_scheme_needs_an_authenticated_client(zk_client, lock_path):
