@@ -194,6 +194,22 @@ def _fileno(fileobj: Any) -> int:
     return checked
 
 
+def _wait_writable(sock: socket.socket, timeout: float | None) -> bool:
+    """Wait until ``sock`` can take bytes; False when ``timeout`` passed first.
+
+    Not select.select: that refuses a descriptor of 1024 or more with a ValueError, which
+    kazoo does not take for a dropped connection (it stops the client).  poll() has no such
+    limit and, unlike a selector, opens no descriptor of its own.
+    """
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT)
+        return bool(poller.poll(None if timeout is None else timeout * 1000))
+    with selectors.DefaultSelector() as selector:  # pragma: no cover - systems without poll
+        selector.register(sock, selectors.EVENT_WRITE)
+        return bool(selector.select(timeout))
+
+
 class BufferedSocket:
     """A non-blocking TCP socket with a receive buffer (what ``LeanHandler`` connects with).
 
@@ -278,18 +294,14 @@ class BufferedSocket:
         except BlockingIOError:
             pass
         deadline = None if self.send_timeout is None else time.monotonic() + self.send_timeout
-        # A selector, not select.select: that refuses a descriptor of 1024 or more with a
-        # ValueError, which kazoo does not take for a dropped connection (it stops the client).
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.socket, selectors.EVENT_WRITE)
-            while True:
-                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                if not selector.select(remaining):
-                    raise socket.timeout("timed out waiting to send to ZooKeeper")
-                try:
-                    return self.socket.send(data)
-                except BlockingIOError:
-                    continue
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not _wait_writable(self.socket, remaining):
+                raise socket.timeout("timed out waiting to send to ZooKeeper")
+            try:
+                return self.socket.send(data)
+            except BlockingIOError:
+                continue
 
     def sendall(self, data: bytes | bytearray | memoryview) -> None:
         """The wrapped socket's ``sendall``."""
