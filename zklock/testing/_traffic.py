@@ -58,10 +58,11 @@ class KazooTraffic(logging.Handler):
             self.seen.append(("event", _EVENT_TYPES.get(getattr(args[0], "type", 0), "?")))
 
     def _answered_silently(self, thread: object, xid: object) -> None:
-        # One connection's replies come in request order, so requests of that connection
-        # thread sent before this one are answered or gone.  kazoo logs no line for an
-        # ``exists`` that finds no node (it is not an error to it): record that reply here.
-        # The others went with a dropped connection: forget them.
+        # One connection's replies come in request order, so a request of that connection
+        # thread sent before this one and still pending was answered without a line: kazoo
+        # logs none for an ``exists`` that finds no node (not an error to it).  Record that
+        # reply here.  (Requests lost with a dropped connection stay until the next
+        # connection, which numbers its requests from 1 again, reuses their xids.)
         if not isinstance(xid, int):
             return
         earlier: list[tuple[int, tuple[object, object]]] = []
