@@ -49,7 +49,10 @@ def tooz_lock_name(path: str) -> str:
 
 
 def remove_znodes(hosts: str, base: str) -> None:
-    """Delete what a run below ``base`` left: its tree, and tooz's locks named after it."""
+    """Delete what a run below ``base`` left: its tree, and tooz's locks named after it.
+
+    tooz's own ``/tooz/locks`` stays: another application on the server may use tooz.
+    """
     client = _client(hosts, lean=False)
     try:
         with contextlib.suppress(NoNodeError):
@@ -60,9 +63,8 @@ def remove_znodes(hosts: str, base: str) -> None:
                 if name.startswith(prefix):
                     with contextlib.suppress(NoNodeError):
                         client.delete(f"{TOOZ_LOCKS}/{name}", recursive=True)
-        for emptied in (BENCH_ROOT, TOOZ_LOCKS, TOOZ_LOCKS.rsplit("/", 1)[0]):
-            with contextlib.suppress(NoNodeError, NotEmptyError):  # another user's nodes stay
-                client.delete(emptied)
+        with contextlib.suppress(NoNodeError, NotEmptyError):  # another run's nodes stay
+            client.delete(BENCH_ROOT)
     finally:
         client.stop()
         client.close()

@@ -117,8 +117,10 @@ class Lock(contextlib.ContextDecorator):
     def _acquire_lease(self, blocking: bool, timeout: float | None) -> Lease | None:
         """:meth:`acquire`, returning the lease it got (or None) instead of a bool.
 
-        ``hold()`` takes the lease from here rather than reading ``lease`` afterwards: another
-        thread may release the lock in between.
+        The one acquire path: ``acquire()``, ``hold()``, ``with`` and ``@locked`` all come
+        here, so a lock kind that changes acquiring changes this.  ``hold()`` takes the lease
+        from here rather than reading ``lease`` afterwards: another thread may release the
+        lock in between.
         """
         self._fork_guard.check("this lock")
         seconds = check_timeout(timeout, blocking)

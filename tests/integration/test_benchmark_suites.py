@@ -86,6 +86,7 @@ def test_a_run_removes_its_znodes_and_tooz_locks_but_nobody_elses(zookeeper, zk_
         assert zk_client.exists(base) is None
         assert zk_client.exists(ours) is None
         assert zk_client.exists(theirs) is not None
+        assert zk_client.exists(impls.TOOZ_LOCKS) is not None  # tooz's namespace is not ours
     finally:
         zk_client.delete("/tooz", recursive=True)
         if zk_client.exists(impls.BENCH_ROOT):
