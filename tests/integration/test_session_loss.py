@@ -380,6 +380,21 @@ def test_a_client_taking_locks_back_to_back_keeps_one_watchdog_thread(zk_client_
     assert wait_until(lambda: not _watchdogs(zk_client), timeout=5)
 
 
+def _acquire_in_a_thread(lock: zklock.Lock, timeout: float) -> tuple[threading.Thread, list[object]]:
+    """Start ``lock.acquire(timeout)`` in a thread; its outcome (a bool or the error) is listed."""
+    outcome: list[object] = []
+
+    def acquire() -> None:
+        try:
+            outcome.append(lock.acquire(timeout=timeout))
+        except Exception as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=acquire)
+    thread.start()
+    return thread, outcome
+
+
 def test_a_lost_create_on_a_lock_path_not_made_yet_still_acquires(
     zk_client_factory, zk_path, proxy
 ):
@@ -390,16 +405,7 @@ def test_a_lost_create_on_a_lock_path_not_made_yet_still_acquires(
     observer = zk_client_factory()
     lock = zklock.Lock(client, path, retry=zklock.RetryPolicy(request_timeout=0.5))
     proxy.blackhole()
-    outcome: list[object] = []
-
-    def acquire() -> None:
-        try:
-            outcome.append(lock.acquire(timeout=15))
-        except Exception as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=acquire)
-    thread.start()
+    thread, outcome = _acquire_in_a_thread(lock, timeout=15)
     time.sleep(0.3)  # the create is on its way into the void
     proxy.drop()  # and is lost with the connection
     proxy.heal()
@@ -476,16 +482,7 @@ def test_a_watch_reply_of_nonode_read_before_its_callback_lists_again(
         return answer
 
     waiter_client.get_async = get_async
-    outcome: list[object] = []
-
-    def acquire() -> None:
-        try:
-            outcome.append(waiter.acquire(timeout=15))
-        except Exception as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=acquire)
-    thread.start()
+    thread, outcome = _acquire_in_a_thread(waiter, timeout=15)
     try:
         assert wait_until(lambda: watches and watches[0].ready(), 10)
         assert watches[0].exception is not None  # NoNode, its callback not run yet
