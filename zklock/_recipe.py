@@ -584,7 +584,8 @@ class LockRecipe:
             found.append(
                 Contender(
                     node=f"{self.path}/{node.name}",
-                    identifier=data.decode("utf-8", "replace"),
+                    # A node made by another client may carry no data at all (None).
+                    identifier=(data or b"").decode("utf-8", "replace"),
                     token=stat.czxid,
                     session_id=stat.ephemeralOwner,
                     created_at=stat.ctime / 1000.0,
