@@ -284,6 +284,46 @@ def test_lease_lost_in_a_partition_kills_a_child_that_ignores_sigterm(zookeeper,
         os.kill(child_pid, 0)
 
 
+def test_a_lost_lease_stops_the_processes_the_command_started_too(zookeeper, zk_path, tmp_path, spawn):
+    """A shell script as COMMAND: its own child, which ignores SIGTERM, must not work on
+    without the lock once the shell is gone; it gets SIGKILL after --grace too."""
+    path, marker = f"{zk_path}/l", tmp_path / "marker"
+    if len(zookeeper.addresses) != 1:
+        skip_outside_ci("the TCP proxy fronts a single server")
+    with TcpProxy(zookeeper.connect_string) as proxy:
+        proc = spawn("exec", "--hosts", proxy.connect_string, "--session-timeout", "1", "--grace", "1",
+                     path, "--", "sh", "-c", '"$0" -c "$1" "$2" ignore; echo after',
+                     sys.executable, LONG_RUNNING, str(marker))
+        wait_for(lambda: marker.exists() and "started" in marker.read_text(), 15, "the child to start")
+        grandchild = int(marker.read_text().split()[1])
+        proxy.blackhole()
+        _out, err = finish(proc, 20)
+        proxy.heal()
+    assert proc.returncode == 75, err
+    assert "SIGKILL" in err, err
+    wait_for(lambda: not _alive(grandchild), 5, "the command's own child to be gone")
+
+
+def test_a_lost_lease_stops_the_command_even_with_stderr_closed(zookeeper, zk_path, tmp_path, spawn):
+    """Started with ``2>&-`` (as from some cron set-ups): nothing can be written, and the
+    command must be stopped all the same."""
+    path, marker = f"{zk_path}/l", tmp_path / "marker"
+    if len(zookeeper.addresses) != 1:
+        skip_outside_ci("the TCP proxy fronts a single server")
+    without_stderr = ["sh", "-c", 'exec "$@" 2>&-', "sh", *CLI]
+    with TcpProxy(zookeeper.connect_string) as proxy:
+        proc = spawn("exec", "--hosts", proxy.connect_string, "--session-timeout", "1", "--grace", "1",
+                     path, "--", sys.executable, "-c", LONG_RUNNING, str(marker), "ignore",
+                     stderr=None, cli=without_stderr)
+        wait_for(lambda: marker.exists() and "started" in marker.read_text(), 15, "the child to start")
+        child_pid = int(marker.read_text().split()[1])
+        proxy.blackhole()
+        finish(proc, 20)
+        proxy.heal()
+    assert proc.returncode == 75
+    wait_for(lambda: not _alive(child_pid), 5, "the command to be gone")
+
+
 def test_a_short_connection_drop_leaves_the_child_running(zookeeper, zk_path, tmp_path, spawn):
     """Connection lost and back within the session: the lock was only in doubt, the child
     keeps running, and zklock still exits with the child's status."""
@@ -342,6 +382,9 @@ def test_no_wait_and_timeout_against_a_held_lock(hosts, zk_path, zk_client):
         (["exec", "relative/path", "true"], "must be absolute"),
         (["exec", "/zookeeper/x", "true"], "belong to ZooKeeper"),
         (["exec", "--auth", "nocolon", "/l", "true"], "SCHEME:CREDENTIAL"),
+        (["exec", "--grace", "1e10", "/l", "true"], "more seconds than a wait can take"),
+        (["exec", "--connect-timeout", "1e10", "/l", "true"], "more seconds than a wait can take"),
+        (["exec", "--hosts", "", "/l", "true"], "--hosts is empty"),
         (["status"], "required: PATH"),
         (["server", "--ensemble", "0"], "--ensemble"),
         (["frobnicate"], "invalid choice"),

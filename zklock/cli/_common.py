@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,8 @@ log = logging.getLogger("zklock.cli")
 
 def say(message: str) -> None:
     """Write one ``zklock: message`` line to stderr (never raises on a closed stderr)."""
-    with contextlib.suppress(OSError, ValueError):
+    # AttributeError: started with stderr closed (2>&-), Python sets sys.stderr to None.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         sys.stderr.write(f"zklock: {message}\n")
         sys.stderr.flush()
 
@@ -74,6 +76,10 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise argparse.ArgumentTypeError(f"not a finite number of seconds: {text!r}")
+    if value > threading.TIMEOUT_MAX:  # Python's waits refuse these (OverflowError)
+        raise argparse.ArgumentTypeError(
+            f"more seconds than a wait can take ({threading.TIMEOUT_MAX:.0f}): {text!r}"
+        )
     return value
 
 
@@ -155,6 +161,8 @@ def configure_logging(verbosity: int) -> None:
 
 
 def _hosts(args: argparse.Namespace) -> str:
+    if args.hosts is not None and not args.hosts.strip():  # an unset shell variable, say
+        raise CommandLineError("--hosts is empty", f"zklock {getattr(args, 'subcommand', '')}".rstrip())
     hosts = args.hosts or os.environ.get(ENV_HOSTS, "").strip() or DEFAULT_HOSTS
     return str(hosts)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import subprocess
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from ._common import say
+from ._proctree import Process, alive, process_tree, signal_all
 
 if TYPE_CHECKING:
     from ..lease import Lease
@@ -17,7 +18,12 @@ __all__ = ["LeaseMonitor"]
 
 
 class LeaseMonitor(threading.Thread):
-    """While the command runs: once the lease is LOST, SIGTERM it, then SIGKILL after ``grace``."""
+    """While the command runs: once the lease is LOST, SIGTERM it, then SIGKILL after ``grace``.
+
+    "It" is the command and every process it started (``_proctree``): a script's children
+    must not work on once the lock is gone.  After a loss, :meth:`finish` returns only when
+    all of them have exited or been sent SIGKILL.
+    """
 
     def __init__(self, lease: Lease, proc: subprocess.Popen[bytes], grace: float) -> None:
         super().__init__(name="zklock-exec-lease", daemon=True)
@@ -47,15 +53,23 @@ class LeaseMonitor(threading.Thread):
             return
         self.reason = self._lease.reason or "lost"
         pid = self._proc.pid
-        say(f"the lock {self._lease.path} was lost ({self.reason}); sending SIGTERM to pid {pid}")
-        self._send(signal.SIGTERM)
+        # Signal first, then write: stderr may be closed or stalled.
+        tree = self._tree([])
+        signal_all(tree, signal.SIGTERM)
         self.stopped_with = "SIGTERM"
-        if self._done.wait(self._grace):
-            return
-        say(f"pid {pid} still running {self._grace:g} s after SIGTERM; sending SIGKILL")
-        self._send(signal.SIGKILL)
-        self.stopped_with = f"SIGKILL after {self._grace:g} s"
+        say(f"the lock {self._lease.path} was lost ({self.reason}); sent SIGTERM to pid {pid} "
+            f"and the {len(tree) - 1} processes it started")
+        deadline = time.monotonic() + self._grace
+        while alive(tree := self._tree(tree)):
+            if time.monotonic() >= deadline:
+                signal_all(tree, signal.SIGKILL)
+                self.stopped_with = f"SIGKILL after {self._grace:g} s"
+                say(f"pid {pid} or a process it started still ran {self._grace:g} s after "
+                    "SIGTERM; sent SIGKILL")
+                return
+            time.sleep(0.05)
 
-    def _send(self, signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self._proc.send_signal(signum)
+    def _tree(self, known: list[Process]) -> list[Process]:
+        """The command's processes now, and those seen before (an orphan leaves the tree)."""
+        now = process_tree(self._proc.pid) if self._proc.poll() is None else []
+        return now + [process for process in known if process not in now]

@@ -84,13 +84,14 @@ class SignalRouter:
         """From now on pass signals to ``child``; pass those that came while it started."""
         self._child = child
         while self._pending:
-            self._forward(self._pending.pop(0))
+            # The child did not exist when these came: even the terminal's did not reach it.
+            self._forward(self._pending.pop(0), before_child=True)
 
-    def _forward(self, signum: int) -> None:
+    def _forward(self, signum: int, before_child: bool = False) -> None:
         child = self._child
         if child is None or child.returncode is not None:
             return
-        if signum in (signal.SIGINT, signal.SIGHUP) and in_terminal_foreground():
+        if not before_child and signum in (signal.SIGINT, signal.SIGHUP) and in_terminal_foreground():
             return  # the terminal sent it to the whole foreground group, the child included
         with contextlib.suppress(ProcessLookupError):
             child.send_signal(signum)

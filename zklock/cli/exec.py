@@ -187,8 +187,7 @@ def _make_lock(client: KazooClient, path: str, args: argparse.Namespace) -> Lock
     from ..lock import Lock
 
     def on_state(lease: Lease, state: LeaseState) -> None:
-        if args.quiet:
-            return
+        # Shown even with -q, which quiets only waiting and conflicts: this is about safety.
         if state is LeaseState.SUSPENDED:
             say(
                 f"connection to ZooKeeper lost; the lock {lease.path} is in doubt "
@@ -258,6 +257,16 @@ def _hold_and_run(
     try:
         router.mode = Mode.FORWARD  # from here a signal is kept for the child, or passed on
         router.check()
+        # Never start COMMAND without the lock: a lease may be granted already in doubt (the
+        # connection dropped right after the reply), or lost (the session with it).
+        while (state := lease.state) is LeaseState.SUSPENDED:  # turns LOST at the bound
+            time.sleep(0.05)
+            router.check()
+        if state is LeaseState.LOST:
+            raise LockLostWhileRunning(
+                f"the lock {lease.path} was lost before the command started ({lease.reason}); "
+                "it was not started"
+            )
         env = dict(
             os.environ,
             ZKLOCK_TOKEN=str(lease.token),
