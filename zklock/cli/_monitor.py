@@ -58,7 +58,7 @@ class LeaseMonitor(threading.Thread):
         signal_all(tree, signal.SIGTERM)
         self.stopped_with = "SIGTERM"
         say(f"the lock {self._lease.path} was lost ({self.reason}); sent SIGTERM to pid {pid} "
-            f"and the {len(tree) - 1} processes it started")
+            f"and the {max(0, len(tree) - 1)} processes it started")
         deadline = time.monotonic() + self._grace
         while alive(tree := self._tree(tree)):
             if time.monotonic() >= deadline:
