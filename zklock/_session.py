@@ -82,8 +82,8 @@ class SessionWatcher:
         self._wakeups: set[threading.Event] = set()
         self._orphans: dict[str, int] = {}  # node path -> owning session id
         self._orphan_attempts: dict[tuple[str, str], int] = {}  # (parent, attempt id) -> session
-        self._connected = client.state == KazooState.CONNECTED
-        self._session_id = self._current_session_id(client)
+        self._connected = False  # read below, once the listener is in place
+        self._session_id: int | None = None
         # kazoo sets it once, from KazooClient(timeout=...), and never changes it.
         self._session_timeout = float(client._session_timeout) / 1000.0
         self._last_contact = clock()
@@ -92,7 +92,12 @@ class SessionWatcher:
         self._tracked = 0  # leases tracked so far: tells the watchdog the client was busy
         self._watchdog: threading.Thread | None = None
         self._watchdog_wake = threading.Event()
+        # The listener first, then the state: a change after this read reaches the listener,
+        # one before it shows in the read (kazoo sets its state before telling listeners).
         client.add_listener(self._on_state)
+        with self._mutex:
+            self._connected = client.state == KazooState.CONNECTED
+            self._session_id = self._current_session_id(client)
 
     # ------------------------------------------------------------------ liveness
     @property
