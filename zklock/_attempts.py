@@ -99,8 +99,14 @@ class CreateLedger:
         self._on_late_node(node)
 
     def adopt(self, session_id: int | None) -> OwnNode | None:
-        """Queue with a created node of the current session, if any; older ones are dropped."""
+        """Queue with a created node of the current session, if any; older ones are dropped.
+
+        With no session known yet (``None``: the client has not connected) nothing is judged:
+        a node found meanwhile may well be the session's about to be reported.
+        """
         with self._mutex:
+            if session_id is None:
+                return None
             if self.current is not None and self.current.session_id != session_id:
                 self.current = None  # went with its session
             for attempt_id, node in list(self.created.items()):

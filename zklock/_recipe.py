@@ -217,6 +217,8 @@ class LockRecipe:
         ledger = CreateLedger(on_late_node=self._discard)
         session.subscribe(wakeup.event)
         kept: OwnNode | None = None
+        lease: Lease | None = None
+        granted = False
         try:
             kept = self.retry.run(
                 lambda: self._run(deadline, blocking, wakeup, ledger),
@@ -233,10 +235,14 @@ class LockRecipe:
                 lease._transition(LeaseState.LOST, "session expired during acquire")
             if log.isEnabledFor(logging.INFO):
                 log.info("%s: acquired %s (token %d)", self._context(), kept.path, kept.czxid)
+            granted = True
             return lease
         finally:
             session.unsubscribe(wakeup.event)
-            self._abandon(ledger, kept)
+            if not granted and lease is not None:  # interrupted after the node was ours
+                session.untrack(lease)
+            # A node not handed over in a lease is deleted, the kept one too if it was not.
+            self._abandon(ledger, kept if granted else None)
 
     def _run(
         self, deadline: Deadline, blocking: bool, wakeup: Wakeup, ledger: CreateLedger
@@ -248,7 +254,8 @@ class LockRecipe:
         me = ledger.adopt(session_id)
         if me is None and ledger.unknown:
             self._find_lost_creates(deadline, ledger)
-            me = ledger.adopt(session_id)
+            # Read again: the listing may have waited for the connection (and a session).
+            me = ledger.adopt(self._session().session_id)
         if me is None:
             me, children = self._create(deadline, ledger)
         else:

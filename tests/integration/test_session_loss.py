@@ -519,3 +519,25 @@ def test_the_contact_time_is_read_before_a_listing_is_sent(zk_client_factory, zk
         del client.get_children_async
     assert len(sent) == 1
     assert watcher._last_contact <= sent[0]  # read before the send, not 0.3 s after it
+
+
+def test_an_acquire_interrupted_once_its_node_was_granted_leaves_no_node(
+    zk_client, zk_path, monkeypatch
+):
+    # The node is ours, the lease not yet handed over (Ctrl-C at that moment, say): nobody
+    # would ever release it, so the acquire deletes it on the way out.
+    path = f"{zk_path}/granted-interrupted"
+    lock = zklock.Lock(zk_client, path)
+
+    def interrupted(self, lease):
+        raise _Interrupted()
+
+    monkeypatch.setattr(SessionWatcher, "track", interrupted)
+    with pytest.raises(_Interrupted):
+        lock.acquire(timeout=5)
+    monkeypatch.undo()
+    assert not lock.locked()
+    assert wait_until(lambda: zk_client.get_children(path) == [], 5)
+    again = zklock.Lock(zk_client, path)
+    assert again.acquire(timeout=5)  # nobody's ghost is ahead of it
+    again.release()

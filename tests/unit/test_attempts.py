@@ -197,10 +197,13 @@ def test_adopt_ignores_other_sessions(ledger):
     assert ledger.adopt(SESSION) == own(2)
 
 
-def test_adopt_with_no_session_yet(ledger):
+def test_adopt_with_no_session_yet_judges_nothing_and_drops_nothing(ledger):
+    # Before the client's first session is known, a node found may be that session's: it
+    # must be neither adopted nor forgotten (forgotten, it would be nobody's to delete).
     ledger.found("a1", own(1))
     assert ledger.adopt(None) is None
-    assert ledger.created == {}
+    assert ledger.created == {"a1": own(1)}
+    assert ledger.adopt(SESSION) == own(1)  # once the session is known
 
 
 def test_adopt_keeps_the_current_node(ledger):
