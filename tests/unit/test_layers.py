@@ -145,8 +145,8 @@ def test_only_errors_imports_kazoo_exceptions(path):
     assert not imports(path, "kazoo.exceptions"), f"{rel(path)} imports kazoo.exceptions"
 
 
-def test_only_the_plugin_imports_pytest():
+def test_only_the_plugins_body_imports_pytest():
     importers = sorted(
         rel(path) for path in all_modules() if imports(path, "pytest") or imports(path, "_pytest")
     )
-    assert importers in ([], ["zklock/testing/plugin.py"])
+    assert importers in ([], ["zklock/testing/_plugin.py"])
