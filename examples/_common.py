@@ -78,6 +78,13 @@ def scratch_path(client: KazooClient, name: str) -> Iterator[str]:
         remove_tree(client, root)
 
 
+def contenders_left(client: KazooClient, path: str) -> int:
+    """Print and return how many contender nodes are left under the lock ``path`` (0: none)."""
+    left = len(client.get_children(path))
+    print(f"contender nodes left under the lock: {left}")
+    return left
+
+
 def remove_tree(client: KazooClient, root: str) -> None:
     """Delete ``root`` and everything below it, then ``/zklock-examples`` if it is empty."""
     with contextlib.suppress(NoNodeError):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import uuid
 
-from _common import connected, scratch_path, zookeeper
+from _common import connected, contenders_left, scratch_path, zookeeper
 from kazoo.exceptions import LockTimeout as KazooLockTimeout
 from kazoo.recipe.lock import Lock as KazooLock
 
@@ -90,9 +90,7 @@ def main(hosts: str) -> int:
                 print("FAILED: bob did not get the lock after the Curator process released it")
                 failures += 1
 
-            left = alice_client.get_children(path)
-            print(f"contender nodes left under the lock: {len(left)}")
-            failures += len(left)
+            failures += contenders_left(alice_client, path)
     print("OK" if failures == 0 else f"{failures} check(s) FAILED")
     return 0 if failures == 0 else 1
 

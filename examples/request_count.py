@@ -23,7 +23,7 @@ import sys
 import threading
 from typing import Any, Callable
 
-from _common import connected, scratch_path, zookeeper
+from _common import connected, contenders_left, scratch_path, zookeeper
 from kazoo.recipe.lock import Lock as KazooLock
 
 import zklock
@@ -103,9 +103,7 @@ def main(hosts: str) -> int:
             print("FAILED: the waiter did not get the lock")
             return 1
         waiter.release()
-        leftover = client.get_children(path)
-        print(f"contender nodes left under the lock: {len(leftover)}")
-        if leftover:
+        if contenders_left(client, path):
             print("FAILED: contender nodes were left")
             return 1
     print("OK")
