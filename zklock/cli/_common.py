@@ -160,9 +160,9 @@ def configure_logging(verbosity: int) -> None:
         kazoo.addHandler(logging.NullHandler())  # else logging's last resort prints them
 
 
-def _hosts(args: argparse.Namespace) -> str:
+def _hosts(args: argparse.Namespace, prog: str) -> str:
     if args.hosts is not None and not args.hosts.strip():  # an unset shell variable, say
-        raise CommandLineError("--hosts is empty", f"zklock {getattr(args, 'subcommand', '')}".rstrip())
+        raise CommandLineError("--hosts is empty", prog)
     hosts = args.hosts or os.environ.get(ENV_HOSTS, "").strip() or DEFAULT_HOSTS
     return str(hosts)
 
@@ -207,8 +207,8 @@ def connect(args: argparse.Namespace) -> Iterator[KazooClient]:
 
     from ..errors import translate_kazoo_errors
 
-    hosts = _hosts(args)
     prog = f"zklock {getattr(args, 'subcommand', '')}".rstrip()
+    hosts = _hosts(args, prog)
     tls = tls_options(args, prog)
     try:
         client = KazooClient(
