@@ -5,7 +5,8 @@
 #   2. start dockerd (setsid, no systemd needed) when `docker info` fails, and wait for it
 #   3. choose the ZooKeeper image, never pulling: $ZKLOCK_ZOOKEEPER_IMAGE if set, else a local
 #      zookeeper:3.9, else zklock-zookeeper:3.8 built by docker/zookeeper/build-image.sh
-#   4. .venv with `pip install -e '.[dev]'` (skipped while pyproject.toml is unchanged)
+#   4. .venv with `pip install -e '.[dev]'`, versions pinned by scripts/constraints.txt (skipped
+#      while pyproject.toml and the constraints are unchanged)
 # The chosen image goes to .venv/zookeeper-image and, as ZKLOCK_ZOOKEEPER_IMAGE=..., to stdout
 # (everything else goes to stderr). Logs: .ci/logs/.
 #
@@ -69,15 +70,16 @@ python=${ZKLOCK_PYTHON:-}
 if [ -z "$python" ]; then
   if [ -x /usr/bin/python3 ]; then python=/usr/bin/python3; else python=python3; fi
 fi
-stamp=$(cat "$repo/pyproject.toml" <(echo "$python $repo") | sha256sum | cut -c1-16)
+constraints=$repo/scripts/constraints.txt
+stamp=$(cat "$repo/pyproject.toml" "$constraints" <(echo "$python $repo") | sha256sum | cut -c1-16)
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
   log "creating .venv with $python"
   rm -rf "$venv"
   "$python" -m venv "$venv"
 fi
 if [ "$(cat "$venv/.install-stamp" 2>/dev/null)" != "$stamp" ]; then
-  log "pip install -e '.[dev]' (log: .ci/logs/pip.log)"
-  PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -e "$repo[dev]" \
+  log "pip install -e '.[dev]' with scripts/constraints.txt (log: .ci/logs/pip.log)"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -c "$constraints" -e "$repo[dev]" \
     >"$logs/pip.log" 2>&1 || { tail -30 "$logs/pip.log" >&2; fail "pip install failed"; }
   echo "$stamp" >"$venv/.install-stamp"
 fi
