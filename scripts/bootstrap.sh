@@ -26,6 +26,9 @@ flock 9
 
 # ------------------------------------------------------------------ 1. Debian packages
 packages=(docker.io libzookeeper-java libslf4j-java libnetty-java openjdk-17-jdk-headless libcurator-recipes-java python3-venv)
+# Debian's dockerd (20.10) fails every container start on a kernel with AppArmor on when
+# apparmor_parser is missing; docker.io only recommends it, and recommends are not installed.
+if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ]; then packages+=(apparmor); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
@@ -34,8 +37,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || fail "missing Debian packages (${missing[*]}); run as root to install them"
   log "apt-get install ${missing[*]} (log: .ci/logs/apt.log)"
   {
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # A fresh machine's own apt jobs may hold the dpkg lock for a while: wait, do not fail.
+    apt-get -o DPkg::Lock::Timeout=300 update -q
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q \
+      --no-install-recommends "${missing[@]}"
   } >"$logs/apt.log" 2>&1 || { tail -20 "$logs/apt.log" >&2; fail "apt-get failed"; }
 fi
 
