@@ -4,7 +4,6 @@ cancellation, kazoo interop, no herd, no leaked nodes."""
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ import pytest
 from kazoo.recipe.lock import Lock as KazooLock
 
 import zklock
-from zklock.testing import wait_until
+from zklock.testing import KazooTraffic, four_letter_word, wait_until
 
 WORKERS = Path(__file__).parent / "workers"
 
@@ -85,18 +84,29 @@ def test_timeout_is_a_total_deadline_with_waiters_ahead(zk_client_factory, zk_pa
     # Waiters ahead of us that give up one after another: kazoo restarts its timeout on each
     # predecessor wait; ours must not.
     ahead = [lock_class(zk_client_factory(), path, identifier=f"ahead-{i}") for i in range(3)]
-    threads = [threading.Thread(target=lk.acquire, kwargs={"timeout": 0.3 + 0.2 * i})
-               for i, lk in enumerate(ahead)]
-    for thread in threads:
-        thread.start()
-    time.sleep(0.1)
+    ahead_timeouts = [0.6, 1.2, 1.8]
+    last_ahead_started = 0.0
+
+    def wait_ahead(lock, timeout: float) -> None:
+        nonlocal last_ahead_started
+        last_ahead_started = time.monotonic()
+        lock.acquire(timeout=timeout)
+
+    threads = []
+    for queued, (lk, timeout) in enumerate(zip(ahead, ahead_timeouts), start=2):
+        threads.append(threading.Thread(target=wait_ahead, args=(lk, timeout)))
+        threads[-1].start()  # queued in this order, one after another
+        assert wait_until(lambda n=queued: len(holder.contenders()) == n)
     waiter = lock_class(zk_client_factory(), path, identifier="late")
     started = time.monotonic()
-    assert waiter.acquire(timeout=1.0) is False
+    assert waiter.acquire(timeout=2.0) is False
     elapsed = time.monotonic() - started
     for thread in threads:
         thread.join()
-    assert 1.0 <= elapsed < 1.4, elapsed
+    # A timeout restarted when the last waiter ahead gives up would end 2 s after that, at
+    # the earliest; the gap to it (about 1.8 s) is the slack a loaded machine gets.
+    restarted_end = last_ahead_started + ahead_timeouts[-1] + 2.0 - started
+    assert 2.0 <= elapsed < restarted_end - 0.5, (elapsed, restarted_end)
     # Every waiter's node is deleted: the last one's delete is sent as its acquire returns
     # and not waited for (guarantees.md, "abandoning"), so the holder's session may see it
     # for a moment.
@@ -165,10 +175,11 @@ def test_shared_lock_object_between_threads(zk_client, zk_path, lock_class):
     inside = 0
     max_inside = 0
     max_nodes = 0
+    sections = 0
     guard = threading.Lock()
 
     def work() -> None:
-        nonlocal inside, max_inside, max_nodes
+        nonlocal inside, max_inside, max_nodes, sections
         for _ in range(5):
             with lock:
                 with guard:
@@ -178,12 +189,14 @@ def test_shared_lock_object_between_threads(zk_client, zk_path, lock_class):
                 time.sleep(0.005)
                 with guard:
                     inside -= 1
+                    sections += 1
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert sections == 20  # no thread died on the way (that would also keep max_inside at 1)
     assert max_inside == 1
     assert max_nodes == 1  # the other threads waited locally, without znodes
 
@@ -240,10 +253,7 @@ def test_cancel_from_another_thread(zk_client_factory, zk_path, lock_class):
 
     thread = threading.Thread(target=wait)
     thread.start()
-    for _ in range(100):
-        if len(holder.contenders()) == 2:
-            break
-        time.sleep(0.02)
+    assert wait_until(lambda: len(holder.contenders()) == 2)  # queued: the cancel meets a waiter
     waiter.cancel()
     thread.join(timeout=5)
     assert not thread.is_alive()
@@ -268,24 +278,28 @@ def test_interop_with_kazoo_lock_both_ways(zk_client_factory, zk_path, lock_clas
     got: list[bool] = []
     thread = threading.Thread(target=lambda: got.append(ours.acquire(timeout=5)))
     thread.start()
-    time.sleep(0.2)
+    assert wait_until(lambda: len(theirs.contenders()) == 2)  # ours queued behind kazoo's
     theirs.release()
     thread.join()
     assert got == [True]
     ours.release()
 
 
-class _Wakeups(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.count = 0
+def watches_below(zookeeper, parent: str) -> int:
+    """Watches the servers hold on the children of ``parent`` (``wchp``: path, then sessions)."""
+    total = 0
+    prefix = parent + "/"
+    for host, port in zookeeper.addresses:
+        path = None
+        for line in four_letter_word(host, port, "wchp").splitlines():
+            if not line.startswith("\t"):
+                path = line.strip()
+            elif path is not None and path.startswith(prefix):
+                total += 1
+    return total
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if "woken by" in record.getMessage():
-            self.count += 1
 
-
-def test_no_herd_one_release_wakes_one_waiter(zk_client_factory, zk_path, lock_class):
+def test_no_herd_one_release_wakes_one_waiter(zookeeper, zk_client_factory, zk_path, lock_class):
     path = f"{zk_path}/herd"
     clients = [zk_client_factory() for _ in range(5)]
     holder = lock_class(clients[0], path, identifier="holder")
@@ -303,26 +317,25 @@ def test_no_herd_one_release_wakes_one_waiter(zk_client_factory, zk_path, lock_c
     threads = [threading.Thread(target=wait, args=(w,)) for w in waiters]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 30
-    while len(holder.contenders()) < 51 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(holder.contenders()) == 51
-    time.sleep(0.2)  # all waiters are now parked on their predecessor's watch
-    counter = _Wakeups()
-    recipe_log = logging.getLogger("zklock.recipe")
-    old_level = recipe_log.level
-    recipe_log.setLevel(logging.DEBUG)
-    recipe_log.addHandler(counter)
     try:
-        holder.release()
-        while not results and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.3)  # give any herd time to show up
-        assert counter.count == 1
+        assert wait_until(lambda: len(holder.contenders()) == 51, timeout=30)
+        # Every waiter parked: the server holds one watch per waiter, on the node ahead.
+        assert wait_until(lambda: watches_below(zookeeper, path) == 50, timeout=30), (
+            watches_below(zookeeper, path)
+        )
+        # Every watch event any client hears, whatever code path asked for it.
+        with KazooTraffic.recording("kazoo.client") as traffic:
+            holder.release()
+            assert wait_until(lambda: results, timeout=30)
+            # A herd would show within a few round trips; the waiters' watches are the proof
+            # that nobody else was told: 49 left, one fewer than before (the woken one's).
+            assert wait_until(lambda: watches_below(zookeeper, path) == 49, timeout=30)
+            time.sleep(0.3)
+            events = traffic.events()
+        assert events == 1
         assert len(results) == 1
+        assert watches_below(zookeeper, path) == 49
     finally:
-        recipe_log.removeHandler(counter)
-        recipe_log.setLevel(old_level)
         release_next.set()
         for thread in threads:
             thread.join(60)
