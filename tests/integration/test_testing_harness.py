@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -9,8 +10,10 @@ from collections.abc import Callable
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.protocol.states import KazooState
 
+from zklock.handler import LeanHandler
 from zklock.testing import (
     HarnessError,
     ImageNotAvailableError,
@@ -36,6 +39,7 @@ from zklock.testing import (
     server_mode,
     thread_snapshot,
 )
+from zklock.testing._clients import ENV_HANDLER
 
 SUSPENDED, CONNECTED, LOST = KazooState.SUSPENDED, KazooState.CONNECTED, KazooState.LOST
 
@@ -86,6 +90,15 @@ def test_create_and_delete_znode(zk_client: KazooClient, zk_path: str) -> None:
     assert list_znodes(zk_client, zk_path) == [path]
     zk_client.delete(path)
     assert zk_client.exists(path) is None
+
+
+def test_the_handler_setting_reaches_every_client(zk_client: KazooClient) -> None:
+    # CI runs the suite a second time with ZKLOCK_TEST_HANDLER=lean; that pass must really be
+    # on LeanHandler, or it only repeats the first.
+    lean = os.environ.get(ENV_HANDLER, "").strip().lower() == "lean"
+    assert isinstance(zk_client.handler, LeanHandler) is lean, type(zk_client.handler)
+    if not lean:
+        assert type(zk_client.handler) is SequentialThreadingHandler
 
 
 def test_srvr_mode_and_four_letter_words(zookeeper: ZooKeeperServer) -> None:
