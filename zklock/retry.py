@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, TypeVar
 
@@ -27,7 +28,14 @@ from tenacity.stop import stop_base, stop_never
 from tenacity.wait import wait_base, wait_random_exponential
 
 from ._deadline import Deadline
-from .errors import InvalidTimeout, UsageError, is_transient
+from .errors import (
+    AcquireCancelled,
+    ClientNotConnected,
+    InvalidTimeout,
+    UsageError,
+    UsedAfterFork,
+    is_transient,
+)
 
 __all__ = ["DEFAULT_RETRY", "RetryPolicy", "stop_at_deadline"]
 
@@ -46,6 +54,24 @@ class stop_at_deadline(stop_base):
         """Return True to give up now."""
         remaining = self.deadline.remaining()
         return remaining is not None and remaining <= retry_state.upcoming_sleep
+
+
+# Errors no policy retries, whatever its ``retry`` says (``retry_always`` would say yes): the
+# caller asked to stop, or another try cannot help and would spin until the deadline, or for
+# ever without one.
+_NEVER_RETRIED = (AcquireCancelled, UsageError, ClientNotConnected, UsedAfterFork)
+
+
+def _unless_never_retried(
+    retry: Callable[[RetryCallState], bool],
+) -> Callable[[RetryCallState], bool]:
+    def decide(state: RetryCallState) -> bool:
+        outcome = state.outcome
+        if outcome is not None and isinstance(outcome.exception(), _NEVER_RETRIED):
+            return False
+        return bool(retry(state))
+
+    return decide
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,8 +130,11 @@ class RetryPolicy:
 
         The first try runs bare: building tenacity's controller costs more than a whole
         uncontended acquire's own work, and most runs never fail.  A first failure then
-        counts as tenacity's attempt 1, so ``stop_after_attempt(n)`` still means n tries.
+        counts as tenacity's attempt 1, started when the first try started, so
+        ``stop_after_attempt(n)`` still means n tries and ``stop_after_delay(s)`` counts the
+        first try's time.
         """
+        started = time.monotonic()  # tenacity's own clock for start_time
         try:
             return operation()
         except Exception as error:
@@ -114,6 +143,7 @@ class RetryPolicy:
         for attempt in self.controller(deadline, sleep, context):
             with attempt:
                 if first is not None:
+                    attempt.retry_state.start_time = started
                     failed, first = first, None
                     raise failed
                 result = operation()
@@ -142,7 +172,7 @@ class RetryPolicy:
             if isinstance(self.stop, stop_base)
             else _stop_either(self.stop, stop_at_deadline(deadline)),
             wait=self.wait,
-            retry=self.retry,
+            retry=_unless_never_retried(self.retry),
             sleep=sleep,
             before_sleep=log_retry,
             reraise=True,

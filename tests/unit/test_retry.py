@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 
 import pytest
 import tenacity
@@ -333,3 +334,44 @@ def test_copy_checks_its_changes_too():
 def test_a_policy_part_that_cannot_be_called_is_refused(field):
     with pytest.raises(errors.UsageError, match=f"RetryPolicy.{field}"):
         RetryPolicy(**{field: 3})
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.AcquireCancelled("cancelled"),
+        errors.UsageError("bad input"),
+        errors.ClientNotConnected("stopped"),
+        errors.UsedAfterFork("forked"),
+    ],
+)
+def test_no_retry_predicate_retries_a_cancel_or_an_error_another_try_cannot_mend(error):
+    calls: list[int] = []
+
+    def fails() -> None:
+        calls.append(1)
+        raise error
+
+    # tenacity's retry_always (and its default, every Exception) would spin until the deadline.
+    for predicate in (tenacity.retry_always, tenacity.retry_if_exception_type()):
+        calls.clear()
+        policy = RetryPolicy(retry=predicate, wait=wait_fixed(0))
+        with pytest.raises(type(error)):
+            policy.run(fails, Deadline(None), lambda _s: None, lambda: "test")
+        assert len(calls) == 1
+
+
+def test_run_counts_the_bare_first_try_in_a_time_based_stop(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(time, "monotonic", clock)  # tenacity's clock and ours
+    calls: list[int] = []
+
+    def slow_and_lost() -> None:
+        calls.append(1)
+        clock.now += 1.0  # one request timeout
+        raise kazoo_errors.ConnectionLoss()
+
+    policy = RetryPolicy(stop=tenacity.stop_after_delay(0.5), wait=wait_fixed(0))
+    with pytest.raises(kazoo_errors.ConnectionLoss):
+        policy.run(slow_and_lost, Deadline(None), lambda _s: None, lambda: "test")
+    assert len(calls) == 1  # as tenacity would: the first try alone used up the delay
