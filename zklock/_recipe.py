@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kazoo.client import KazooClient
+from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, KeeperState
 from kazoo.security import ACL
 
@@ -55,7 +56,9 @@ from .errors import (
     NoAuthorization,
     NodeExists,
     NoNode,
+    SessionExpired,
     ZkLockError,
+    _NoAnswerByDeadline,
     _translate,
     translate_kazoo_errors,
 )
@@ -188,11 +191,25 @@ class LockRecipe:
         return self._session().session_timeout
 
     def _wait(self, result: Any, deadline: Deadline) -> Any:
-        """Wait for one reply, never past the deadline nor the request timeout."""
+        """Wait for one reply, never past the deadline nor the request timeout.
+
+        Cut short by the deadline before the request timeout, it raises
+        ``_NoAnswerByDeadline``: the server may only be slower than the time left, which is
+        no sign of a lost connection.
+        """
+        cap = bound = None
         try:
             if result.ready():  # most replies are in by the time they are read
                 return result.get()
-            return result.get(timeout=deadline.cap(self.request_timeout()))
+            bound = self.request_timeout()
+            cap = deadline.cap(bound)
+            return result.get(timeout=cap)
+        except KazooTimeoutError as error:
+            if cap is not None and bound is not None and cap < bound:
+                raise _NoAnswerByDeadline(
+                    f"{self._context()}: the deadline passed before ZooKeeper answered"
+                ) from error
+            raise _translate(error) from error
         except _KAZOO_ERRORS as error:  # translate_kazoo_errors, without a context manager
             raise _translate(error) from error
 
@@ -220,10 +237,18 @@ class LockRecipe:
         lease: Lease | None = None
         granted = False
         try:
-            kept = self.retry.run(
-                lambda: self._run(deadline, blocking, wakeup, ledger),
-                deadline, wakeup.sleep, self._context,
-            )
+            try:
+                kept = self.retry.run(
+                    lambda: self._run(deadline, blocking, wakeup, ledger),
+                    deadline, wakeup.sleep, self._context,
+                )
+            except _NoAnswerByDeadline:
+                # Out of time, as threading.Lock says; nodes on their way are deleted.  A
+                # one-try acquire's deadline is the request timeout itself: for it, no answer
+                # in that time is a lost connection, reported as such.
+                if not blocking:
+                    raise
+                return None
             if kept is None:
                 return None
             lease = Lease(
@@ -272,7 +297,7 @@ class LockRecipe:
                 raise ConnectionLost(f"contender node {me.path} disappeared; queueing again")
             decision = self.kind.decide(queue, own)
             if decision.holds:
-                return me
+                return self._granted(me, ledger)
             if not blocking or deadline.expired():
                 return None
             wakeup.event.clear()
@@ -289,7 +314,7 @@ class LockRecipe:
             prefetched: tuple[Any, float] | None = None
             if watch.deleted:
                 if watch.listing is None:
-                    return me  # the hand-off cost no request at all
+                    return self._granted(me, ledger)  # the hand-off cost no request at all
                 prefetched = watch.listing
                 if deadline.expired() and not prefetched[0].ready():
                     return None  # out of time with the answer still on its way
@@ -305,6 +330,17 @@ class LockRecipe:
             elif deadline.expired() and not wakeup.event.is_set():
                 return None
             children = self._children(deadline, prefetched)
+
+    def _granted(self, me: OwnNode, ledger: CreateLedger) -> OwnNode:
+        """``me``, once its session is still the client's; else queue again (a transient error).
+
+        The session may have expired (and kazoo made a new one) between the answer that
+        granted the lock and now: the node is gone with it, and a lease on it would start LOST.
+        """
+        if self._session().session_id != me.session_id:
+            ledger.forget_current()
+            raise SessionExpired(f"{self._context()}: the session ended as the lock was granted")
+        return me
 
     def _sleep(self, answer: Any, event: threading.Event, deadline: Deadline) -> None:
         """Sleep until ``event`` is set or the deadline passes.

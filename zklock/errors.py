@@ -162,6 +162,15 @@ class ConnectionLost(ZooKeeperError):
     """The connection was lost or a request got no answer in time; the outcome is unknown."""
 
 
+class _NoAnswerByDeadline(ConnectionLost):
+    """A request was still unanswered when the caller's own deadline passed.
+
+    Not a new kind of failure for callers (it is a :class:`ConnectionLost` wherever it
+    leaves zklock): an acquire tells it apart to return False, as ``threading.Lock`` does when
+    its timeout passes, instead of reporting a healthy but slower server as unreachable.
+    """
+
+
 class SessionExpired(ZooKeeperError):
     """The ZooKeeper session expired; its ephemeral nodes are gone."""
 

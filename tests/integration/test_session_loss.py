@@ -235,6 +235,35 @@ def test_connection_loss_during_create_leaks_nothing(zk_client_factory, zk_path,
     assert wait_until(lambda: observer.get_children(path) == [], 5)
 
 
+def test_a_deadline_that_passes_before_zookeeper_answers_is_a_timeout_not_a_lost_connection(
+    zk_client_factory, zk_path, proxy
+):
+    path = f"{zk_path}/slow"
+    client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
+    observer = zk_client_factory()
+    observer.ensure_path(path)
+    lock = zklock.Lock(client, path)  # requests may go unanswered for the session's 6 s
+    one_try = zklock.Lock(client, path, retry=zklock.RetryPolicy(request_timeout=0.5))
+    proxy.blackhole()  # a server slower than the deadline looks the same from here
+    try:
+        assert lock.acquire(timeout=0.5) is False  # as threading.Lock: the time ran out
+        with pytest.raises(zklock.LockTimeout):
+            with lock.hold(timeout=0.5):
+                pytest.fail("held without an answer")
+        # One try's bound is the request timeout: no answer in it is a lost connection.
+        with pytest.raises(zklock.ConnectionLost):
+            one_try.acquire(blocking=False)
+    finally:
+        proxy.heal()
+    assert not lock.locked() and not one_try.locked()
+    # The creates held by the partition run now; their late replies get them deleted.
+    watcher = SessionWatcher.of(client)
+    assert wait_until(lambda: client.state == KazooState.CONNECTED, 15)
+    assert wait_until(lambda: watcher.pending_deletes() == [] and observer.get_children(path) == [], 10)
+    assert lock.acquire(timeout=5)
+    lock.release()
+
+
 def test_retry_policy_limits_are_honoured_and_nothing_leaks(zk_client_factory, zk_path, proxy):
     path = f"{zk_path}/limits"
     client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
