@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 import unicodedata
+from typing import Any
 
 from .errors import InvalidIdentifier, InvalidPath, InvalidTimeout, UsageError
 from .naming import NodeNaming
+from .retry import RetryPolicy
 
 __all__ = [
     "MAX_IDENTIFIER_BYTES",
+    "check_client",
+    "check_decorated",
     "check_identifier",
+    "check_listener",
     "check_lock_path",
     "check_naming",
+    "check_retry",
     "check_timeout",
 ]
 
@@ -112,3 +119,48 @@ def check_naming(naming: object) -> NodeNaming:
         choices = ", ".join(f"NodeNaming.{member.name}" for member in NodeNaming)
         raise UsageError(f"naming must be one of {choices}, not {naming!r}")
     return naming
+
+
+def check_client(client: object) -> Any:
+    """Return ``client`` if it looks like a ``KazooClient``, else raise :class:`UsageError`.
+
+    Checked by what the recipe calls, not by class, so a subclass or a wrapper still works.
+    """
+    if not all(hasattr(client, name) for name in ("client_state", "create_async", "add_listener")):
+        raise UsageError(f"client must be a kazoo KazooClient, not {client!r}")
+    return client
+
+
+def check_retry(retry: object) -> RetryPolicy | None:
+    """Return ``retry`` if it is a :class:`~zklock.RetryPolicy` or None, else raise UsageError."""
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise UsageError(
+            f"retry must be a zklock.RetryPolicy (its stop, wait and retry are tenacity's "
+            f"objects), not {retry!r}"
+        )
+    return retry
+
+
+def check_listener(listener: object) -> Any:
+    """Return ``listener`` if it is None or callable, else raise :class:`UsageError`."""
+    if listener is not None and not callable(listener):
+        raise UsageError(f"listener must be callable as listener(lease, state), not {listener!r}")
+    return listener
+
+
+def check_decorated(func: object) -> None:
+    """Refuse a coroutine or generator function as a locked function (:class:`UsageError`).
+
+    Its call only makes a coroutine or generator object: the lock would be released before
+    any of its body ran, and the body would run unprotected.
+    """
+    if (
+        inspect.iscoroutinefunction(func)
+        or inspect.isgeneratorfunction(func)
+        or inspect.isasyncgenfunction(func)
+    ):
+        raise UsageError(
+            f"{getattr(func, '__qualname__', func)!r} is a coroutine or generator function: "
+            "a lock around its call would be released before its body runs; take the lock "
+            "inside it instead"
+        )

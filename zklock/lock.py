@@ -25,7 +25,16 @@ from ._deadline import Deadline
 from ._fork import ForkGuard
 from ._kinds import EXCLUSIVE, LockKind
 from ._recipe import Contender, LockRecipe, ReleaseOutcome, Wakeup
-from ._validate import check_identifier, check_lock_path, check_naming, check_timeout
+from ._validate import (
+    check_client,
+    check_decorated,
+    check_identifier,
+    check_listener,
+    check_lock_path,
+    check_naming,
+    check_retry,
+    check_timeout,
+)
 from .acl import check_acl
 from .errors import AcquireCancelled, AlreadyHeld, LockLost, LockTimeout, NotHeld
 from .lease import Lease, LeaseListener, LeaseState
@@ -47,7 +56,15 @@ def _add_note(error: BaseException, note: str) -> None:
         add_note(note)
 
 
-class Lock(contextlib.ContextDecorator):
+class _LockingDecorator(contextlib.ContextDecorator):
+    """``contextlib.ContextDecorator`` that refuses what it cannot protect (async, generators)."""
+
+    def __call__(self, func: F) -> F:
+        check_decorated(func)
+        return super().__call__(func)
+
+
+class Lock(_LockingDecorator):
     """An exclusive lock on ``path``, held through an ephemeral-sequential node.
 
     ``client`` is a started ``KazooClient``.  ``identifier`` is stored in the lock node so
@@ -78,6 +95,7 @@ class Lock(contextlib.ContextDecorator):
         naming: NodeNaming = NodeNaming.KAZOO,
         acl: list[ACL] | None = None,
     ) -> None:
+        check_client(client)
         self.path = check_lock_path(path)
         self.identifier = check_identifier(
             _default_identifier() if identifier is None else identifier
@@ -85,10 +103,11 @@ class Lock(contextlib.ContextDecorator):
         self.naming = check_naming(naming)
         self._fork_guard = ForkGuard()
         self._recipe = LockRecipe(
-            client, self.path, self.kind, self.identifier, retry or DEFAULT_RETRY,
+            client, self.path, self.kind, self.identifier, check_retry(retry) or DEFAULT_RETRY,
             self.naming, check_acl(acl, client),
         )
-        self._listeners: tuple[LeaseListener, ...] = (listener,) if listener else ()
+        check_listener(listener)
+        self._listeners: tuple[LeaseListener, ...] = () if listener is None else (listener,)
         # One mutex guards the fields below; the condition on it is only for threads that wait
         # locally.  Sections that do not wait take the mutex itself, which costs less.
         self._mutex = threading.Lock()
@@ -252,11 +271,14 @@ class Lock(contextlib.ContextDecorator):
         self._cond.notify_all()
 
     def __repr__(self) -> str:
-        state = self._lease.state.value if self._lease else "unlocked"
+        lease = self._lease  # read once: another thread may release meanwhile
+        # The last state recorded, not ``state``: a repr (in a log line, say) must not run
+        # the lease's listeners, which reading ``state`` can.
+        state = lease._state.value if lease is not None else "unlocked"
         return f"{type(self).__name__}(path={self.path!r}, {state})"
 
 
-class Hold(contextlib.ContextDecorator):
+class Hold(_LockingDecorator):
     """Holds a lock for the span of a ``with`` block or a decorated call (see ``Lock.hold``)."""
 
     def __init__(self, lock: Lock, timeout: float | None, raise_on_lost: bool) -> None:
@@ -309,6 +331,8 @@ def locked(
     lock = Lock(client, path, identifier, retry=retry, naming=naming, acl=acl)
 
     def decorate(func: F) -> F:
+        check_decorated(func)
+
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with lock.hold(timeout):

@@ -24,7 +24,7 @@ LAYERS = {
     "handler": 0,  # a kazoo connection handler: needs nothing from zklock
     "_fork": 1,
     "acl": 1,
-    "_validate": 2,  # checks a NodeNaming (naming, layer 1)
+    "_validate": 2,  # checks a NodeNaming and a RetryPolicy (naming, retry: layer 1)
     "_kinds": 1,
     "naming": 1,  # spells the markers _names parses
     "retry": 1,

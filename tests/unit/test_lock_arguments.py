@@ -1,0 +1,88 @@
+"""Lock arguments refused when the lock is made, before anything reaches ZooKeeper.
+
+The client is a real, never-started ``KazooClient``: making a Lock sends nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+import tenacity
+from kazoo.client import KazooClient
+
+import zklock
+from zklock.errors import UsageError
+
+
+@pytest.fixture
+def client():
+    client = KazooClient(hosts="127.0.0.1:1")  # never started: nothing is sent
+    yield client
+    client.close()
+
+
+@pytest.mark.parametrize("not_a_client", [None, "127.0.0.1:2181", 42, object()])
+def test_a_client_that_is_not_a_kazoo_client_is_refused(not_a_client):
+    with pytest.raises(UsageError, match="KazooClient"):
+        zklock.Lock(not_a_client, "/locks/a")
+    with pytest.raises(UsageError, match="KazooClient"):
+        zklock.locked(not_a_client, "/locks/a")
+
+
+@pytest.mark.parametrize(
+    "retry", [tenacity.stop_after_attempt(3), tenacity.Retrying(), "3 tries", 3]
+)
+def test_a_retry_that_is_not_a_retry_policy_is_refused(client, retry):
+    # A tenacity user's likely slip: the stop or the Retrying itself instead of a policy.
+    with pytest.raises(UsageError, match="RetryPolicy"):
+        zklock.Lock(client, "/locks/a", retry=retry)
+    with pytest.raises(UsageError, match="RetryPolicy"):
+        zklock.locked(client, "/locks/a", retry=retry)
+
+
+@pytest.mark.parametrize("listener", ["on_change", 42, 0, ""])
+def test_a_listener_that_cannot_be_called_is_refused(client, listener):
+    # A falsy one too: it used to be dropped without a word.
+    with pytest.raises(UsageError, match="listener"):
+        zklock.Lock(client, "/locks/a", listener=listener)
+
+
+def test_good_arguments_are_kept(client):
+    policy = zklock.RetryPolicy(request_timeout=2.0)
+    seen = []
+    lock = zklock.Lock(client, "/locks/a", retry=policy, listener=lambda lease, state: seen.append(state))
+    assert lock._recipe.retry is policy and len(lock._listeners) == 1
+
+
+async def _coroutine() -> None:
+    return None
+
+
+def _generator():
+    yield 1
+
+
+async def _async_generator():
+    yield 1
+
+
+@pytest.mark.parametrize("func", [_coroutine, _generator, _async_generator])
+def test_decorating_what_a_lock_cannot_cover_is_refused(client, func):
+    # Calling these only makes a coroutine or generator: the lock would be released before
+    # the body ran, which would then run unprotected.
+    lock = zklock.Lock(client, "/locks/a")
+    with pytest.raises(UsageError, match="coroutine or generator"):
+        lock(func)
+    with pytest.raises(UsageError, match="coroutine or generator"):
+        lock.hold(timeout=1)(func)
+    with pytest.raises(UsageError, match="coroutine or generator"):
+        zklock.locked(client, "/locks/a")(func)
+
+
+def test_plain_functions_are_still_decorated(client):
+    lock = zklock.Lock(client, "/locks/a")
+
+    def job() -> int:
+        return 1
+
+    assert callable(lock(job)) and callable(lock.hold()(job))
+    assert zklock.locked(client, "/locks/a")(job).lock.path == "/locks/a"
