@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from zklock.testing import HarnessError, TcpProxy, assert_no_new_threads, thread_snapshot
+from zklock.testing import HarnessError, TcpProxy, assert_no_new_threads, thread_snapshot, wait_until
 
 
 @pytest.fixture
@@ -166,3 +166,112 @@ def test_a_closed_proxy_refuses_to_start_again(echo: tuple[str, int]) -> None:
     with pytest.raises(HarnessError, match="cannot be started again"):
         proxy.start()
     proxy.close()  # still idempotent
+
+
+@pytest.fixture
+def upstream() -> Iterator[socket.socket]:
+    """A listening socket the test accepts from itself, to see and answer what arrives."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(2)
+    with listener:
+        yield listener
+
+
+def accept(listener: socket.socket) -> socket.socket:
+    """The server's side of the connection the proxy just opened."""
+    conn, _ = listener.accept()
+    conn.settimeout(2)
+    return conn
+
+
+def receive(sock: socket.socket, size: int) -> bytes:
+    received = b""
+    while len(received) < size:
+        chunk = sock.recv(size - len(received))
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def nothing_arrives(sock: socket.socket, within: float = 0.3) -> bool:
+    """No byte (and no end of stream) reaches ``sock`` within ``within`` seconds."""
+    sock.settimeout(within)
+    try:
+        sock.recv(10)
+    except socket.timeout:  # TimeoutError from Python 3.10
+        return True
+    finally:
+        sock.settimeout(2)
+    return False
+
+
+def test_held_replies_let_requests_through_and_heal_delivers_them(upstream: socket.socket) -> None:
+    with TcpProxy(upstream.getsockname()[:2]) as proxy, connect(proxy) as sock:
+        with accept(upstream) as server:
+            sock.sendall(b"x")
+            assert receive(server, 1) == b"x"
+            server.sendall(b"y")
+            assert receive(sock, 1) == b"y"
+            proxy.hold_replies()
+            assert proxy.holding_replies and not proxy.blackholed
+            sock.sendall(b"request")
+            assert receive(server, 7) == b"request"  # the request reaches the server
+            server.sendall(b"reply")
+            assert nothing_arrives(sock)  # its reply does not reach the client
+            sock.sendall(b"more")
+            assert receive(server, 4) == b"more"  # and the client can go on sending
+            proxy.heal()
+            assert not proxy.holding_replies
+            assert receive(sock, 5) == b"reply"  # delivered late
+            server.sendall(b"after")
+            assert receive(sock, 5) == b"after"
+            sock.sendall(b"again")
+            assert receive(server, 5) == b"again"
+
+
+def test_drop_loses_held_replies_and_later_connections_are_held_too(upstream: socket.socket) -> None:
+    with TcpProxy(upstream.getsockname()[:2]) as proxy:
+        proxy.hold_replies()
+        with connect(proxy) as sock, accept(upstream) as server:
+            sock.sendall(b"create")
+            assert receive(server, 6) == b"create"
+            server.sendall(b"created")
+            assert proxy.drop() == 1
+            assert closed_by_peer(sock)  # the end of the stream, not the held reply
+            assert closed_by_peer(server)
+        assert proxy.holding_replies  # a drop does not end the fault
+        with connect(proxy) as sock, accept(upstream) as server:
+            sock.sendall(b"hello")
+            assert receive(server, 5) == b"hello"
+            server.sendall(b"welcome")
+            assert nothing_arrives(sock)
+            proxy.heal()
+            assert receive(sock, 7) == b"welcome"
+
+
+def test_a_server_closing_while_replies_are_held_is_held_too(upstream: socket.socket) -> None:
+    with TcpProxy(upstream.getsockname()[:2]) as proxy, connect(proxy) as sock:
+        with accept(upstream) as server:
+            proxy.hold_replies()
+            server.sendall(b"bye")
+            server.shutdown(socket.SHUT_WR)
+            assert nothing_arrives(sock)
+            proxy.heal()
+            assert receive(sock, 4) == b"bye"  # the bytes, then the end of the stream
+            sock.close()
+            assert wait_until(lambda: proxy.connections == 0, 2)
+
+
+def test_blackhole_while_holding_replies_stops_both_ways_until_heal(upstream: socket.socket) -> None:
+    with TcpProxy(upstream.getsockname()[:2]) as proxy, connect(proxy) as sock:
+        with accept(upstream) as server:
+            proxy.hold_replies()
+            proxy.blackhole()
+            sock.sendall(b"ask")
+            server.sendall(b"tell")
+            assert nothing_arrives(server) and nothing_arrives(sock)
+            proxy.heal()  # ends both faults
+            assert not proxy.blackholed and not proxy.holding_replies
+            assert receive(server, 3) == b"ask"
+            assert receive(sock, 4) == b"tell"

@@ -2,8 +2,9 @@
 
 :func:`expire_session` ends a client's session on the server, the way a real expiry does (not
 kazoo's client-side simulation). :class:`TcpProxy` sits between a client and one server and can
-drop its connections (the client reconnects and keeps its session) or black-hole them (a
-partition: the session expires on the server while the client hears nothing).
+drop its connections (the client reconnects and keeps its session), black-hole them (a
+partition: the session expires on the server while the client hears nothing), or hold back the
+server's replies only (requests run on the server; dropped then, their replies are lost).
 """
 
 from __future__ import annotations
@@ -132,12 +133,16 @@ class TcpProxy:
             proxy.drop()         # connections closed: SUSPENDED, then CONNECTED, same session
             proxy.blackhole()    # bytes stop, sockets stay open: the session expires
             proxy.heal()
+            proxy.hold_replies() # requests reach the server, its replies wait in the proxy
+            proxy.drop()         # ... and are lost with the connections
+            proxy.heal()
 
     One thread serves every connection; :meth:`close` stops and joins it and closes every
     socket. At most ``max_connections`` connections are open at a time; more are refused.
     While black-holed, new connections are accepted and held without being forwarded, and
     :meth:`heal` closes them (the client gave up on them long ago); established connections
     resume with whatever bytes the kernel buffered, as TCP would after a partition heals.
+    :meth:`hold_replies` is the one-way fault: see there.
     """
 
     def __init__(
@@ -165,6 +170,7 @@ class TcpProxy:
         self._commands: queue.SimpleQueue[tuple[Callable[[], Any], _Reply]] = queue.SimpleQueue()
         self._pipes: set[_Pipe] = set()
         self._blackholed = False
+        self._holding = False
         self._stopping = False
         self._address: Optional[tuple[str, int]] = None
 
@@ -235,9 +241,18 @@ class TcpProxy:
         """True between :meth:`blackhole` and :meth:`heal`."""
         return self._blackholed
 
+    @property
+    def holding_replies(self) -> bool:
+        """True between :meth:`hold_replies` and :meth:`heal`."""
+        return self._holding
+
     # ------------------------------------------------------------------------------- faults
     def drop(self) -> int:
-        """Close every current connection (a short network blip); return how many."""
+        """Close every current connection (a short network blip); return how many.
+
+        Bytes not delivered yet (held by :meth:`hold_replies` or :meth:`blackhole`) are lost
+        with their connections.
+        """
 
         def drop_all() -> int:
             count = len(self._pipes)
@@ -257,11 +272,36 @@ class TcpProxy:
 
         self._call(freeze)
 
+    def hold_replies(self) -> None:
+        """Forward the client's bytes to the server, but hold back what the server sends.
+
+        Requests reach the server and run there; their replies (and the server closing a
+        connection) wait in the proxy, on this and on later connections, until
+        :meth:`heal` delivers them late, or :meth:`drop` closes the connections and loses
+        them: the client then cannot know whether its requests ran. For a reply lost with
+        its connection, call :meth:`drop` before :meth:`heal`. A client that hears nothing
+        for its read timeout (kazoo: two thirds of the session timeout) drops the
+        connection itself; its session stays alive meanwhile, since its pings reach the
+        server.
+        """
+
+        def hold() -> None:
+            self._holding = True
+            for pipe in self._pipes:
+                self._update(pipe)
+
+        self._call(hold)
+
     def heal(self) -> None:
-        """Forward bytes again; connections accepted while black-holed are closed."""
+        """End :meth:`blackhole` and :meth:`hold_replies`: forward bytes both ways again.
+
+        Bytes held meanwhile are delivered; connections accepted while black-holed are
+        closed.
+        """
 
         def thaw() -> None:
             self._blackholed = False
+            self._holding = False
             for pipe in list(self._pipes):
                 if pipe.server is None:
                     self._close_pipe(pipe)
@@ -361,15 +401,20 @@ class TcpProxy:
             del end.outbox[:sent]
 
     def _update(self, pipe: _Pipe) -> None:
-        """Register each socket for what it can do now (nothing while black-holed)."""
+        """Register each socket for what it can do now.
+
+        Nothing while black-holed; while replies are held, the server's socket is not read
+        (its bytes wait in the kernel) and the client's is not written to.
+        """
         assert self._selector is not None
         for end in pipe.ends():
             peer = pipe.peer(end)
             events = 0
             if not self._blackholed and peer is not None:
-                if not end.eof and len(peer.outbox) < _BUFFER_LIMIT:
+                held = self._holding
+                if not end.eof and len(peer.outbox) < _BUFFER_LIMIT and not (held and end is pipe.server):
                     events |= selectors.EVENT_READ
-                if end.outbox:
+                if end.outbox and not (held and end is pipe.client):
                     events |= selectors.EVENT_WRITE
             try:
                 key: Optional[selectors.SelectorKey] = self._selector.get_key(end.sock)

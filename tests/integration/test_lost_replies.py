@@ -1,0 +1,226 @@
+"""A create that ran on the server but whose reply was lost (kazoo issue #732), on a real ZooKeeper.
+
+``TcpProxy.hold_replies()`` lets the client's requests reach the server and holds the server's
+replies back; ``drop()`` then loses them with the connection, and the client reconnects on the
+same session. The acquire must find its node again by the attempt id in its name, queue with
+that very node (same name, same czxid), create no second one, and keep no node of a session
+that is gone. The unit tests of ``CreateLedger`` and the recipe cover the bookkeeping; these
+check it against the server.
+
+Each proxied client logs on a logger of its own, recorded by ``KazooTraffic``, to count the
+creates it sent and the replies to them it read (none, when the reply was lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.protocol.states import ZnodeStat
+
+import zklock
+from zklock.testing import (
+    KazooClientFactory,
+    KazooTraffic,
+    TcpProxy,
+    ZooKeeperServer,
+    expire_session_id,
+    wait_until,
+)
+
+SESSION_TIMEOUT = 6.0
+"""Requested session timeout of the proxied client: kazoo gives up on a silent connection
+after two thirds of it (4 s), far longer than a reply is held here."""
+
+
+@pytest.fixture
+def proxy(zookeeper: ZooKeeperServer) -> Iterator[TcpProxy]:
+    with TcpProxy(zookeeper.connect_string) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def proxied(proxy: TcpProxy) -> Iterator[Callable[[], tuple[KazooClient, KazooTraffic]]]:
+    """``proxied()`` -> (a client connected through ``proxy``, the traffic of that client alone).
+
+    Its clients are closed before the proxy is, so that they end their sessions through it.
+    """
+    logger = logging.getLogger(f"zklock-test-lost-replies.{uuid.uuid4().hex[:8]}")
+    factory = KazooClientFactory(proxy.connect_string, timeout=SESSION_TIMEOUT)
+    with KazooTraffic.recording(logger) as traffic, factory:
+
+        def make() -> tuple[KazooClient, KazooTraffic]:
+            client = factory(logger=logger)
+            traffic.take()  # the connect itself
+            return client, traffic
+
+        yield make
+
+
+def _acquire_in_a_thread(lock: zklock.Lock, timeout: float) -> tuple[threading.Thread, list[object]]:
+    """Start ``lock.acquire(timeout)`` in a thread; its outcome (a bool or the error) is listed."""
+    outcome: list[object] = []
+
+    def acquire() -> None:
+        try:
+            outcome.append(lock.acquire(timeout=timeout))
+        except Exception as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=acquire, name="lost-replies-acquire")
+    thread.start()
+    return thread, outcome
+
+
+def _node_created_meanwhile(observer: KazooClient, path: str, before: set[str]) -> tuple[str, ZnodeStat]:
+    """Wait for one new child of ``path`` (the create ran on the server); its name and stat."""
+    assert wait_until(lambda: set(observer.get_children(path)) - before, 10), "the create never ran"
+    (name,) = set(observer.get_children(path)) - before
+    _data, stat = observer.get(f"{path}/{name}")
+    return name, stat
+
+
+def _replies_read(traffic: KazooTraffic, request: str) -> int:
+    return sum(1 for what, name in traffic.seen if name == request and what in ("reply", "error"))
+
+
+def test_a_create_whose_reply_was_lost_is_found_and_kept(proxied, zk_client_factory, zk_path, proxy):
+    path = f"{zk_path}/lost-reply"
+    observer = zk_client_factory()
+    observer.ensure_path(path)
+    client, traffic = proxied()
+    session = client.client_id[0]
+    lock = zklock.Lock(client, path, identifier="lost-reply")
+    proxy.hold_replies()
+    thread, outcome = _acquire_in_a_thread(lock, timeout=10)
+    try:
+        name, stat = _node_created_meanwhile(observer, path, set())
+        assert traffic.sent()[:1] == ["Create2"]
+        assert stat.ephemeralOwner == session
+        assert outcome == []  # its reply is held: the acquire does not know yet
+        proxy.drop()  # the reply is lost with the connection; the session lives on
+    finally:
+        proxy.heal()
+        thread.join(15)
+    assert outcome == [True]
+    lease = lock.lease
+    assert lease is not None
+    assert (lease.node, lease.token) == (f"{path}/{name}", stat.czxid)  # the node made in the dark
+    assert lease.session_id == session == client.client_id[0]
+    assert observer.get_children(path) == [name]  # and no second one
+    assert traffic.requests()["Create2"] == 1
+    assert _replies_read(traffic, "Create2") == 0  # the reply was lost indeed, not late
+    lock.release()
+    assert wait_until(lambda: observer.get_children(path) == [], 5)
+
+
+def test_a_waiter_whose_create_reply_was_lost_queues_with_that_node(
+    proxied, zk_client_factory, zk_path, proxy
+):
+    path = f"{zk_path}/lost-reply-contended"
+    observer = zk_client_factory()
+    holder = zklock.Lock(zk_client_factory(), path, identifier="holder")
+    assert holder.acquire(timeout=10)
+    assert holder.lease is not None
+    holder_name = holder.lease.node.rsplit("/", 1)[1]
+    client, traffic = proxied()
+    lock = zklock.Lock(client, path, identifier="waiter")
+    proxy.hold_replies()
+    thread, outcome = _acquire_in_a_thread(lock, timeout=10)
+    try:
+        name, stat = _node_created_meanwhile(observer, path, {holder_name})
+        proxy.drop()
+        proxy.heal()
+        # Back on the same session, the acquire lists the children, reads its node found
+        # there (one GetData) and then watches the holder's node (a second GetData).
+        assert wait_until(lambda: traffic.sent().count("GetData") >= 2, 15), traffic.seen
+        assert outcome == []  # waiting behind the holder
+        assert sorted(observer.get_children(path)) == sorted([holder_name, name])
+        assert traffic.requests()["Create2"] == 1
+        holder.release()
+    finally:
+        proxy.heal()
+        thread.join(15)
+        if holder.locked():
+            holder.release()
+    assert outcome == [True]
+    lease = lock.lease
+    assert lease is not None
+    assert (lease.node, lease.token) == (f"{path}/{name}", stat.czxid)
+    assert observer.get_children(path) == [name]
+    assert traffic.requests()["Create2"] == 1
+    assert _replies_read(traffic, "Create2") == 0
+    lock.release()
+    assert wait_until(lambda: observer.get_children(path) == [], 5)
+
+
+def test_a_lost_create_of_a_session_that_expired_meanwhile_is_not_kept(
+    proxied, zookeeper, zk_client_factory, zk_path, proxy
+):
+    path = f"{zk_path}/lost-reply-expired"
+    observer = zk_client_factory()
+    observer.ensure_path(path)
+    client, traffic = proxied()
+    old_session, password = client.client_id
+    lock = zklock.Lock(client, path, identifier="expired")
+    proxy.hold_replies()
+    thread, outcome = _acquire_in_a_thread(lock, timeout=10)
+    try:
+        name, stat = _node_created_meanwhile(observer, path, set())
+        assert stat.ephemeralOwner == old_session
+        # The server ends the session; its node goes with it. The client hears nothing yet.
+        expire_session_id(zookeeper.connect_string, old_session, password)
+        assert wait_until(lambda: observer.get_children(path) == [], 5)
+        proxy.drop()  # reconnecting, the client learns of the expiry and starts a new session
+    finally:
+        proxy.heal()
+        thread.join(15)
+    assert outcome == [True]
+    lease = lock.lease
+    assert lease is not None
+    new_session = client.client_id[0]
+    assert new_session != old_session
+    assert lease.session_id == new_session
+    assert lease.node != f"{path}/{name}" and lease.token > stat.czxid
+    assert observer.get_children(path) == [lease.node.rsplit("/", 1)[1]]  # nothing else of ours
+    _data, held = observer.get(lease.node)
+    assert held.ephemeralOwner == new_session
+    assert traffic.requests()["Create2"] == 2  # the lost one, and one of the new session
+    lock.release()
+    assert wait_until(lambda: observer.get_children(path) == [], 5)
+
+
+def test_a_create_answered_after_the_acquire_stopped_waiting_is_kept_once(
+    proxied, zk_client_factory, zk_path, proxy
+):
+    # The reply is late, not lost: the acquire gives up waiting for it (request timeout),
+    # looks for the node by listing, and then both the late reply and the listing report it.
+    path = f"{zk_path}/late-reply"
+    observer = zk_client_factory()
+    observer.ensure_path(path)
+    client, traffic = proxied()
+    session = client.client_id[0]
+    lock = zklock.Lock(client, path, retry=zklock.RetryPolicy(request_timeout=0.5))
+    proxy.hold_replies()
+    thread, outcome = _acquire_in_a_thread(lock, timeout=10)
+    try:
+        name, stat = _node_created_meanwhile(observer, path, set())
+        # Past the request timeout, the acquire lists the children again to look for it.
+        assert wait_until(lambda: traffic.sent().count("GetChildren") >= 2, 10), traffic.seen
+        assert outcome == []
+    finally:
+        proxy.heal()  # every held reply arrives, late
+        thread.join(15)
+    assert outcome == [True]
+    lease = lock.lease
+    assert lease is not None
+    assert (lease.node, lease.token, lease.session_id) == (f"{path}/{name}", stat.czxid, session)
+    assert observer.get_children(path) == [name]
+    assert traffic.requests()["Create2"] == 1
+    assert _replies_read(traffic, "Create2") == 1  # read this time, after the listing was sent
+    lock.release()
+    assert wait_until(lambda: observer.get_children(path) == [], 5)
