@@ -10,8 +10,13 @@ A run fails on:
   worker was paused by the nemesis during its section, the counter short of the number of
   writes (a lost update) with no such paused overlap to explain it, or a fenced write
   refused from a worker that was never paused (only a stale holder is refused);
-* **liveness**: a worker that completed no critical section for longer than the session
-  timeout plus the recovery allowance (time it spent frozen by the nemesis not counted);
+* **recovery**: once the fault is healed, the lock not handed over again (no acquire
+  returned) within the recovery allowance, or a worker still alive that did not complete a
+  critical section acquired after the healing within that allowance; a lock never acquired
+  at all after the fault; or a run that stopped sooner after the healing than the allowance
+  (it could not be judged);
+* **stalls**: a worker that completed no critical section for longer than the session
+  timeout plus the stall allowance (time it spent frozen by the nemesis not counted);
 * **leftovers**: children of the lock path once every worker has exited;
 * **a worker that did not exit cleanly** (non-zero status, or it had to be killed);
 * **a fault that did not bite**: a worker the fault was aimed at whose client never saw its
@@ -57,6 +62,12 @@ class Report:
     accepted_writes: int = 0
     refused_stale_writes: int = 0
     unavailability: Optional[float] = None  # fault -> next acquisition by anyone
+    fault_lasted: float = 0.0  # injection -> healing
+    recovery: Optional[float] = None  # healing -> next acquisition by anyone
+    # healing -> the last alive worker's first completed section acquired after it (None: some
+    # worker completed none)
+    slowest_recovery: Optional[float] = None
+    slowest_recovered: Optional[int] = None  # that worker (or one that never recovered)
     longest_stall: float = 0.0  # longest time a worker completed nothing (frozen time excluded)
     stalled_worker: Optional[int] = None
     errors: dict[str, int] = field(default_factory=dict)  # "where:Error" -> count
@@ -68,13 +79,18 @@ class Report:
 
     def summary(self) -> str:
         unavailable = "none" if self.unavailability is None else f"{self.unavailability:.2f}s"
+        recovery = "never" if self.recovery is None else f"{self.recovery:.2f}s"
+        slowest = "never" if self.slowest_recovery is None else f"{self.slowest_recovery:.2f}s"
         errors = ", ".join(f"{name} x{count}" for name, count in sorted(self.errors.items())) or "none"
         return (
             f"CHAOS {self.kind} ({self.target}): sections {self.completed} "
             f"(abandoned {self.abandoned}), overlaps {self.overlaps}, lost updates "
             f"{self.lost_updates}, fenced writes accepted {self.accepted_writes} / refused stale "
-            f"{self.refused_stale_writes}, unavailable after fault {unavailable}, longest stall "
-            f"{self.longest_stall:.2f}s (worker {self.stalled_worker}); errors: {errors}"
+            f"{self.refused_stale_writes}, fault healed after {self.fault_lasted:.2f}s, "
+            f"unavailable after fault {unavailable}, handed over "
+            f"{recovery} after healing, every worker through a section {slowest} after healing "
+            f"(worker {self.slowest_recovered}), longest stall {self.longest_stall:.2f}s "
+            f"(worker {self.stalled_worker}); errors: {errors}"
         )
 
 
@@ -129,8 +145,15 @@ def count_overlaps(sections: list[Section]) -> list[tuple[Section, Section]]:
     return pairs
 
 
-def check(history: History, *, session_timeout: float, recovery_allowance: float) -> Report:
-    """Judge one run; the report lists every violation (an empty list is a pass)."""
+def check(
+    history: History, *, session_timeout: float, stall_allowance: float, recovery_allowance: float
+) -> Report:
+    """Judge one run; the report lists every violation (an empty list is a pass).
+
+    ``recovery_allowance`` bounds, from the fault's healing, the next acquisition and every
+    alive worker's first completed section acquired after it; ``session_timeout +
+    stall_allowance`` bounds any worker's time without progress over the whole run.
+    """
     fault = history.fault
     report = Report(kind=fault.kind, target=fault.target)
     events = history.events
@@ -174,8 +197,9 @@ def check(history: History, *, session_timeout: float, recovery_allowance: float
             f"two holders believed they held the lock"
         )
 
-    _check_liveness(history, frozen, session_timeout + recovery_allowance, report)
+    _check_liveness(history, frozen, session_timeout + stall_allowance, report)
     report.unavailability = _unavailability(sections, fault.injected_at)
+    _check_recovery(history, sections, recovery_allowance, report)
 
     if history.leftovers:
         report.violations.append(f"lock nodes left after the run: {sorted(history.leftovers)}")
@@ -240,6 +264,80 @@ def _check_liveness(
                     f"worker {worker} completed no critical section for {stall:.2f}s "
                     f"(from {before:.3f} to {after:.3f}; bound {bound:.2f}s)"
                 )
+
+
+def _check_recovery(history: History, sections: list[Section], allowance: float, report: Report) -> None:
+    """After the healing: the lock handed over again, and every alive worker through a section.
+
+    Both within ``allowance`` of ``fault.healed_at``, which the runner's cool-down must cover
+    (a shorter run is a violation: it could not show recovery). Only sections *entered* at or
+    after the healing count, i.e. acquisitions made after it: the section a ``gc-pause``
+    worker wakes up in, or any other begun before the healing, proves nothing about recovery.
+
+    "Alive" is every worker of the run except one that logged ``stopping`` before the stop
+    file (it quit on its own: the exit-status rule reports it). Every such worker must
+    complete a section, not merely the lock move on: with five workers queueing fairly, each
+    one's turn comes within a few hand-overs once its client is back, so a worker left out
+    for the whole allowance is stuck (a session never re-established, a node of its own that
+    nobody deletes, a watch never fired), which is what a fault is meant to shake out.
+    """
+    healed, stopped = history.fault.healed_at, history.stopped_at
+    report.fault_lasted = healed - history.fault.injected_at
+    deadline = healed + allowance
+    if stopped < deadline:
+        report.violations.append(
+            f"recovery not judged: the run stopped {stopped - healed:.2f}s after the fault was "
+            f"healed, less than the recovery allowance {allowance:.2f}s (lengthen the cool-down)"
+        )
+    fresh = [section for section in sections if section.enter >= healed]  # acquired after healing
+    if fresh:
+        report.recovery = fresh[0].enter - healed
+        if fresh[0].enter > deadline:
+            report.violations.append(
+                f"the lock was handed over again only {report.recovery:.2f}s after the fault was "
+                f"healed (recovery allowance {allowance:.2f}s)"
+            )
+    elif report.unavailability is None:
+        report.violations.append(
+            f"the lock was never acquired after the fault (injected at "
+            f"{history.fault.injected_at:.3f}, run stopped at {stopped:.3f})"
+        )
+    else:
+        report.violations.append(
+            f"the lock was not handed over after the fault was healed (at {healed:.3f}; run "
+            f"stopped {stopped - healed:.2f}s later)"
+        )
+
+    workers = sorted(history.exit_codes) or sorted({event["worker"] for event in history.events})
+    quit_early = {
+        event["worker"]
+        for event in history.events
+        if event["event"] == "stopping" and event["at"] < stopped
+    }
+    first_done: dict[int, float] = {}
+    for section in fresh:  # sorted by enter; one worker's sections follow one another
+        if section.wrote and section.exit != float("inf"):
+            first_done.setdefault(section.worker, section.exit)
+    slowest: Optional[float] = 0.0
+    for worker in workers:
+        if worker in quit_early:
+            continue
+        if worker not in first_done:
+            report.violations.append(
+                f"worker {worker} completed no critical section acquired after the fault was "
+                f"healed (at {healed:.3f}; run stopped {stopped - healed:.2f}s later)"
+            )
+            slowest, report.slowest_recovered = None, worker
+            continue
+        took = first_done[worker] - healed
+        if took > allowance:
+            report.violations.append(
+                f"worker {worker} completed its first critical section acquired after the "
+                f"healing only {took:.2f}s after it (recovery allowance {allowance:.2f}s)"
+            )
+        if slowest is not None and took >= slowest:
+            slowest, report.slowest_recovered = took, worker
+    report.slowest_recovery = slowest if report.slowest_recovered is not None else None
 
 
 def _overlap(start: float, end: float, windows: list[tuple[float, float]]) -> float:

@@ -41,7 +41,7 @@ class RunSettings:
     session_timeout: float = 4.0
     hold: float = 0.05  # sleep inside each critical section, between read and write
     warm_up: float = 3.0  # contention before the fault
-    cool_down: float = 5.0  # contention after the fault is healed
+    cool_down: float = 5.0  # contention after the fault is healed: recovery is judged in it
     ready_timeout: float = 60.0  # all workers connected
     exit_timeout: float = 20.0  # all workers gone after the stop file
 
