@@ -14,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NotEmptyError
@@ -76,6 +77,29 @@ def scratch_path(client: KazooClient, name: str) -> Iterator[str]:
         yield root
     finally:
         remove_tree(client, root)
+
+
+def expire_session(hosts: str, victim: KazooClient) -> None:
+    """Make the server end ``victim``'s session, as if it had been silent for too long.
+
+    A second client joins the session (its id and password) and closes it: the server then
+    deletes the session's ephemeral nodes and drops ``victim``'s connection.
+    """
+    session_id, password = victim.client_id
+    twin = KazooClient(hosts=hosts, client_id=(session_id, password))
+    twin.start(timeout=15)
+    twin.stop()
+    twin.close()
+
+
+def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout`` seconds have passed (False)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def contenders_left(client: KazooClient, path: str) -> int:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from _common import connected, scratch_path, zookeeper
-from kazoo.client import KazooClient
+from _common import connected, expire_session, scratch_path, zookeeper
 
 import zklock
 
@@ -37,15 +36,6 @@ class FencedStore:
             raise StaleToken(f"write of {value!r} to {key!r} with token {token} < {newest}")
         self.highest[key] = token  # the same holder may write again with the same token
         self.values[key] = value
-
-
-def expire_session(hosts: str, victim: KazooClient) -> None:
-    """Make the server end ``victim``'s session, as if it had been silent for too long."""
-    session_id, password = victim.client_id
-    twin = KazooClient(hosts=hosts, client_id=(session_id, password))
-    twin.start(timeout=15)
-    twin.stop()  # closes the session that both clients shared: its ephemeral nodes go
-    twin.close()
 
 
 def main(hosts: str) -> int:

@@ -158,6 +158,54 @@ def test_fencing(zookeeper):
 
 
 @pytest.mark.usefixtures("no_example_nodes_left")
+def test_retry_policy(zookeeper):
+    out = passing_output("retry_policy.py", zookeeper.connect_string)
+    assert re.search(r"healthy: held at once, token \d+; retries: 0\n", out)
+    assert out.count("[zklock.retry] ") >= 3  # two before giving up, at least one to ride it out
+    assert re.search(r"blackholed: acquire raised ConnectionLost after 3 tries in [\d.]+ s", out)
+    assert re.search(r"patient: held once the proxy healed \(after 1 s\); retries: [1-9]", out)
+    assert "contender nodes left under the lock: 0" in out
+    assert out.rstrip().endswith("OK")
+
+
+@pytest.mark.usefixtures("no_example_nodes_left")
+def test_cancel(zookeeper):
+    out = passing_output("cancel.py", zookeeper.connect_string)
+    assert "queue: ['alice', 'bob'] (bob's worker waits)" in out
+    assert re.search(r"bob's acquire raised AcquireCancelled [\d.]+ s after cancel\(\)", out)
+    assert "queue: ['alice']; alice's lease still valid: True" in out
+    assert "bob acquire(timeout=0.3) after the cancel -> False" in out
+    assert re.search(r"alice released; bob acquire\(timeout=5\) -> True, token \d+", out)
+    assert "contender nodes left under the lock: 0" in out
+    assert out.rstrip().endswith("OK")
+
+
+@pytest.mark.usefixtures("no_example_nodes_left")
+def test_lease_listener(zookeeper):
+    out = passing_output("lease_listener.py", zookeeper.connect_string)
+    assert re.search(r"  listener: lease \d+ -> suspended\n", out)
+    assert "reconnected with the same session: may write: True" in out
+    assert "lease lost: may write: False" in out
+    assert "leaving the block raised LockLost" in out
+    # A second drop may come before the loss: the server closes the expired session's connection.
+    assert re.search(r"first lease went: held -> suspended -> held( -> suspended)? -> lost\n", out)
+    assert "second lease went: held -> released" in out
+    assert "contender nodes left under the lock: 0" in out
+    assert out.rstrip().endswith("OK")
+
+
+@pytest.mark.usefixtures("no_example_nodes_left")
+def test_hold_raise_on_lost(zookeeper):
+    out = passing_output("hold_raise_on_lost.py", zookeeper.connect_string)
+    assert "batch 1: leaving the block raised LockLost" in out
+    assert "batch 2: left the block without an exception; lease lost" in out
+    assert "batches to redo: [2]" in out
+    assert "batch 3: lease released" in out
+    assert "contender nodes left under the lock: 0" in out
+    assert out.rstrip().endswith("OK")
+
+
+@pytest.mark.usefixtures("no_example_nodes_left")
 def test_hosts_from_the_environment(zookeeper):
     result = run_example("with_statement.py", env={"ZKLOCK_HOSTS": zookeeper.connect_string})
     assert result.returncode == 0, explain(result)

@@ -45,9 +45,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Start a throwaway ZooKeeper on 127.0.0.1 for development, print its connect string "
         "on stdout, and keep it running until SIGINT (Ctrl-C) or SIGTERM; then stop it and "
-        "delete its data.  Uses containers when a Docker engine is reachable, else a local "
-        "Java ZooKeeper.  Exit status: 0 after a clean stop; 64 bad arguments; 69 no backend, "
-        "or the server failed to start or died."
+        "delete its data.  By default uses containers when a Docker engine is reachable and the "
+        "image is present locally, else a local Java ZooKeeper.  Exit status: 0 after a clean "
+        "stop; 64 bad arguments; 69 no backend, or the server failed to start or died."
     )
     parser.add_argument(
         "--ensemble",
@@ -68,7 +68,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--backend",
         choices=("auto", "docker", "java"),
         default="auto",
-        help="auto (default): docker if an engine is reachable, else java",
+        help="auto (default): docker if an engine is reachable and the image is present "
+        "locally, else java",
     )
     parser.add_argument(
         "--image",
