@@ -512,8 +512,14 @@ class LockRecipe:
         return answer
 
     def _find_lost_creates(self, deadline: Deadline, ledger: CreateLedger) -> None:
-        """Look for nodes of creates whose reply was lost; keep only the current session's."""
+        """Look for nodes of creates whose reply was lost; keep only the current session's.
+
+        The create may have reached another server before the connection broke, and still
+        be on its way to being committed: a sync first (not waited for: the listing is served
+        after it) makes the server now serving us apply it before it lists.
+        """
         try:
+            self.client.sync_async(self.path)
             children = self._children(deadline)
         except NoNode:
             children = []  # no lock path: those creates failed (the next create makes it)

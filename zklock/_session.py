@@ -226,6 +226,10 @@ class SessionWatcher:
                     self.delete_later(f"{parent}/{name}", session_id)
 
         try:
+            # A create whose reply was lost may still be on its way through the ensemble to
+            # the server now serving us: sync first (its answer is not needed: the listing
+            # is served after it), so that the listing shows whatever the create did.
+            client.sync_async(parent)
             client.get_children_async(parent).rawlink(listed)
         except Exception as error:
             log.warning("could not list %s: %r", parent, error)
