@@ -238,7 +238,7 @@ class LockRecipe:
         granted = False
         try:
             try:
-                kept = self.retry.run(
+                grant = self.retry.run(
                     lambda: self._run(deadline, blocking, wakeup, ledger),
                     deadline, wakeup.sleep, self._context,
                 )
@@ -249,13 +249,14 @@ class LockRecipe:
                 if not blocking:
                     raise
                 return None
-            if kept is None:
+            if grant is None:
                 return None
+            kept, drops_before = grant
             lease = Lease(
                 path=self.path, node=kept.path, token=kept.czxid, session_id=kept.session_id,
                 identifier=self.identifier, liveness=session, listeners=listeners,
             )
-            session.track(lease)
+            session.track(lease, drops_before)
             if session.session_id != kept.session_id:  # lost between the reply and now
                 lease._transition(LeaseState.LOST, "session expired during acquire")
             if log.isEnabledFor(logging.INFO):
@@ -271,10 +272,17 @@ class LockRecipe:
 
     def _run(
         self, deadline: Deadline, blocking: bool, wakeup: Wakeup, ledger: CreateLedger
-    ) -> OwnNode | None:
+    ) -> tuple[OwnNode, int] | None:
+        """One try: our node and the connection drops counted before its grant was asked, or None.
+
+        The count (``SessionWatcher.drops``) is read before any request that can grant the
+        lock is sent: when it has grown by ``track()``, the answer may have come over an
+        earlier connection, and the lease is verified rather than trusted.
+        """
         if wakeup.cancelled:
             raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
         self.check_client()
+        drops_before = self._session().drops
         session_id = self._session().session_id
         me = ledger.adopt(session_id)
         if me is None and ledger.unknown:
@@ -297,7 +305,7 @@ class LockRecipe:
                 raise ConnectionLost(f"contender node {me.path} disappeared; queueing again")
             decision = self.kind.decide(queue, own)
             if decision.holds:
-                return self._granted(me, ledger)
+                return self._granted(me, ledger), drops_before
             if not blocking or deadline.expired():
                 return None
             wakeup.event.clear()
@@ -307,6 +315,7 @@ class LockRecipe:
             # listing minus the watched node says we hold, its deletion alone hands us the lock.
             rest = [node for node in queue if node.name != decision.watch]
             watch = PredecessorWatch(wakeup.event, self.kind.decide(rest, own).holds)
+            drops_before = self._session().drops  # the watch and any listing after it
             answer = self._watch(f"{self.path}/{decision.watch}", watch)
             self._sleep(answer, wakeup.event, deadline)
             if wakeup.cancelled:
@@ -314,7 +323,7 @@ class LockRecipe:
             prefetched: tuple[Any, float] | None = None
             if watch.deleted:
                 if watch.listing is None:
-                    return self._granted(me, ledger)  # the hand-off cost no request at all
+                    return self._granted(me, ledger), drops_before  # the hand-off cost no request
                 prefetched = watch.listing
                 if deadline.expired() and not prefetched[0].ready():
                     return None  # out of time with the answer still on its way

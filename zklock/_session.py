@@ -87,7 +87,8 @@ class SessionWatcher:
         # kazoo sets it once, from KazooClient(timeout=...), and never changes it.
         self._session_timeout = float(client._session_timeout) / 1000.0
         self._last_contact = clock()
-        self._generation = 0
+        self._generation = 0  # connection state changes seen
+        self._drops = 0  # of which losses of the connection
         self._beats = 0
         self._tracked = 0  # leases tracked so far: tells the watchdog the client was busy
         self._watchdog: threading.Thread | None = None
@@ -124,19 +125,32 @@ class SessionWatcher:
                 self._last_contact = sent_at
 
     @property
+    def drops(self) -> int:
+        """How many times the connection was lost so far (SUSPENDED or LOST; see :meth:`track`)."""
+        return self._drops
+
+    @property
     def session_id(self) -> int | None:
         """The id of the client's current session, or None before the first connect."""
         return self._session_id
 
     # ------------------------------------------------------------------ leases and waiters
-    def track(self, lease: Lease) -> None:
-        """Drive ``lease`` from now on; start the watchdog if it is not running."""
+    def track(self, lease: Lease, drops_before: int | None = None) -> None:
+        """Drive ``lease`` from now on; start the watchdog if it is not running.
+
+        ``drops_before`` is :attr:`drops` read before the request that granted the lease was
+        sent.  If the connection was lost since, the grant may have come over the earlier
+        connection: the contact noted at the reconnect (the callback's time, later than the
+        server's touch of the session by however long the callback was late) must not
+        vouch for it, so the lease starts SUSPENDED and is verified with a request.
+        """
         # No wake-up here or in untrack: a lingering watchdog naps at most _MAX_NAP, and the
         # contact of a new lease is fresh.  Two thread wake-ups per lock cycle were measurable.
         with self._mutex:
             self._leases.add(lease)
             self._tracked += 1
             connected, generation = self._connected, self._generation
+            dropped = drops_before is not None and drops_before != self._drops
             if self._watchdog is None:
                 self._watchdog_wake.clear()
                 self._watchdog = threading.Thread(
@@ -145,10 +159,10 @@ class SessionWatcher:
                     daemon=True,
                 )
                 self._watchdog.start()
-        if not connected:  # the connection dropped after the reply that granted the lease
+        if not connected or dropped:  # the connection dropped after the request that granted it
             lease._transition(LeaseState.SUSPENDED, "connection to ZooKeeper lost")
             with self._mutex:
-                reconnected = self._connected and self._generation != generation
+                reconnected = self._connected and (dropped or self._generation != generation)
                 generation = self._generation
             client = self._client_ref()
             if reconnected and client is not None:  # the reconnect's verify may have missed it
@@ -288,6 +302,11 @@ class SessionWatcher:
                 self._last_contact = self._clock()
             else:
                 self._connected = False
+                self._drops += 1
+                if state == KazooState.LOST:
+                    # The session is over: nothing may be judged as still its own (a grant,
+                    # a found node, a delete) until kazoo reports the next one.
+                    self._session_id = None
             new_session = self._session_id != old_session
             if state == KazooState.LOST or new_session:
                 self._orphans.clear()  # their session, and so the nodes, are gone

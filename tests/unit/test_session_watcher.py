@@ -11,6 +11,7 @@ import threading
 from kazoo.protocol.states import KazooState
 
 from zklock._session import SessionWatcher
+from zklock.lease import Lease, LeaseState
 
 
 class ConnectingClient:
@@ -45,3 +46,75 @@ def test_a_connection_completed_while_the_watcher_starts_is_not_missed():
     assert client.told is not None
     client.told.join(5)
     assert watcher._connected and watcher.session_id == 0x5
+
+
+class ConnectedClient:
+    """A connected client's state and the requests sent through it (none answered)."""
+
+    _session_timeout = 10_000
+
+    def __init__(self) -> None:
+        self.state = KazooState.CONNECTED
+        self.client_id: tuple[int, bytes] | None = (0x5, b"pw")
+        self.listeners: list = []
+        self.sent: list[tuple[str, str]] = []
+
+    def add_listener(self, listener) -> None:
+        self.listeners.append(listener)
+
+    def tell(self, state: str, session_id: int | None = None) -> None:
+        if session_id is not None:
+            self.client_id = (session_id, b"pw")
+        self.state = state
+        for listener in list(self.listeners):
+            listener(state)
+
+    def get_async(self, path: str) -> Unanswered:
+        self.sent.append(("get", path))
+        return Unanswered()
+
+
+class Unanswered:
+    def rawlink(self, callback) -> None:
+        pass
+
+
+def lease_of(watcher: SessionWatcher, session_id: int = 0x5) -> Lease:
+    return Lease(
+        path="/l", node="/l/__lock__0000000001", token=1, session_id=session_id,
+        identifier="me", liveness=watcher,
+    )
+
+
+def test_a_lost_session_is_forgotten_until_the_next_one():
+    client = ConnectedClient()
+    watcher = SessionWatcher(client)  # type: ignore[arg-type]
+    assert watcher.session_id == 0x5
+    client.tell(KazooState.LOST)
+    assert watcher.session_id is None  # a grant, a found node or a delete of 0x5 is judged stale
+    client.tell(KazooState.CONNECTED, session_id=0x6)
+    assert watcher.session_id == 0x6
+
+
+def test_a_grant_asked_before_a_drop_is_verified_not_trusted():
+    client = ConnectedClient()
+    watcher = SessionWatcher(client)  # type: ignore[arg-type]
+    drops_before = watcher.drops
+    client.tell(KazooState.SUSPENDED)  # the answer granting the lease came before this...
+    client.tell(KazooState.CONNECTED)  # ... and the same session is back before track()
+    lease = lease_of(watcher)
+    watcher.track(lease, drops_before)
+    assert lease._state is LeaseState.SUSPENDED  # until the node is seen again
+    assert client.sent == [("get", lease.node)]
+    watcher.untrack(lease)
+
+
+def test_a_grant_asked_on_the_current_connection_is_held_at_once():
+    client = ConnectedClient()
+    watcher = SessionWatcher(client)  # type: ignore[arg-type]
+    client.tell(KazooState.SUSPENDED)
+    client.tell(KazooState.CONNECTED)
+    lease = lease_of(watcher)
+    watcher.track(lease, watcher.drops)
+    assert lease._state is LeaseState.HELD and client.sent == []
+    watcher.untrack(lease)
