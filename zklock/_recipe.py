@@ -282,13 +282,13 @@ class LockRecipe:
         if wakeup.cancelled:
             raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
         self.check_client()
-        drops_before = self._session().drops
-        session_id = self._session().session_id
-        me = ledger.adopt(session_id)
+        session = self._session()
+        drops_before = session.drops
+        me = ledger.adopt(session.session_id)
         if me is None and ledger.unknown:
             self._find_lost_creates(deadline, ledger)
             # Read again: the listing may have waited for the connection (and a session).
-            me = ledger.adopt(self._session().session_id)
+            me = ledger.adopt(session.session_id)
         if me is None:
             me, children = self._create(deadline, ledger)
         else:
@@ -305,7 +305,7 @@ class LockRecipe:
                 raise ConnectionLost(f"contender node {me.path} disappeared; queueing again")
             decision = self.kind.decide(queue, own)
             if decision.holds:
-                return self._granted(me, ledger), drops_before
+                return self._granted(me, ledger, session), drops_before
             if not blocking or deadline.expired():
                 return None
             wakeup.event.clear()
@@ -315,7 +315,7 @@ class LockRecipe:
             # listing minus the watched node says we hold, its deletion alone hands us the lock.
             rest = [node for node in queue if node.name != decision.watch]
             watch = PredecessorWatch(wakeup.event, self.kind.decide(rest, own).holds)
-            drops_before = self._session().drops  # the watch and any listing after it
+            drops_before = session.drops  # the watch and any listing after it
             answer = self._watch(f"{self.path}/{decision.watch}", watch)
             self._sleep(answer, wakeup.event, deadline)
             if wakeup.cancelled:
@@ -323,7 +323,7 @@ class LockRecipe:
             prefetched: tuple[Any, float] | None = None
             if watch.deleted:
                 if watch.listing is None:
-                    return self._granted(me, ledger), drops_before  # the hand-off cost no request
+                    return self._granted(me, ledger, session), drops_before  # the hand-off cost no request
                 prefetched = watch.listing
                 if deadline.expired() and not prefetched[0].ready():
                     return None  # out of time with the answer still on its way
@@ -340,13 +340,13 @@ class LockRecipe:
                 return None
             children = self._children(deadline, prefetched)
 
-    def _granted(self, me: OwnNode, ledger: CreateLedger) -> OwnNode:
+    def _granted(self, me: OwnNode, ledger: CreateLedger, session: SessionWatcher) -> OwnNode:
         """``me``, once its session is still the client's; else queue again (a transient error).
 
         The session may have expired (and kazoo made a new one) between the answer that
         granted the lock and now: the node is gone with it, and a lease on it would start LOST.
         """
-        if self._session().session_id != me.session_id:
+        if session.session_id != me.session_id:
             ledger.forget_current()
             raise SessionExpired(f"{self._context()}: the session ended as the lock was granted")
         return me
