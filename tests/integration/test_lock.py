@@ -32,15 +32,14 @@ def test_processes_contending_never_overlap_and_lose_no_update(zookeeper, zk_cli
     processes, rounds = 8, 6
     counter = f"{zk_path}-counter"
     zk_client.create(counter, b"0", makepath=True)
+    procs: list[subprocess.Popen[str]] = []
     try:
-        procs = [
-            subprocess.Popen(
+        for i in range(processes):
+            procs.append(subprocess.Popen(
                 [sys.executable, str(WORKERS / "contend.py"), zookeeper.connect_string,
                  f"{zk_path}/lock", counter, str(rounds), f"worker-{i}"],
                 stdout=subprocess.PIPE, text=True,
-            )
-            for i in range(processes)
-        ]
+            ))
         sections = []
         for proc in procs:
             out, _ = proc.communicate(timeout=120)
@@ -48,6 +47,12 @@ def test_processes_contending_never_overlap_and_lose_no_update(zookeeper, zk_cli
             sections += [json.loads(line) for line in out.splitlines()]
         value, _ = zk_client.get(counter)
     finally:
+        for proc in procs:  # a failed worker must not leave the others running
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+            if proc.stdout is not None:
+                proc.stdout.close()
         zk_client.delete(counter)
     assert len(sections) == processes * rounds
     assert int(value) == processes * rounds  # no lost update
