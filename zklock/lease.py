@@ -51,7 +51,12 @@ class Liveness(Protocol):
 
 
 LeaseListener = Callable[["Lease", LeaseState], None]
-"""Called as ``listener(lease, new_state)`` on every state change; must not block."""
+"""Called as ``listener(lease, new_state)`` on every state change; must not block.
+
+A listener sees a lease's changes in the order they happened, and its last call carries the
+lease's current state: changes made while the listeners are being called are passed on
+afterwards, by the thread calling them, newest only (see ``Lease._deliver``).
+"""
 
 _TERMINAL = (LeaseState.LOST, LeaseState.RELEASED)
 
@@ -63,6 +68,13 @@ class Lease:
     holders of the lock over the ensemble's life, also when the parent node is recreated, so
     a resource can refuse any holder whose token is lower than one it has already seen.
     """
+
+    # Listener delivery, guarded by ``_mutex``; class-level defaults so that a lease costs
+    # nothing more to make (one is made per acquisition, and most never change state).
+    _notified: LeaseState = LeaseState.HELD
+    """The state the listeners were last called with (or are being called with)."""
+    _delivering: bool = False
+    """True while a thread is calling the listeners: it passes on any later change."""
 
     def __init__(
         self,
@@ -172,6 +184,9 @@ class Lease:
 
         ``only_if`` is asked under the lease's lock, so a transition made by another thread
         after the condition changed lands after this one, never between the test and the move.
+
+        If another thread (or this one, from inside a listener) is calling the listeners
+        already, this returns at once and that caller passes the change on when it is done.
         """
         with self._mutex:
             old = self._state
@@ -181,7 +196,12 @@ class Lease:
                 return False
             self._state = new
             self.reason = None if new is LeaseState.HELD else reason
-            listeners = tuple(self._listeners)
+            listeners: tuple[LeaseListener, ...] = ()
+            if not self._delivering:
+                self._notified = new
+                listeners = tuple(self._listeners)
+                if listeners:
+                    self._delivering = True
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "lease %s (session 0x%x): %s -> %s%s", self.node, self.session_id, old.value,
@@ -189,12 +209,37 @@ class Lease:
             )
         if new is LeaseState.LOST and self._lost is not None:
             self._lost.set()
-        for listener in listeners:
-            try:
-                listener(self, new)
-            except Exception:
-                log.exception("lease listener %r failed", listener)
+        if listeners:
+            self._deliver(new, listeners)
         return True
+
+    def _deliver(self, state: LeaseState, listeners: tuple[LeaseListener, ...]) -> None:
+        """Call ``listeners`` with ``state``, then with the current state while it differs.
+
+        Only one thread at a time runs this for a lease (``_delivering``), outside ``_mutex``
+        so that listeners may read the lease.  A change made meanwhile, by another thread or by
+        a listener whose read of ``state`` found the lease LOST, is not delivered by the thread
+        that made it but picked up here once the current round is over: every listener thus
+        sees the changes in order, ends on the lease's current state, and hears a final state
+        exactly once.  Intermediate states superseded meanwhile are skipped.
+        """
+        try:
+            while True:
+                for listener in listeners:
+                    try:
+                        listener(self, state)
+                    except Exception:
+                        log.exception("lease listener %r failed", listener)
+                with self._mutex:
+                    if self._state is self._notified:
+                        self._delivering = False
+                        return
+                    state = self._notified = self._state
+                    listeners = tuple(self._listeners)
+        except BaseException:  # a listener's KeyboardInterrupt, say: let later changes through
+            with self._mutex:
+                self._delivering = False
+            raise
 
     def __repr__(self) -> str:
         return (

@@ -301,3 +301,166 @@ def test_a_transition_from_another_thread_waits_for_a_condition_being_asked(leas
     assert lease.state is SUSPENDED
     assert changes[-2:] == [HELD, SUSPENDED]
     assert lease.reason == "dropped again"
+
+
+# ---------------------------------------------------------------- listener delivery order
+class Gate:
+    """A first listener that holds one thread inside the delivery of one state.
+
+    It stands for that thread being preempted between moving the lease and calling the
+    other listeners: ``entered`` is set once the thread is inside, ``release`` lets it go on.
+    """
+
+    def __init__(self, state: LeaseState) -> None:
+        self.state = state
+        self.thread: threading.Thread | None = None
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, lease: Lease, state: LeaseState) -> None:
+        if threading.current_thread() is self.thread and state is self.state:
+            if not self.entered.is_set():
+                self.entered.set()
+                assert self.release.wait(5)
+
+
+def gated_lease(clock, liveness, gate, seen) -> Lease:
+    return Lease(
+        path="/l", node="/l/n", token=1, session_id=1, identifier="x", liveness=liveness,
+        listeners=(gate, lambda lease, state: seen.append(state)), clock=clock,
+    )
+
+
+def run_gated(gate: Gate, move) -> None:
+    """Start ``move`` on a thread and wait until it is held inside the gate."""
+    gate.thread = threading.Thread(target=move, name="gated")
+    gate.thread.start()
+    assert gate.entered.wait(5)
+
+
+def test_a_drop_during_a_reconnects_delivery_is_delivered_after_it(clock, liveness):
+    # A reconnect's verify moves the lease SUSPENDED -> HELD and is preempted before telling
+    # the listeners; kazoo's thread meanwhile reports a new drop (HELD -> SUSPENDED).  The
+    # listener must end on SUSPENDED, not hear the HELD last.
+    gate, seen = Gate(HELD), []
+    lease = gated_lease(clock, liveness, gate, seen)
+    lease._transition(SUSPENDED, "dropped")
+    run_gated(gate, lambda: lease._transition(HELD, only_if=lambda: True))
+    assert lease._transition(SUSPENDED, "dropped again")  # returns without waiting for the gate
+    assert lease.state is SUSPENDED
+    gate.release.set()
+    gate.thread.join(5)
+    assert not gate.thread.is_alive()
+    assert seen == [SUSPENDED, HELD, SUSPENDED]
+    assert seen[-1] is lease.state
+
+
+def test_a_loss_during_a_suspended_delivery_is_delivered_after_it(clock, liveness):
+    # kazoo's thread moves the lease HELD -> SUSPENDED and is preempted before telling the
+    # listeners; a read of ``state`` past the deadline meanwhile finds it LOST.  The listener
+    # must hear LOST last (and once), not SUSPENDED.
+    gate, seen = Gate(SUSPENDED), []
+    lease = gated_lease(clock, liveness, gate, seen)
+    run_gated(gate, lambda: lease._transition(SUSPENDED, "connection lost"))
+    clock.now = liveness.deadline
+    assert lease.state is LOST  # no waiting for the delivery under way ...
+    assert lease.lost.is_set()  # ... nor for the event
+    gate.release.set()
+    gate.thread.join(5)
+    assert not gate.thread.is_alive()
+    assert seen == [SUSPENDED, LOST]
+
+
+def test_a_loss_from_the_watchdog_during_a_suspended_delivery(clock, liveness):
+    gate, seen = Gate(SUSPENDED), []
+    lease = gated_lease(clock, liveness, gate, seen)
+    run_gated(gate, lambda: lease._transition(SUSPENDED, "connection lost"))
+    assert lease._transition(LOST, "no reply from ZooKeeper within the session timeout")
+    assert lease._transition(SUSPENDED, "late") is False
+    gate.release.set()
+    gate.thread.join(5)
+    assert seen == [SUSPENDED, LOST]
+    assert lease.reason == "no reply from ZooKeeper within the session timeout"
+
+
+def test_changes_superseded_during_a_delivery_are_skipped(clock, liveness):
+    # HELD and SUSPENDED again while SUSPENDED is being delivered: the listener already saw
+    # the state the lease is in, so it hears nothing more (and never a stale HELD).
+    gate, seen = Gate(SUSPENDED), []
+    lease = gated_lease(clock, liveness, gate, seen)
+    run_gated(gate, lambda: lease._transition(SUSPENDED, "connection lost"))
+    assert lease._transition(HELD)
+    assert lease._transition(SUSPENDED, "connection lost again")
+    gate.release.set()
+    gate.thread.join(5)
+    assert seen == [SUSPENDED]
+    lease._transition(HELD)  # and the next change is delivered as usual
+    assert seen == [SUSPENDED, HELD]
+
+
+def test_a_listener_whose_read_makes_the_lease_lost(lease, clock, liveness, changes):
+    # The first listener reads ``state`` past the deadline while SUSPENDED is delivered: that
+    # read moves the lease to LOST on the delivering thread itself.  No deadlock, and every
+    # listener hears SUSPENDED before LOST, each once.
+    reader: list[tuple[LeaseState, LeaseState]] = []
+
+    def read(lease, state):
+        if state is SUSPENDED:
+            clock.now = liveness.deadline + 1
+        reader.append((state, lease.state))
+
+    after: list[LeaseState] = []
+    lease._listeners.insert(0, read)
+    lease.add_listener(lambda lease, state: after.append(state))
+    assert lease._transition(SUSPENDED, "connection lost")
+    assert reader == [(SUSPENDED, LOST), (LOST, LOST)]
+    assert changes == [SUSPENDED, LOST]
+    assert after == [SUSPENDED, LOST]
+    assert lease.lost.is_set()
+    assert "session timeout" in (lease.reason or "")
+
+
+def test_a_failing_listener_does_not_stop_a_later_change(clock, liveness, caplog):
+    # A listener raising in the round that finds a newer state: the newer state still reaches
+    # every listener, the raising one included.
+    gate, seen = Gate(SUSPENDED), []
+    lease = gated_lease(clock, liveness, gate, seen)
+    broken: list[LeaseState] = []
+
+    def broken_listener(lease, state):
+        broken.append(state)
+        raise RuntimeError("listener bug")
+
+    lease.add_listener(broken_listener)
+    with caplog.at_level(logging.ERROR, logger="zklock.lease"):
+        run_gated(gate, lambda: lease._transition(SUSPENDED, "connection lost"))
+        lease._transition(LOST, "session expired")
+        gate.release.set()
+        gate.thread.join(5)
+    assert seen == [SUSPENDED, LOST]
+    assert broken == [SUSPENDED, LOST]
+    assert len([r for r in caplog.records if r.name == "zklock.lease" and r.exc_info]) == 2
+
+
+def test_a_listener_escaping_with_a_base_exception_does_not_silence_the_lease(lease, changes):
+    def interrupt(lease, state):
+        if state is SUSPENDED:
+            raise KeyboardInterrupt
+
+    lease._listeners.insert(0, interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        lease._transition(SUSPENDED, "connection lost")
+    assert lease._transition(LOST, "session expired")
+    assert changes == [LOST]
+
+
+def test_a_listener_added_after_unheard_changes_hears_the_next_one(clock, liveness):
+    lease = Lease(
+        path="/l", node="/l/n", token=1, session_id=1, identifier="x", liveness=liveness,
+        clock=clock,
+    )
+    lease._transition(SUSPENDED, "connection lost")  # nobody listening
+    seen: list[LeaseState] = []
+    lease.add_listener(lambda lease, state: seen.append(state))
+    lease._transition(HELD)
+    assert seen == [HELD]
