@@ -109,6 +109,16 @@ def contenders_left(client: KazooClient, path: str) -> int:
     return left
 
 
+def verdict(problems: list[str]) -> int:
+    """Print each problem as FAILED and return 1, or print OK and return 0 (the exit status)."""
+    for problem in problems:
+        print(f"FAILED: {problem}")
+    if problems:
+        return 1
+    print("OK")
+    return 0
+
+
 def remove_tree(client: KazooClient, root: str) -> None:
     """Delete ``root`` and everything below it, then ``/zklock-examples`` if it is empty."""
     with contextlib.suppress(NoNodeError):

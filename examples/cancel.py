@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from _common import connected, contenders_left, eventually, scratch_path, zookeeper
+from _common import connected, contenders_left, eventually, scratch_path, verdict, zookeeper
 
 import zklock
 
@@ -72,12 +72,7 @@ def main(hosts: str) -> int:
                 problems.append("bob could not take the free lock")
             if contenders_left(alice_client, path):
                 problems.append("contender nodes were left under the lock")
-    for problem in problems:
-        print(f"FAILED: {problem}")
-    if problems:
-        return 1
-    print("OK")
-    return 0
+    return verdict(problems)
 
 
 if __name__ == "__main__":

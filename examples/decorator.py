@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from _common import connected, scratch_path, zookeeper
+from _common import connected, scratch_path, verdict, zookeeper
 
 import zklock
 
@@ -21,12 +21,7 @@ def main(hosts: str) -> int:
     with connected(hosts) as client, connected(hosts) as rival_client:
         with scratch_path(client, "decorator") as root:
             problems = run(client, rival_client, root)
-    for problem in problems:
-        print(f"FAILED: {problem}")
-    if problems:
-        return 1
-    print("OK")
-    return 0
+    return verdict(problems)
 
 
 def run(client, rival_client, root: str) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from _common import connected, expire_session, scratch_path, zookeeper
+from _common import connected, expire_session, scratch_path, verdict, zookeeper
 
 import zklock
 
@@ -83,12 +83,7 @@ def main(hosts: str) -> int:
     print(f"store: {store.values}, highest tokens {store.highest}")
     if store.values["balance"] != "90 (alice, again)":
         problems.append(f"unexpected final value {store.values['balance']!r}")
-    for problem in problems:
-        print(f"FAILED: {problem}")
-    if problems:
-        return 1
-    print("OK")
-    return 0
+    return verdict(problems)
 
 
 if __name__ == "__main__":

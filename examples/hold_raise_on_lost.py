@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from _common import connected, contenders_left, expire_session, scratch_path, zookeeper
+from _common import connected, contenders_left, expire_session, scratch_path, verdict, zookeeper
 
 import zklock
 
@@ -58,12 +58,7 @@ def main(hosts: str) -> int:
             problems.append("batch 3's lease was not released")
         if contenders_left(client, path):
             problems.append("contender nodes were left under the lock")
-    for problem in problems:
-        print(f"FAILED: {problem}")
-    if problems:
-        return 1
-    print("OK")
-    return 0
+    return verdict(problems)
 
 
 if __name__ == "__main__":

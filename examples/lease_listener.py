@@ -22,6 +22,7 @@ from _common import (
     eventually,
     expire_session,
     scratch_path,
+    verdict,
     zookeeper,
 )
 
@@ -85,12 +86,7 @@ def main(hosts: str) -> int:
                 problems.append(f"the second lease went through {later}")
             if contenders_left(client, path):
                 problems.append("contender nodes were left under the lock")
-    for problem in problems:
-        print(f"FAILED: {problem}")
-    if problems:
-        return 1
-    print("OK")
-    return 0
+    return verdict(problems)
 
 
 if __name__ == "__main__":

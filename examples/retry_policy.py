@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from _common import connected, contenders_left, eventually, scratch_path, zookeeper
+from _common import connected, contenders_left, eventually, scratch_path, verdict, zookeeper
 from tenacity import retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_fixed
 
 import zklock
@@ -95,12 +95,7 @@ def main(hosts: str) -> int:
             if contenders_left(client, path):
                 problems.append("contender nodes were left under the lock")
     retry_log.removeHandler(retries)
-    for problem in problems:
-        print(f"FAILED: {problem}")
-    if problems:
-        return 1
-    print("OK")
-    return 0
+    return verdict(problems)
 
 
 if __name__ == "__main__":
