@@ -79,7 +79,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the plugin's markers and prepare testcontainers (before it is imported)."""
     config.addinivalue_line("markers", "ensemble: needs the 3-node ZooKeeper ensemble")
     config.addinivalue_line("markers", "tls: needs the TLS-enabled ZooKeeper (zookeeper_tls)")
-    config.addinivalue_line("markers", "no_thread_leaks: fail the test when threads it started outlive it")
+    config.addinivalue_line("markers", "no_thread_leaks: error the test when threads it started outlive it")
     config.addinivalue_line(
         "markers",
         "zk_path_check(mode): what zk_path counts as left behind: ephemeral, all or off",

@@ -18,8 +18,8 @@ Fixtures
                                        ``/zklock-test/<test>-<8 hex>``; at teardown the test
                                        errors when znodes are left below it (see below), then
                                        the whole tree is removed
-    ``no_thread_leaks``                fails the test when threads it started are still alive
-                                       2 s after it ends
+    ``no_thread_leaks``                errors the test (at teardown) when threads it started
+                                       are still alive 2 s after it ends
 
 Options (ini)
     ``zklock_thread_leak_check = true``    use ``no_thread_leaks`` in every test (default off;
