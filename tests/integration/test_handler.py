@@ -495,21 +495,57 @@ def test_short_connection_drop_keeps_session_and_lock(lean_client, zk_path, prox
 
 
 def test_waiter_survives_a_connection_drop(lean_client, zk_client_factory, zk_path, proxy):
+    # The waiter keeps its session through the drop, so it keeps its node and its place in
+    # the queue: it gets the lock on that node, before the contender queued behind it.
     path = f"{zk_path}/wait-drop"
     holder = zklock.Lock(zk_client_factory(), path, identifier="holder")
     assert holder.acquire()
-    waiter = zklock.Lock(lean_client(hosts=proxy.connect_string, timeout=6.0), path,
-                         identifier="waiter")
-    got: list[bool] = []
-    thread = threading.Thread(target=lambda: got.append(waiter.acquire(timeout=30)))
-    thread.start()
-    assert wait_until(lambda: len(holder.contenders()) == 2)
-    proxy.drop()
-    time.sleep(0.3)
-    holder.release()
-    thread.join(35)
-    assert got == [True]
-    waiter.release()
+    waiter_client = lean_client(hosts=proxy.connect_string, timeout=6.0)
+    waiter = zklock.Lock(waiter_client, path, identifier="waiter")
+    third = zklock.Lock(lean_client(), path, identifier="third")
+    order: list[str] = []
+
+    def take(lock: zklock.Lock) -> None:
+        try:
+            if lock.acquire(timeout=30):
+                order.append(lock.identifier)
+        except zklock.AcquireCancelled:  # by the clean-up of a failed test
+            pass
+
+    waiting = threading.Thread(target=take, args=(waiter,))
+    waiting.start()
+    third_waiting = threading.Thread(target=take, args=(third,))
+    try:
+        assert wait_until(lambda: len(holder.contenders()) == 2)
+        queued = holder.contenders()
+        assert [c.identifier for c in queued] == ["holder", "waiter"]
+        waiter_node = queued[1].node
+        third_waiting.start()
+        assert wait_until(lambda: [c.identifier for c in holder.contenders()]
+                          == ["holder", "waiter", "third"])
+        states: list[str] = []
+        waiter_client.add_listener(states.append)
+        assert proxy.drop() == 1
+        # Back on its session: SUSPENDED, then CONNECTED again.
+        assert wait_until(lambda: states[:1] == [KazooState.SUSPENDED]
+                          and waiter_client.state == KazooState.CONNECTED, 10)
+        assert KazooState.LOST not in states
+        assert holder.contenders()[1].node == waiter_node
+        holder.release()
+        waiting.join(35)
+        assert order == ["waiter"]
+        assert waiter.lease.node == waiter_node  # the node it queued with before the drop
+        assert [c.identifier for c in waiter.contenders()] == ["waiter", "third"]
+        waiter.release()
+        third_waiting.join(35)
+        assert order == ["waiter", "third"]
+        third.release()
+    finally:
+        waiter.cancel()
+        third.cancel()
+        waiting.join(35)
+        if third_waiting.is_alive():
+            third_waiting.join(35)
 
 
 def test_session_expiry_loses_the_lease(lean_client, zk_path):

@@ -1,8 +1,8 @@
 """NodeNaming against a real ZooKeeper: Curator-named and kazoo-named contenders queue together.
 
 The Java side (a real Curator InterProcessMutex) is in test_curator_interop.py; here the
-contenders are zklock locks of both namings, kazoo's own Lock, and bare nodes spelled as
-Curator spells them.
+contenders are zklock locks of both namings, kazoo's own Lock, ReadLock and WriteLock, and bare
+nodes spelled as Curator spells them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import threading
 
 import pytest
 from kazoo.recipe.lock import Lock as KazooLock
+from kazoo.recipe.lock import ReadLock, WriteLock
 
 import zklock
 from zklock.testing import wait_until
@@ -115,3 +116,116 @@ def test_children_that_only_end_like_lock_nodes_are_not_waited_for(zk_client, zk
     kazoo_lock = KazooLock(zk_client, path)
     assert kazoo_lock.acquire(timeout=5)  # kazoo agrees
     kazoo_lock.release()
+
+
+# ------------------------------------------------------------------ kazoo's ReadLock and WriteLock
+# docs/interop.md and docs/guarantees.md: a zklock Lock queues behind kazoo's ``__rlock__``
+# nodes as well as its ``__lock__`` ones, kazoo's readers wait behind zklock's nodes, and
+# kazoo's WriteLock queues with it as its Lock does.
+
+
+@pytest.mark.parametrize("kazoo_kind", [ReadLock, WriteLock], ids=["ReadLock", "WriteLock"])
+def test_kazoo_read_and_write_locks_cannot_take_a_lock_zklock_holds(
+    zk_client_factory, zk_path, kazoo_kind
+):
+    path = f"{zk_path}/lock"
+    lock = zklock.Lock(zk_client_factory(), path)
+    kazoo_lock = kazoo_kind(zk_client_factory(), path)
+    assert lock.acquire(timeout=10)
+    try:
+        assert kazoo_lock.acquire(blocking=False) is False
+        assert not kazoo_lock.is_acquired
+        # kazoo took its node away again: only zklock's is queued.
+        assert [c.node for c in lock.contenders()] == [lock.lease.node]
+    finally:
+        lock.release()
+    assert kazoo_lock.acquire(timeout=10)
+    try:
+        assert lock.acquire(blocking=False) is False  # and now the other way round
+    finally:
+        kazoo_lock.release()
+
+
+@pytest.mark.parametrize("kazoo_kind", [ReadLock, WriteLock], ids=["ReadLock", "WriteLock"])
+def test_zklock_waits_behind_a_kazoo_read_or_write_lock_and_gets_it_on_release(
+    zk_client_factory, zk_path, kazoo_kind
+):
+    path = f"{zk_path}/lock"
+    kazoo_client = zk_client_factory()
+    kazoo_lock = kazoo_kind(kazoo_client, path)
+    assert kazoo_lock.acquire(timeout=10)
+    kazoo_node = f"{path}/{kazoo_lock.node}"
+    kazoo_token = kazoo_client.exists(kazoo_node).czxid
+    lock = zklock.Lock(zk_client_factory(), path, identifier="zklock")
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(lock.acquire(timeout=20)))
+    try:
+        assert lock.acquire(blocking=False) is False  # kazoo's node is ahead of ours
+        waiter.start()
+        # Queued behind kazoo's node, which zklock lists as a contender of its own queue.
+        assert wait_until(
+            lambda: [c.node for c in lock.contenders()][:1] == [kazoo_node]
+            and len(lock.contenders()) == 2,
+            timeout=10,
+        )
+        assert got == [] and lock.lease is None
+    finally:
+        kazoo_lock.release()  # exactly this wakes the zklock waiter
+        if waiter.ident is not None:
+            waiter.join(25)
+    assert got == [True]
+    assert lock.lease.token > kazoo_token
+    assert [c.identifier for c in lock.contenders()] == ["zklock"]
+    lock.release()
+
+
+def test_a_kazoo_reader_zklock_and_a_kazoo_writer_take_the_lock_in_queue_order(
+    zk_client_factory, zk_path
+):
+    # kazoo's ReadLock holds; a zklock Lock queues behind it, a kazoo WriteLock behind that.
+    # The writer waits for zklock's node as for any ``__lock__`` node ahead of it.
+    path = f"{zk_path}/lock"
+    reader = ReadLock(zk_client_factory(), path)
+    assert reader.acquire(timeout=10)
+    lock = zklock.Lock(zk_client_factory(), path, identifier="zklock")
+    writer = WriteLock(zk_client_factory(), path, identifier="kazoo-writer")
+    order: list[str] = []
+    zklock_holds = threading.Event()
+    zklock_may_release = threading.Event()
+
+    def take_zklock() -> None:
+        with lock.hold(timeout=20):
+            order.append("zklock")
+            zklock_holds.set()
+            zklock_may_release.wait(20)
+
+    def take_writer() -> None:
+        if writer.acquire(timeout=20):
+            order.append("kazoo-writer")
+            writer.release()
+
+    first = threading.Thread(target=take_zklock)
+    second = threading.Thread(target=take_writer)
+    try:
+        first.start()
+        assert wait_until(lambda: len(lock.contenders()) == 2, timeout=10)
+        second.start()
+        assert wait_until(lambda: len(writer.contenders()) == 3, timeout=10)
+        assert order == []
+        reader.release()
+        assert zklock_holds.wait(20)
+        assert order == ["zklock"]
+        # The writer stays queued behind zklock's node while zklock holds.
+        assert [c.identifier for c in lock.contenders()] == ["zklock", "kazoo-writer"]
+    finally:
+        if reader.is_acquired:
+            reader.release()
+        zklock_may_release.set()
+        if first.ident is not None:
+            first.join(25)
+        if second.ident is not None:
+            second.join(25)
+            if second.is_alive():  # still waiting, the test having failed: give up
+                writer.cancel()
+                second.join(25)
+    assert order == ["zklock", "kazoo-writer"]

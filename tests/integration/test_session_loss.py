@@ -12,17 +12,19 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
 from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.protocol.states import KazooState
 from tenacity import stop_after_attempt, wait_fixed
 
 import zklock
 from zklock._session import SessionWatcher
-from zklock.testing import TcpProxy, expire_session, wait_until
+from zklock.testing import KazooClientFactory, TcpProxy, expire_session, wait_until
 
 WORKERS = Path(__file__).parent / "workers"
 
@@ -35,6 +37,16 @@ def _read_json_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> dict:
     line = proc.stdout.readline()
     assert line, "the child closed its output"
     return json.loads(line)
+
+
+def _kill_and_reap(procs: list[subprocess.Popen[str]]) -> None:
+    """Kill the workers still running (SIGKILL ends a stopped one too), reap all of them."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 class StateLog:
@@ -102,6 +114,35 @@ def test_short_connection_drop_suspends_then_restores(zk_client_factory, zk_path
     ]
 
 
+def test_a_reconnect_that_finds_the_node_deleted_turns_the_lease_lost(
+    zk_client_factory, zk_path, proxy
+):
+    # docs/session-loss.md, "Reconnected, same session": the held node is read back, and a
+    # node deleted while the holder was cut off makes the lease LOST, though the session lives.
+    session_timeout = 10.0  # the cut must stay well inside the local LOST bound (0.9 x T)
+    holder_client = zk_client_factory(hosts=proxy.connect_string, timeout=session_timeout)
+    operator = zk_client_factory()
+    log = StateLog()
+    lock = zklock.Lock(holder_client, f"{zk_path}/deleted-while-away", listener=log)
+    assert lock.acquire(timeout=10)
+    lease = lock.lease
+    session = holder_client.client_id[0]
+    proxy.blackhole()  # reconnect attempts are held, not forwarded
+    proxy.drop()  # the connection closes: kazoo knows at once, no heartbeat gets through
+    try:
+        assert wait_until(lambda: log.states() == [zklock.LeaseState.SUSPENDED], session_timeout)
+        operator.delete(lease.node)  # an operator "frees" the lock meanwhile
+    finally:
+        proxy.heal()
+    assert lease.lost.wait(session_timeout)
+    assert log.states() == [zklock.LeaseState.SUSPENDED, zklock.LeaseState.LOST]
+    assert lease.reason == "lock node was deleted"  # the reconnect's read-back said so
+    assert holder_client.client_id[0] == session  # on the same session, not a new one
+    assert holder_client.state == KazooState.CONNECTED
+    with pytest.raises(zklock.LockLost):
+        lock.release()
+
+
 def test_partition_longer_than_session_holder_hears_first(zk_client_factory, zk_path, proxy):
     path = f"{zk_path}/partition"
     holder_client = zk_client_factory(hosts=proxy.connect_string, timeout=2.0)
@@ -142,25 +183,29 @@ def test_sigstopped_holder_knows_on_waking(zookeeper, zk_client_factory, zk_path
         assert other.lease.token > held["held"]
         child.send_signal(signal.SIGCONT)
         report = _read_json_line(child)
-        assert report["valid"] is False
-        assert report["check"] in ("LockLost", "LockInDoubt")
+        # The other session got the lock, so the server expired the frozen one: it heard
+        # nothing from it for the session timeout, counted from a request sent no earlier
+        # than the holder's last contact.  More than 0.9 x T has passed on the holder's clock,
+        # and its very first look says LOST (docs/session-loss.md), never merely in doubt.
+        assert report["state"] == zklock.LeaseState.LOST.value, report
+        assert report["valid"] is False, report
+        assert report["check"] == "LockLost", report
         assert other.lease.valid  # the other process holds it all along
         other.release()
         assert child.wait(timeout=20) == 0
     finally:
-        if child.poll() is None:
-            child.send_signal(signal.SIGCONT)
-            child.kill()
-            child.wait()
+        _kill_and_reap([child])
 
 
 @pytest.mark.ensemble
 def test_leader_killed_while_holding_the_lease_survives(zookeeper_ensemble):
+    # Every server drops its clients when the leader goes (a follower without a leader stops
+    # serving): the lease is in doubt until the client is back on its session, then HELD.
     ensemble = zookeeper_ensemble
-    client = KazooClient(hosts=ensemble.connect_string(), timeout=15.0)
-    client.start(timeout=30)
-    path = f"/zklock-test/leader-kill-{time.monotonic_ns()}"
+    factory = KazooClientFactory(ensemble.connect_string())  # ZKLOCK_TEST_HANDLER applies
+    path = f"/zklock-test/leader-kill-{uuid.uuid4().hex[:8]}"
     try:
+        client = factory(timeout=15.0)
         log = StateLog()
         lock = zklock.Lock(client, path, listener=log)
         assert lock.acquire(timeout=10)
@@ -169,20 +214,30 @@ def test_leader_killed_while_holding_the_lease_survives(zookeeper_ensemble):
         leader = ensemble.leader()
         ensemble.kill(leader)
         try:
+            assert wait_until(lambda: zklock.LeaseState.SUSPENDED in log.states(), 30)
             assert wait_until(lambda: client.state == KazooState.CONNECTED
-                             and lease.state is zklock.LeaseState.HELD, 30, 0.05)
+                             and lease.state is zklock.LeaseState.HELD, 30)
             assert client.client_id[0] == session
             lease.check()
             _data, stat = client.get(lease.node)
             assert stat.ephemeralOwner == session
             lock.release()
         finally:
-            ensemble.restart(leader)
-        assert zklock.LeaseState.LOST not in log.states()
+            ensemble.start(leader)
+        states = log.states()
+        assert states[0] is zklock.LeaseState.SUSPENDED, states
+        assert states[-2:] == [zklock.LeaseState.HELD, zklock.LeaseState.RELEASED], states
+        assert zklock.LeaseState.LOST not in states, states
     finally:
-        client.delete(path, recursive=True)
-        client.stop()
-        client.close()
+        try:
+            # A client of its own: the test's may be the one cut off, and a failed delete
+            # must not keep the clients from being closed.
+            cleaner = factory(timeout=15.0)
+            cleaner.retry(cleaner.delete, path, recursive=True)
+        except NoNodeError:
+            pass
+        finally:
+            factory.close_all()
 
 
 def test_tokens_strictly_increase_across_processes_and_parent_recreation(
@@ -192,22 +247,24 @@ def test_tokens_strictly_increase_across_processes_and_parent_recreation(
     counter = f"{zk_path}-tokens-counter"
     zk_client.create(counter, b"0", makepath=True)
     sections = []
+    procs: list[subprocess.Popen[str]] = []  # every worker started, of both phases
     try:
         for phase in range(2):
-            procs = [
-                subprocess.Popen(
+            phase_procs = []
+            for i in range(4):
+                phase_procs.append(subprocess.Popen(
                     [sys.executable, str(WORKERS / "contend.py"), zookeeper.connect_string, path,
                      counter, "125", f"p{phase}-{i}"],
                     stdout=subprocess.PIPE, text=True,
-                )
-                for i in range(4)
-            ]
-            for proc in procs:
+                ))
+                procs.append(phase_procs[-1])
+            for proc in phase_procs:
                 out, _ = proc.communicate(timeout=180)
                 assert proc.returncode == 0
                 sections += [json.loads(line) for line in out.splitlines()]
             zk_client.delete(f"{zk_path}/tokens", recursive=True)  # parent gone: counter restarts
     finally:
+        _kill_and_reap(procs)  # a failed worker or a timeout must not leave the others running
         zk_client.delete(counter)
     assert len(sections) == 1000
     sections.sort(key=lambda s: s["enter"])
@@ -264,6 +321,57 @@ def test_a_deadline_that_passes_before_zookeeper_answers_is_a_timeout_not_a_lost
     lock.release()
 
 
+@pytest.mark.parametrize(
+    "session_timeout",
+    [
+        # kazoo's read timeout (2/3 T = 1 s) ends the connection within the deadline: the
+        # create fails with a real connection loss, and the default policy tries again.
+        1.5,
+        # The request timeout (T = 6 s) outlives the deadline: nothing fails before it.
+        6.0,
+    ],
+    ids=["loss-noticed-before-the-deadline", "request-outlives-the-deadline"],
+)
+def test_the_default_policy_ends_an_acquire_cut_off_from_zookeeper_at_its_deadline(
+    zk_client_factory, zk_path, proxy, session_timeout
+):
+    path = f"{zk_path}/cut-off"
+    client = zk_client_factory(hosts=proxy.connect_string, timeout=session_timeout)
+    observer = zk_client_factory()
+    observer.ensure_path(path)
+    lock = zklock.Lock(client, path)  # the default policy: request timeout = session timeout
+    assert zklock.RetryPolicy().request_timeout is None
+    request_timeout = session_timeout
+    timeout = 2.0
+    proxy.blackhole()
+    try:
+        started = time.monotonic()
+        try:
+            outcome: object = lock.acquire(timeout=timeout)
+        except zklock.ConnectionLost as error:  # a real loss, and no time left to retry it
+            outcome = error
+        elapsed = time.monotonic() - started
+    finally:
+        proxy.heal()
+    print(f"\nTIMING cut off, acquire(timeout={timeout}) with T={session_timeout}: "
+          f"{outcome!r} after {elapsed:.3f}s")
+    assert outcome is False or isinstance(outcome, zklock.ConnectionLost), outcome
+    if outcome is False:
+        assert elapsed >= timeout  # False means the time ran out, not that it gave up early
+    # No wait for a reply runs past the deadline (each is capped by what is left of it), so
+    # the acquire ends well before even one more request timeout could have passed.
+    assert elapsed < timeout + request_timeout / 4, elapsed
+    assert not lock.locked()
+    # Whatever the held requests did on the server once the partition healed is undone:
+    # nodes of the same session are deleted by its cleanup queue, those of an expired
+    # session went with it.
+    watcher = SessionWatcher.of(client)
+    assert wait_until(lambda: client.state == KazooState.CONNECTED, 15)
+    assert wait_until(
+        lambda: watcher.pending_deletes() == [] and observer.get_children(path) == [], 10
+    )
+
+
 def test_retry_policy_limits_are_honoured_and_nothing_leaks(zk_client_factory, zk_path, proxy):
     path = f"{zk_path}/limits"
     client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
@@ -288,24 +396,54 @@ def test_retry_policy_limits_are_honoured_and_nothing_leaks(zk_client_factory, z
     assert observer.get_children(path) == []
 
 
+def _kazoo_states(client: KazooClient) -> list[str]:
+    """A list that records ``client``'s connection states from now on."""
+    states: list[str] = []
+    client.add_listener(states.append)
+    return states
+
+
 def test_connection_drop_while_waiting(zk_client_factory, zk_path, proxy):
+    # A waiter whose connection drops keeps its session, so it keeps its node and its place
+    # in the queue: it gets the lock on that very node, before a contender queued behind it.
     path = f"{zk_path}/wait-loss"
     holder = zklock.Lock(zk_client_factory(), path, identifier="holder")
     assert holder.acquire()
     waiter_client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
     waiter = zklock.Lock(waiter_client, path, identifier="waiter")
-    got: list[bool] = []
-    thread = threading.Thread(target=lambda: got.append(waiter.acquire(timeout=20)))
-    thread.start()
+    waiting, waiter_got = _acquire_in_a_thread(waiter, timeout=20)
     assert wait_until(lambda: len(holder.contenders()) == 2)
-    proxy.drop()
-    time.sleep(0.3)
-    assert [c.identifier for c in holder.contenders()] == ["holder", "waiter"]
-    holder.release()
-    thread.join(25)
-    assert got == [True]
-    assert [c.identifier for c in waiter.contenders()] == ["waiter"]
-    waiter.release()
+    queued = holder.contenders()
+    assert [c.identifier for c in queued] == ["holder", "waiter"]
+    waiter_node = queued[1].node
+    third = zklock.Lock(zk_client_factory(), path, identifier="third")
+    third_waiting, third_got = _acquire_in_a_thread(third, timeout=30)
+    try:
+        assert wait_until(lambda: [c.identifier for c in holder.contenders()]
+                          == ["holder", "waiter", "third"])
+        states = _kazoo_states(waiter_client)
+        assert proxy.drop() == 1
+        # Back on its session: SUSPENDED, then CONNECTED again.
+        assert wait_until(lambda: states[:1] == [KazooState.SUSPENDED]
+                          and waiter_client.state == KazooState.CONNECTED, 10)
+        assert KazooState.LOST not in states
+        assert holder.contenders()[1].node == waiter_node
+        holder.release()
+        waiting.join(25)
+        assert waiter_got == [True]
+        assert waiter.lease.node == waiter_node  # the node it queued with before the drop
+        # The third contender is still queued behind it.
+        assert third_got == []
+        assert [c.identifier for c in waiter.contenders()] == ["waiter", "third"]
+        waiter.release()
+        third_waiting.join(25)
+        assert third_got == [True]
+        third.release()
+    finally:
+        waiter.cancel()
+        third.cancel()
+        waiting.join(25)
+        third_waiting.join(25)
 
 
 def test_connection_loss_during_release(zk_client_factory, zk_path, proxy):
@@ -558,7 +696,7 @@ def test_an_acquire_interrupted_once_its_node_was_granted_leaves_no_node(
     path = f"{zk_path}/granted-interrupted"
     lock = zklock.Lock(zk_client, path)
 
-    def interrupted(self, lease):
+    def interrupted(self, lease, drops_before=None):
         raise _Interrupted()
 
     monkeypatch.setattr(SessionWatcher, "track", interrupted)

@@ -26,13 +26,17 @@ def main() -> int:
         time.sleep(0.01)
         now = time.monotonic()
         if now - last > session_timeout / 2:  # we were frozen
-            valid = lease.valid  # the very first look after waking
+            state = lease.state  # the very first look after waking
+            valid = lease.valid
             try:
                 lease.check()
                 checked = "passed"
             except zklock.LeaseError as error:
                 checked = type(error).__name__
-            print(json.dumps({"gap": now - last, "valid": valid, "check": checked}), flush=True)
+            print(json.dumps({
+                "gap": now - last, "state": state.value, "valid": valid, "check": checked,
+                "reason": lease.reason,
+            }), flush=True)
             break
         last = now
     try:
