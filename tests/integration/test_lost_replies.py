@@ -14,11 +14,11 @@ creates it sent and the replies to them it read (none, when the reply was lost).
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from _threads import acquire_in_a_thread
 from kazoo.client import KazooClient
 from kazoo.protocol.states import ZnodeStat
 
@@ -61,21 +61,6 @@ def proxied(proxy: TcpProxy) -> Iterator[Callable[[], tuple[KazooClient, KazooTr
         yield make
 
 
-def _acquire_in_a_thread(lock: zklock.Lock, timeout: float) -> tuple[threading.Thread, list[object]]:
-    """Start ``lock.acquire(timeout)`` in a thread; its outcome (a bool or the error) is listed."""
-    outcome: list[object] = []
-
-    def acquire() -> None:
-        try:
-            outcome.append(lock.acquire(timeout=timeout))
-        except Exception as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=acquire, name="lost-replies-acquire")
-    thread.start()
-    return thread, outcome
-
-
 def _node_created_meanwhile(observer: KazooClient, path: str, before: set[str]) -> tuple[str, ZnodeStat]:
     """Wait for one new child of ``path`` (the create ran on the server); its name and stat."""
     assert wait_until(lambda: set(observer.get_children(path)) - before, 10), "the create never ran"
@@ -96,7 +81,7 @@ def test_a_create_whose_reply_was_lost_is_found_and_kept(proxied, zk_client_fact
     session = client.client_id[0]
     lock = zklock.Lock(client, path, identifier="lost-reply")
     proxy.hold_replies()
-    thread, outcome = _acquire_in_a_thread(lock, timeout=10)
+    thread, outcome = acquire_in_a_thread(lock, timeout=10)
     try:
         name, stat = _node_created_meanwhile(observer, path, set())
         assert traffic.sent()[:1] == ["Create2"]
@@ -130,7 +115,7 @@ def test_a_waiter_whose_create_reply_was_lost_queues_with_that_node(
     client, traffic = proxied()
     lock = zklock.Lock(client, path, identifier="waiter")
     proxy.hold_replies()
-    thread, outcome = _acquire_in_a_thread(lock, timeout=10)
+    thread, outcome = acquire_in_a_thread(lock, timeout=10)
     try:
         name, stat = _node_created_meanwhile(observer, path, {holder_name})
         proxy.drop()
@@ -168,7 +153,7 @@ def test_a_lost_create_of_a_session_that_expired_meanwhile_is_not_kept(
     old_session, password = client.client_id
     lock = zklock.Lock(client, path, identifier="expired")
     proxy.hold_replies()
-    thread, outcome = _acquire_in_a_thread(lock, timeout=10)
+    thread, outcome = acquire_in_a_thread(lock, timeout=10)
     try:
         name, stat = _node_created_meanwhile(observer, path, set())
         assert stat.ephemeralOwner == old_session
@@ -206,7 +191,7 @@ def test_a_create_answered_after_the_acquire_stopped_waiting_is_kept_once(
     session = client.client_id[0]
     lock = zklock.Lock(client, path, retry=zklock.RetryPolicy(request_timeout=0.5))
     proxy.hold_replies()
-    thread, outcome = _acquire_in_a_thread(lock, timeout=10)
+    thread, outcome = acquire_in_a_thread(lock, timeout=10)
     try:
         name, stat = _node_created_meanwhile(observer, path, set())
         # Past the request timeout, the acquire lists the children again to look for it.

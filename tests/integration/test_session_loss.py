@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from _threads import acquire_in_a_thread
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 from kazoo.handlers.threading import SequentialThreadingHandler
@@ -411,13 +412,13 @@ def test_connection_drop_while_waiting(zk_client_factory, zk_path, proxy):
     assert holder.acquire()
     waiter_client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
     waiter = zklock.Lock(waiter_client, path, identifier="waiter")
-    waiting, waiter_got = _acquire_in_a_thread(waiter, timeout=20)
+    waiting, waiter_got = acquire_in_a_thread(waiter, timeout=20)
     assert wait_until(lambda: len(holder.contenders()) == 2)
     queued = holder.contenders()
     assert [c.identifier for c in queued] == ["holder", "waiter"]
     waiter_node = queued[1].node
     third = zklock.Lock(zk_client_factory(), path, identifier="third")
-    third_waiting, third_got = _acquire_in_a_thread(third, timeout=30)
+    third_waiting, third_got = acquire_in_a_thread(third, timeout=30)
     try:
         assert wait_until(lambda: [c.identifier for c in holder.contenders()]
                           == ["holder", "waiter", "third"])
@@ -547,21 +548,6 @@ def test_a_client_taking_locks_back_to_back_keeps_one_watchdog_thread(zk_client_
     assert wait_until(lambda: not _watchdogs(zk_client), timeout=5)
 
 
-def _acquire_in_a_thread(lock: zklock.Lock, timeout: float) -> tuple[threading.Thread, list[object]]:
-    """Start ``lock.acquire(timeout)`` in a thread; its outcome (a bool or the error) is listed."""
-    outcome: list[object] = []
-
-    def acquire() -> None:
-        try:
-            outcome.append(lock.acquire(timeout=timeout))
-        except Exception as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=acquire)
-    thread.start()
-    return thread, outcome
-
-
 def test_a_lost_create_on_a_lock_path_not_made_yet_still_acquires(
     zk_client_factory, zk_path, proxy
 ):
@@ -572,7 +558,7 @@ def test_a_lost_create_on_a_lock_path_not_made_yet_still_acquires(
     observer = zk_client_factory()
     lock = zklock.Lock(client, path, retry=zklock.RetryPolicy(request_timeout=0.5))
     proxy.blackhole()
-    thread, outcome = _acquire_in_a_thread(lock, timeout=15)
+    thread, outcome = acquire_in_a_thread(lock, timeout=15)
     time.sleep(0.3)  # the create is on its way into the void
     proxy.drop()  # and is lost with the connection
     proxy.heal()
@@ -649,7 +635,7 @@ def test_a_watch_reply_of_nonode_read_before_its_callback_lists_again(
         return answer
 
     waiter_client.get_async = get_async
-    thread, outcome = _acquire_in_a_thread(waiter, timeout=15)
+    thread, outcome = acquire_in_a_thread(waiter, timeout=15)
     try:
         assert wait_until(lambda: watches and watches[0].ready(), 10)
         assert watches[0].exception is not None  # NoNode, its callback not run yet
