@@ -193,9 +193,9 @@ class LockRecipe:
     def _wait(self, result: Any, deadline: Deadline) -> Any:
         """Wait for one reply, never past the deadline nor the request timeout.
 
-        Cut short by the deadline before the request timeout, it raises
-        ``_NoAnswerByDeadline``: the server may only be slower than the time left, which is
-        no sign of a lost connection.
+        Cut short by the deadline before the request timeout on a connected client, it
+        raises ``_NoAnswerByDeadline``: the server may only be slower than the time left,
+        which is no sign of a lost connection.  Without a connection it is one.
         """
         cap = bound = None
         try:
@@ -205,7 +205,7 @@ class LockRecipe:
             cap = deadline.cap(bound)
             return result.get(timeout=cap)
         except KazooTimeoutError as error:
-            if cap is not None and bound is not None and cap < bound:
+            if cap is not None and bound is not None and cap < bound and self._session().connected:
                 raise _NoAnswerByDeadline(
                     f"{self._context()}: the deadline passed before ZooKeeper answered"
                 ) from error

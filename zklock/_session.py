@@ -125,6 +125,11 @@ class SessionWatcher:
                 self._last_contact = sent_at
 
     @property
+    def connected(self) -> bool:
+        """True while kazoo reports the connection up (as of its last state change)."""
+        return self._connected
+
+    @property
     def drops(self) -> int:
         """How many times the connection was lost so far (SUSPENDED or LOST; see :meth:`track`)."""
         return self._drops
