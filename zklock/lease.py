@@ -239,6 +239,18 @@ class Lease:
         except BaseException:  # a listener's KeyboardInterrupt, say: let later changes through
             with self._mutex:
                 self._delivering = False
+                final = self._state if self._state in _TERMINAL else None
+                if final is not None and final is not self._notified:
+                    self._notified = final  # nobody else will: no change comes after it
+                    listeners = tuple(self._listeners)
+                else:
+                    final = None
+            if final is not None:
+                for listener in listeners:
+                    try:
+                        listener(self, final)
+                    except Exception:
+                        log.exception("lease listener %r failed", listener)
             raise
 
     def __repr__(self) -> str:

@@ -464,3 +464,33 @@ def test_a_listener_added_after_unheard_changes_hears_the_next_one(clock, livene
     lease.add_listener(lambda lease, state: seen.append(state))
     lease._transition(HELD)
     assert seen == [HELD]
+
+
+def test_a_loss_made_while_a_listener_escapes_with_a_base_exception_is_still_heard(lease, changes):
+    # A delivers SUSPENDED; B makes the lease LOST meanwhile and leaves it to A; A's listener
+    # then escapes with KeyboardInterrupt.  LOST is final: nobody else would ever deliver it.
+    inside, go = threading.Event(), threading.Event()
+
+    def interrupt(lease, state):
+        if state is SUSPENDED:
+            inside.set()
+            assert go.wait(5)
+            raise KeyboardInterrupt
+
+    lease._listeners.insert(0, interrupt)
+    interrupted: list[BaseException] = []
+
+    def deliver_suspended() -> None:
+        try:
+            lease._transition(SUSPENDED, "connection lost")
+        except KeyboardInterrupt as error:
+            interrupted.append(error)
+
+    a = threading.Thread(target=deliver_suspended)
+    a.start()
+    assert inside.wait(5)
+    assert lease._transition(LOST, "session expired")  # returns at once: A is delivering
+    go.set()
+    a.join(5)
+    assert len(interrupted) == 1
+    assert changes == [LOST]  # the escaping listener cut SUSPENDED short; LOST still came
