@@ -242,12 +242,17 @@ class LockRecipe:
                     lambda: self._run(deadline, blocking, wakeup, ledger),
                     deadline, wakeup.sleep, self._context,
                 )
-            except _NoAnswerByDeadline:
+            except _NoAnswerByDeadline as cut:
                 # Out of time, as threading.Lock says; nodes on their way are deleted.  A
                 # one-try acquire's deadline is the request timeout itself: for it, no answer
-                # in that time is a lost connection, reported as such.
+                # in that time is a lost connection, reported as such.  A cancel that came
+                # meanwhile is what the caller asked for: it wins over both.
+                if wakeup.cancelled:
+                    raise AcquireCancelled(f"acquire of {self.path!r} was cancelled") from None
                 if not blocking:
-                    raise
+                    raise ConnectionLost(
+                        f"{self._context()}: no answer from ZooKeeper within the request timeout"
+                    ) from cut.__cause__
                 return None
             if grant is None:
                 return None
@@ -338,6 +343,8 @@ class LockRecipe:
                         return None
             elif deadline.expired() and not wakeup.event.is_set():
                 return None
+            if prefetched is None:  # a listing sent now, maybe over a connection made since
+                drops_before = session.drops
             children = self._children(deadline, prefetched)
 
     def _granted(self, me: OwnNode, ledger: CreateLedger, session: SessionWatcher) -> OwnNode:
@@ -554,8 +561,9 @@ class LockRecipe:
         session = self._session()
         for node in extra:
             self._discard(node)
-        if unknown and session.session_id is not None:
-            session.find_and_delete_later(self.path, unknown, session.session_id)
+        session_id = session.session_id  # read once: a LOST or a new session may land between
+        if unknown and session_id is not None:
+            session.find_and_delete_later(self.path, unknown, session_id)
 
     def _discard(self, node: OwnNode) -> None:
         log.info("%s: deleting contender node %s", self._context(), node.path)
@@ -627,6 +635,12 @@ class LockRecipe:
     def contenders(self, deadline: Deadline) -> list[Contender]:
         """The queue in order: holders first, with identifiers, tokens and sessions."""
         self.check_client()
+        try:
+            return self._contenders(deadline)
+        except _NoAnswerByDeadline as cut:  # the caller's bound, not a slow lock: a plain loss
+            raise ConnectionLost(f"{self._context()}: no answer from ZooKeeper in time") from cut.__cause__
+
+    def _contenders(self, deadline: Deadline) -> list[Contender]:
         try:
             children = self._children(deadline)
         except NoNode:

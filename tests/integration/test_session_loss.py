@@ -309,8 +309,18 @@ def test_a_deadline_that_passes_before_zookeeper_answers_is_a_timeout_not_a_lost
             with lock.hold(timeout=0.5):
                 pytest.fail("held without an answer")
         # One try's bound is the request timeout: no answer in it is a lost connection.
-        with pytest.raises(zklock.ConnectionLost):
+        with pytest.raises(zklock.ConnectionLost) as lost:
             one_try.acquire(blocking=False)
+        assert type(lost.value) is zklock.ConnectionLost  # no private class in the caller's face
+        with pytest.raises(zklock.ConnectionLost) as lost:
+            lock.contenders(timeout=0.5)
+        assert type(lost.value) is zklock.ConnectionLost
+        # A cancel that lands while the request is unanswered wins over the deadline.
+        waiting, outcome = acquire_in_a_thread(lock, timeout=1.0)
+        time.sleep(0.3)  # a cancel before acquire() starts would be missed: not sticky
+        lock.cancel()
+        waiting.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], zklock.AcquireCancelled), outcome
     finally:
         proxy.heal()
     assert not lock.locked() and not one_try.locked()
@@ -402,6 +412,37 @@ def _kazoo_states(client: KazooClient) -> list[str]:
     states: list[str] = []
     client.add_listener(states.append)
     return states
+
+
+def test_a_waiter_granted_by_its_first_listing_after_a_reconnect_holds_without_doubt(
+    zk_client_factory, zk_path, proxy
+):
+    # The waiter's connection drops; the holder releases meanwhile.  The drop wakes the waiter,
+    # whose next listing goes out after the drop and is answered on the new connection: the
+    # lease it grants is not in doubt, and must not be reported SUSPENDED.
+    path = f"{zk_path}/relist"
+    holder = zklock.Lock(zk_client_factory(), path, identifier="holder")
+    assert holder.acquire()
+    heard: list[zklock.LeaseState] = []
+    waiter_client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
+    waiter = zklock.Lock(waiter_client, path, identifier="waiter",
+                         listener=lambda _lease, state: heard.append(state))
+    waiting, got = acquire_in_a_thread(waiter, timeout=20)
+    try:
+        assert wait_until(lambda: len(holder.contenders()) == 2)
+        states = _kazoo_states(waiter_client)
+        proxy.blackhole()
+        holder.release()
+        proxy.drop()
+        proxy.heal()
+        waiting.join(20)
+        assert got == [True]
+        assert KazooState.SUSPENDED in states and KazooState.LOST not in states
+        assert waiter.lease is not None and waiter.lease.state is zklock.LeaseState.HELD
+        assert heard == []  # no SUSPENDED then HELD for a grant made on the new connection
+        waiter.release()
+    finally:
+        waiter.cancel()
 
 
 def test_connection_drop_while_waiting(zk_client_factory, zk_path, proxy):
