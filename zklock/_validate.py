@@ -14,6 +14,7 @@ from .retry import RetryPolicy
 
 __all__ = [
     "MAX_IDENTIFIER_BYTES",
+    "check_blocking",
     "check_client",
     "check_decorated",
     "check_identifier",
@@ -82,6 +83,17 @@ def check_identifier(identifier: object) -> str:
     return identifier
 
 
+def check_blocking(blocking: object) -> bool:
+    """Return ``blocking`` as a bool; refuse what ``threading.Lock`` refuses (:class:`UsageError`).
+
+    ``threading.Lock.acquire`` takes a bool or an int; ``None`` or a string is a slip that
+    would otherwise pass for a truth value (``"no"`` would block).
+    """
+    if not isinstance(blocking, int):  # bool is an int
+        raise UsageError(f"blocking must be True or False, not {blocking!r}")
+    return bool(blocking)
+
+
 def check_timeout(timeout: object, blocking: bool = True) -> float | None:
     """Normalise an acquire timeout: ``None``/``-1`` = wait forever, ``0`` = one try.
 
@@ -91,7 +103,9 @@ def check_timeout(timeout: object, blocking: bool = True) -> float | None:
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise InvalidTimeout(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+        raise InvalidTimeout(
+            f"timeout must be a number of seconds as an int or a float, not {type(timeout).__name__}"
+        )
     try:
         seconds = float(timeout)
     except OverflowError:  # an int too large for a float: refused below as too large/negative

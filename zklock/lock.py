@@ -26,6 +26,7 @@ from ._fork import ForkGuard
 from ._kinds import EXCLUSIVE, LockKind
 from ._recipe import Contender, LockRecipe, ReleaseOutcome, Wakeup
 from ._validate import (
+    check_blocking,
     check_client,
     check_decorated,
     check_identifier,
@@ -142,6 +143,7 @@ class Lock(_LockingDecorator):
         lock in between.
         """
         self._fork_guard.check("this lock")
+        blocking = check_blocking(blocking)
         seconds = check_timeout(timeout, blocking)
         if seconds == 0:
             blocking = False

@@ -86,3 +86,19 @@ def test_plain_functions_are_still_decorated(client):
 
     assert callable(lock(job)) and callable(lock.hold()(job))
     assert zklock.locked(client, "/locks/a")(job).lock.path == "/locks/a"
+
+
+@pytest.mark.parametrize("blocking", [None, "no", "", 1.0, [True]])
+def test_a_blocking_that_is_not_a_bool_is_refused(client, blocking):
+    # threading.Lock takes a bool or an int; anything else would pass for a truth value here
+    # ("no" would block).  Refused before anything is asked of the (never started) client.
+    lock = zklock.Lock(client, "/locks/a")
+    with pytest.raises(UsageError, match="blocking"):
+        lock.acquire(blocking=blocking)
+
+
+def test_a_bool_or_an_int_blocking_is_taken_as_threading_lock_takes_it(client):
+    lock = zklock.Lock(client, "/locks/a")
+    for blocking in (True, False, 0, 1):
+        with pytest.raises(zklock.ClientNotConnected):  # got past the argument check
+            lock.acquire(blocking=blocking)
