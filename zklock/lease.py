@@ -162,7 +162,12 @@ class Lease:
 
     # ------------------------------------------------------------------ listeners
     def add_listener(self, listener: LeaseListener) -> None:
-        """Call ``listener(lease, new_state)`` on every later state change."""
+        """Call ``listener(lease, new_state)`` on every later state change.
+
+        :class:`~zklock.errors.UsageError` if ``listener`` cannot be called.
+        """
+        if not callable(listener):
+            raise UsageError(f"listener must be callable as listener(lease, state), not {listener!r}")
         with self._mutex:
             self._listeners.append(listener)
 

@@ -494,3 +494,9 @@ def test_a_loss_made_while_a_listener_escapes_with_a_base_exception_is_still_hea
     a.join(5)
     assert len(interrupted) == 1
     assert changes == [LOST]  # the escaping listener cut SUSPENDED short; LOST still came
+
+
+@pytest.mark.parametrize("listener", [5, "on_change", None])
+def test_a_listener_that_cannot_be_called_is_refused_when_added(lease, listener):
+    with pytest.raises(errors.UsageError, match="listener"):
+        lease.add_listener(listener)
