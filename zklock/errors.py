@@ -228,6 +228,11 @@ def _translate(error: Exception) -> ZkLockError:
         return SessionExpired("the ZooKeeper session expired")
     if isinstance(error, (kazoo_errors.NoAuthError, kazoo_errors.AuthFailedError)):
         return NoAuthorization(f"ZooKeeper refused the request: {error!r}")
+    if isinstance(error, kazoo_errors.NoChildrenForEphemeralsError):
+        return ZooKeeperError(
+            "the lock path is an ephemeral node, and ZooKeeper gives ephemeral nodes no "
+            "children: lock on a path whose parents are persistent nodes"
+        )
     return ZooKeeperError(f"ZooKeeper request failed: {error!r}")
 
 

@@ -233,3 +233,9 @@ def test_transient(error):
 )
 def test_not_transient(error):
     assert not is_transient(error)
+
+
+def test_a_lock_path_that_is_an_ephemeral_node_is_explained():
+    translated = errors._translate(kazoo_errors.NoChildrenForEphemeralsError())
+    assert type(translated) is errors.ZooKeeperError
+    assert "ephemeral" in str(translated) and "persistent" in str(translated)
