@@ -57,8 +57,9 @@ class LeaseMonitor(threading.Thread):
         tree = self._tree([])
         signal_all(tree, signal.SIGTERM)
         self.stopped_with = "SIGTERM"
+        started = max(0, len(tree) - 1)
         say(f"the lock {self._lease.path} was lost ({self.reason}); sent SIGTERM to pid {pid} "
-            f"and the {max(0, len(tree) - 1)} processes it started")
+            f"and the {started} process{'' if started == 1 else 'es'} it started")
         deadline = time.monotonic() + self._grace
         while alive(tree := self._tree(tree)):
             if time.monotonic() >= deadline:
