@@ -147,7 +147,8 @@ class Waiting(threading.Thread):
             self._display.update(f"waiting for {self._lock.path}; {waited}", ("free",))
             return
         holder = contenders[0]
-        queue = "" if place is None else f"; we are #{place + 1} in the queue ({place} ahead)"
+        # The count ahead is also our position as `zklock status` numbers it (holder: 0).
+        queue = "" if place is None else f"; position {place} in the queue ({place} ahead of us)"
         rest = f": held by {holder.identifier!r} (token {holder.token}){queue}; {waited}"
         path = self._lock.path
         columns = self._display.columns()
