@@ -346,7 +346,11 @@ class SessionWatcher:
             event.set()
 
     def _verify(self, client: KazooClient, lease: Lease, generation: int) -> None:
-        """After a reconnect with the same session: HELD again only if the node is still ours."""
+        """After a reconnect with the same session: HELD again only if the node is still ours.
+
+        Asked with ``exists``, which ZooKeeper answers without an ACL check: a ``get`` needs
+        READ on the node, and a holder refused it would stay SUSPENDED while connected.
+        """
         sent_at = self._clock()
 
         def verified(result: Any) -> None:
@@ -355,13 +359,13 @@ class SessionWatcher:
                     return
             try:
                 with translate_kazoo_errors():
-                    _data, stat = result.get()
-            except NoNode:
-                lease._transition(LeaseState.LOST, "lock node was deleted")
-                self.untrack(lease)
-                return
+                    stat = result.get()
             except Exception as error:  # connection lost again: the next reconnect retries
                 log.info("could not verify %s after reconnect: %r", lease.node, error)
+                return
+            if stat is None:
+                lease._transition(LeaseState.LOST, "lock node was deleted")
+                self.untrack(lease)
                 return
             if stat.ephemeralOwner != lease.session_id:
                 lease._transition(LeaseState.LOST, "lock node belongs to another session")
@@ -377,7 +381,7 @@ class SessionWatcher:
 
             lease._transition(LeaseState.HELD, None, only_if=still_connected)
 
-        client.get_async(lease.node).rawlink(verified)
+        client.exists_async(lease.node).rawlink(verified)
 
     # ------------------------------------------------------------------ watchdog thread
     def _watchdog_loop(self) -> None:

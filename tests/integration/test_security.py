@@ -14,6 +14,7 @@ from kazoo.security import ANYONE_ID_UNSAFE as ANYONE
 import zklock
 from zklock.acl import owner_with_world_read
 from zklock.errors import translate_kazoo_errors
+from zklock.testing import TcpProxy, wait_until
 
 ALICE = [("digest", "alice:alice-secret")]
 BOB = [("digest", "bob:bob-secret")]
@@ -182,3 +183,30 @@ def test_a_lock_and_lease_used_after_fork_raise_in_the_child(zk_client, zk_path)
     assert zk_client.exists(lease.node) is not None
     lock.release()
     assert zk_client.get_children(f"{zk_path}/lock") == []
+
+
+def test_a_holder_without_read_on_its_own_node_is_held_again_after_a_reconnect(
+    zookeeper, zk_client_factory, zk_client, lock_path
+):
+    # The reconnect's check that the node is still ours must not need READ on it: an ACL may
+    # keep READ for an auditor alone.  Refused, the lease would stay SUSPENDED while connected.
+    zk_client.ensure_path(lock_path)  # an open parent: the holder may list the queue
+    alice_id = make_digest_acl("alice", "alice-secret").id
+    bob_id = make_digest_acl("bob", "bob-secret").id
+    acl = [
+        ACL(Permissions.CREATE | Permissions.DELETE | Permissions.WRITE | Permissions.ADMIN, alice_id),
+        ACL(Permissions.READ, bob_id),
+    ]
+    with TcpProxy(zookeeper.connect_string) as proxy:
+        alice = zk_client_factory(hosts=proxy.connect_string, auth_data=ALICE, timeout=6.0)
+        heard: list[zklock.LeaseState] = []
+        lock = zklock.Lock(alice, lock_path, "alice", acl=acl,
+                           listener=lambda _lease, state: heard.append(state))
+        assert lock.acquire(timeout=10)
+        with pytest.raises(NoAuthError):
+            alice.get(lock.lease.node)  # indeed no READ for the holder
+        assert proxy.drop() == 1
+        assert wait_until(lambda: heard[-1:] == [zklock.LeaseState.HELD], 10), heard
+        assert heard == [zklock.LeaseState.SUSPENDED, zklock.LeaseState.HELD]
+        lock.release()
+        alice.stop()  # through the proxy, before it closes

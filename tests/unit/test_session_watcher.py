@@ -69,8 +69,8 @@ class ConnectedClient:
         for listener in list(self.listeners):
             listener(state)
 
-    def get_async(self, path: str) -> Unanswered:
-        self.sent.append(("get", path))
+    def exists_async(self, path: str) -> Unanswered:
+        self.sent.append(("exists", path))
         return Unanswered()
 
 
@@ -105,7 +105,7 @@ def test_a_grant_asked_before_a_drop_is_verified_not_trusted():
     lease = lease_of(watcher)
     watcher.track(lease, drops_before)
     assert lease._state is LeaseState.SUSPENDED  # until the node is seen again
-    assert client.sent == [("get", lease.node)]
+    assert client.sent == [("exists", lease.node)]
     watcher.untrack(lease)
 
 
