@@ -248,7 +248,7 @@ class LockRecipe:
                 # in that time is a lost connection, reported as such.  A cancel that came
                 # meanwhile is what the caller asked for: it wins over both.
                 if wakeup.cancelled:
-                    raise AcquireCancelled(f"acquire of {self.path!r} was cancelled") from None
+                    raise self._cancelled() from None
                 if not blocking:
                     raise ConnectionLost(
                         f"{self._context()}: no answer from ZooKeeper within the request timeout"
@@ -285,7 +285,7 @@ class LockRecipe:
         earlier connection, and the lease is verified rather than trusted.
         """
         if wakeup.cancelled:
-            raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
+            raise self._cancelled()
         self.check_client()
         session = self._session()
         drops_before = session.drops
@@ -315,7 +315,7 @@ class LockRecipe:
                 return None
             wakeup.event.clear()
             if wakeup.cancelled:
-                raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
+                raise self._cancelled()
             # Sequence numbers only grow, so no node can join the queue ahead of ours: if the
             # listing minus the watched node says we hold, its deletion alone hands us the lock.
             rest = [node for node in queue if node.name != decision.watch]
@@ -324,7 +324,7 @@ class LockRecipe:
             answer = self._watch(f"{self.path}/{decision.watch}", watch)
             self._sleep(answer, wakeup.event, deadline)
             if wakeup.cancelled:
-                raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
+                raise self._cancelled()
             prefetched: tuple[Any, float] | None = None
             if watch.deleted:
                 if watch.listing is None:
@@ -346,6 +346,9 @@ class LockRecipe:
             if prefetched is None:  # a listing sent now, maybe over a connection made since
                 drops_before = session.drops
             children = self._children(deadline, prefetched)
+
+    def _cancelled(self) -> AcquireCancelled:
+        return AcquireCancelled(f"acquire of {self.path!r} was cancelled")
 
     def _granted(self, me: OwnNode, ledger: CreateLedger, session: SessionWatcher) -> OwnNode:
         """``me``, once its session is still the client's; else queue again (a transient error).
