@@ -18,7 +18,6 @@ __all__ = [
     "check_client",
     "check_decorated",
     "check_identifier",
-    "check_listener",
     "check_lock_path",
     "check_naming",
     "check_retry",
@@ -153,13 +152,6 @@ def check_retry(retry: object) -> RetryPolicy | None:
             f"objects), not {retry!r}"
         )
     return retry
-
-
-def check_listener(listener: object) -> Any:
-    """Return ``listener`` if it is None or callable, else raise :class:`UsageError`."""
-    if listener is not None and not callable(listener):
-        raise UsageError(f"listener must be callable as listener(lease, state), not {listener!r}")
-    return listener
 
 
 def check_decorated(func: object) -> None:

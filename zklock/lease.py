@@ -61,6 +61,12 @@ afterwards, by the thread calling them, newest only (see ``Lease._deliver``).
 _TERMINAL = (LeaseState.LOST, LeaseState.RELEASED)
 
 
+def check_listener(listener: object) -> None:
+    """Raise :class:`UsageError` unless ``listener`` can be called (``Lock`` checks its own too)."""
+    if not callable(listener):
+        raise UsageError(f"listener must be callable as listener(lease, state), not {listener!r}")
+
+
 class Lease:
     """A held lock: its node, its fencing token, and its live state.
 
@@ -166,8 +172,7 @@ class Lease:
 
         :class:`~zklock.errors.UsageError` if ``listener`` cannot be called.
         """
-        if not callable(listener):
-            raise UsageError(f"listener must be callable as listener(lease, state), not {listener!r}")
+        check_listener(listener)
         with self._mutex:
             self._listeners.append(listener)
 
@@ -230,11 +235,7 @@ class Lease:
         """
         try:
             while True:
-                for listener in listeners:
-                    try:
-                        listener(self, state)
-                    except Exception:
-                        log.exception("lease listener %r failed", listener)
+                self._call(listeners, state)
                 with self._mutex:
                     if self._state is self._notified:
                         self._delivering = False
@@ -251,12 +252,16 @@ class Lease:
                 else:
                     final = None
             if final is not None:
-                for listener in listeners:
-                    try:
-                        listener(self, final)
-                    except Exception:
-                        log.exception("lease listener %r failed", listener)
+                self._call(listeners, final)
             raise
+
+    def _call(self, listeners: tuple[LeaseListener, ...], state: LeaseState) -> None:
+        """Call each listener; one that raises is logged and the others are still called."""
+        for listener in listeners:
+            try:
+                listener(self, state)
+            except Exception:
+                log.exception("lease listener %r failed", listener)
 
     def __repr__(self) -> str:
         return (

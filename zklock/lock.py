@@ -30,7 +30,6 @@ from ._validate import (
     check_client,
     check_decorated,
     check_identifier,
-    check_listener,
     check_lock_path,
     check_naming,
     check_retry,
@@ -38,7 +37,7 @@ from ._validate import (
 )
 from .acl import check_acl
 from .errors import AcquireCancelled, AlreadyHeld, LockLost, LockTimeout, NotHeld
-from .lease import Lease, LeaseListener, LeaseState
+from .lease import Lease, LeaseListener, LeaseState, check_listener
 from .naming import NodeNaming
 from .retry import DEFAULT_RETRY, RetryPolicy
 
@@ -107,7 +106,8 @@ class Lock(_LockingDecorator):
             client, self.path, self.kind, self.identifier, check_retry(retry) or DEFAULT_RETRY,
             self.naming, check_acl(acl, client),
         )
-        check_listener(listener)
+        if listener is not None:
+            check_listener(listener)
         self._listeners: tuple[LeaseListener, ...] = () if listener is None else (listener,)
         # One mutex guards the fields below; the condition on it is only for threads that wait
         # locally.  Sections that do not wait take the mutex itself, which costs less.
