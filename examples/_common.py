@@ -109,6 +109,12 @@ def contenders_left(client: KazooClient, path: str) -> int:
     return left
 
 
+def expect_no_contenders(client: KazooClient, path: str, problems: list[str]) -> None:
+    """:func:`contenders_left`, noting a problem when any node is left."""
+    if contenders_left(client, path):
+        problems.append("contender nodes were left under the lock")
+
+
 def verdict(problems: list[str]) -> int:
     """Print each problem as FAILED and return 1, or print OK and return 0 (the exit status)."""
     for problem in problems:

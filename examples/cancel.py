@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from _common import connected, contenders_left, eventually, scratch_path, verdict, zookeeper
+from _common import connected, eventually, expect_no_contenders, scratch_path, verdict, zookeeper
 
 import zklock
 
@@ -70,8 +70,7 @@ def main(hosts: str) -> int:
                 bob.release()
             else:
                 problems.append("bob could not take the free lock")
-            if contenders_left(alice_client, path):
-                problems.append("contender nodes were left under the lock")
+            expect_no_contenders(alice_client, path, problems)
     return verdict(problems)
 
 

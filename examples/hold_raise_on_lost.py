@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from _common import connected, contenders_left, expire_session, scratch_path, verdict, zookeeper
+from _common import connected, expect_no_contenders, expire_session, scratch_path, verdict, zookeeper
 
 import zklock
 
@@ -56,8 +56,7 @@ def main(hosts: str) -> int:
         print(f"batch 3: lease {lease.state.value}")
         if lease.state is not zklock.LeaseState.RELEASED:
             problems.append("batch 3's lease was not released")
-        if contenders_left(client, path):
-            problems.append("contender nodes were left under the lock")
+        expect_no_contenders(client, path, problems)
     return verdict(problems)
 
 

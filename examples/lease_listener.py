@@ -18,8 +18,8 @@ import threading
 
 from _common import (
     connected,
-    contenders_left,
     eventually,
+    expect_no_contenders,
     expire_session,
     scratch_path,
     verdict,
@@ -84,8 +84,7 @@ def main(hosts: str) -> int:
                 problems.append(f"the first lease went through {first}")
             if later != ["released"]:
                 problems.append(f"the second lease went through {later}")
-            if contenders_left(client, path):
-                problems.append("contender nodes were left under the lock")
+            expect_no_contenders(client, path, problems)
     return verdict(problems)
 
 

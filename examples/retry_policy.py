@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from _common import connected, contenders_left, eventually, scratch_path, verdict, zookeeper
+from _common import connected, eventually, expect_no_contenders, scratch_path, verdict, zookeeper
 from tenacity import retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_fixed
 
 import zklock
@@ -92,8 +92,7 @@ def main(hosts: str) -> int:
             # The creates that went unanswered ran on the server once the proxy healed; zklock
             # deletes those nodes as their replies come in.
             eventually(lambda: not client.get_children(path), timeout=5)
-            if contenders_left(client, path):
-                problems.append("contender nodes were left under the lock")
+            expect_no_contenders(client, path, problems)
     retry_log.removeHandler(retries)
     return verdict(problems)
 
