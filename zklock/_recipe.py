@@ -261,9 +261,7 @@ class LockRecipe:
                 path=self.path, node=kept.path, token=kept.czxid, session_id=kept.session_id,
                 identifier=self.identifier, liveness=session, listeners=listeners,
             )
-            session.track(lease, drops_before)
-            if session.session_id != kept.session_id:  # lost between the reply and now
-                lease._transition(LeaseState.LOST, "session expired during acquire")
+            session.track(lease, drops_before)  # LOST at once if the session ended meanwhile
             if log.isEnabledFor(logging.INFO):
                 log.info("%s: acquired %s (token %d)", self._context(), kept.path, kept.czxid)
             granted = True

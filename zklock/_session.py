@@ -147,23 +147,20 @@ class SessionWatcher:
         sent.  If the connection was lost since, the grant may have come over the earlier
         connection: the contact noted at the reconnect (the callback's time, later than the
         server's touch of the session by however long the callback was late) must not
-        vouch for it, so the lease starts SUSPENDED and is verified with a request.
+        vouch for it, so the lease starts SUSPENDED and is verified with a request.  If the
+        session itself ended since, the lease is LOST at once and not tracked.
         """
         # No wake-up here or in untrack: a lingering watchdog naps at most _MAX_NAP, and the
         # contact of a new lease is fresh.  Two thread wake-ups per lock cycle were measurable.
         with self._mutex:
-            self._leases.add(lease)
-            self._tracked += 1
+            ended = lease.session_id != self._session_id
+            if not ended:
+                self._track(lease)
             connected, generation = self._connected, self._generation
             dropped = drops_before is not None and drops_before != self._drops
-            if self._watchdog is None:
-                self._watchdog_wake.clear()
-                self._watchdog = threading.Thread(
-                    target=self._watchdog_loop,
-                    name=f"zklock-watchdog-0x{self._session_id or 0:x}",
-                    daemon=True,
-                )
-                self._watchdog.start()
+        if ended:  # between the answer that granted it and now
+            lease._transition(LeaseState.LOST, "session expired during acquire")
+            return
         if not connected or dropped:  # the connection dropped after the request that granted it
             lease._transition(LeaseState.SUSPENDED, "connection to ZooKeeper lost")
             with self._mutex:
@@ -172,6 +169,19 @@ class SessionWatcher:
             client = self._client_ref()
             if reconnected and client is not None:  # the reconnect's verify may have missed it
                 self._verify(client, lease, generation)
+
+    def _track(self, lease: Lease) -> None:
+        """Add ``lease`` and start the watchdog if needed (called holding ``_mutex``)."""
+        self._leases.add(lease)
+        self._tracked += 1
+        if self._watchdog is None:
+            self._watchdog_wake.clear()
+            self._watchdog = threading.Thread(
+                target=self._watchdog_loop,
+                name=f"zklock-watchdog-0x{self._session_id or 0:x}",
+                daemon=True,
+            )
+            self._watchdog.start()
 
     def untrack(self, lease: Lease) -> None:
         """Stop driving ``lease`` (released or lost)."""

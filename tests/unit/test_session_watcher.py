@@ -118,3 +118,13 @@ def test_a_grant_asked_on_the_current_connection_is_held_at_once():
     watcher.track(lease, watcher.drops)
     assert lease._state is LeaseState.HELD and client.sent == []
     watcher.untrack(lease)
+
+
+def test_a_lease_of_a_session_that_ended_before_track_is_lost_at_once():
+    client = ConnectedClient()
+    watcher = SessionWatcher(client)  # type: ignore[arg-type]
+    lease = lease_of(watcher)  # granted on session 0x5...
+    client.tell(KazooState.LOST)  # ... which ended before the lease was handed over
+    watcher.track(lease, watcher.drops)
+    assert lease._state is LeaseState.LOST and lease.reason == "session expired during acquire"
+    assert lease not in watcher._leases and client.sent == []
