@@ -14,7 +14,8 @@ import pytest
 from kazoo.recipe.lock import Lock as KazooLock
 
 import zklock
-from zklock.testing import KazooTraffic, four_letter_word, wait_until
+from benchmarks.server import watches_below  # the servers' wchp, counted below one parent
+from zklock.testing import KazooTraffic, wait_until
 
 WORKERS = Path(__file__).parent / "workers"
 
@@ -290,20 +291,6 @@ def test_interop_with_kazoo_lock_both_ways(zk_client_factory, zk_path, lock_clas
     ours.release()
 
 
-def watches_below(zookeeper, parent: str) -> int:
-    """Watches the servers hold on the children of ``parent`` (``wchp``: path, then sessions)."""
-    total = 0
-    prefix = parent + "/"
-    for host, port in zookeeper.addresses:
-        path = None
-        for line in four_letter_word(host, port, "wchp").splitlines():
-            if not line.startswith("\t"):
-                path = line.strip()
-            elif path is not None and path.startswith(prefix):
-                total += 1
-    return total
-
-
 def test_no_herd_one_release_wakes_one_waiter(zookeeper, zk_client_factory, zk_path, lock_class):
     path = f"{zk_path}/herd"
     clients = [zk_client_factory() for _ in range(5)]
@@ -325,8 +312,8 @@ def test_no_herd_one_release_wakes_one_waiter(zookeeper, zk_client_factory, zk_p
     try:
         assert wait_until(lambda: len(holder.contenders()) == 51, timeout=30)
         # Every waiter parked: the server holds one watch per waiter, on the node ahead.
-        assert wait_until(lambda: watches_below(zookeeper, path) == 50, timeout=30), (
-            watches_below(zookeeper, path)
+        assert wait_until(lambda: watches_below(zookeeper.connect_string, path) == 50, timeout=30), (
+            watches_below(zookeeper.connect_string, path)
         )
         # Every watch event any client hears, whatever code path asked for it.
         with KazooTraffic.recording("kazoo.client") as traffic:
@@ -334,12 +321,12 @@ def test_no_herd_one_release_wakes_one_waiter(zookeeper, zk_client_factory, zk_p
             assert wait_until(lambda: results, timeout=30)
             # A herd would show within a few round trips; the waiters' watches are the proof
             # that nobody else was told: 49 left, one fewer than before (the woken one's).
-            assert wait_until(lambda: watches_below(zookeeper, path) == 49, timeout=30)
+            assert wait_until(lambda: watches_below(zookeeper.connect_string, path) == 49, timeout=30)
             time.sleep(0.3)
             events = traffic.events()
         assert events == 1
         assert len(results) == 1
-        assert watches_below(zookeeper, path) == 49
+        assert watches_below(zookeeper.connect_string, path) == 49
     finally:
         release_next.set()
         for thread in threads:
