@@ -83,7 +83,9 @@ def expire_session(hosts: str, victim: KazooClient) -> None:
     """Make the server end ``victim``'s session, as if it had been silent for too long.
 
     A second client joins the session (its id and password) and closes it: the server then
-    deletes the session's ephemeral nodes and drops ``victim``'s connection.
+    deletes the session's ephemeral nodes and drops ``victim``'s connection.  (The test
+    harness's ``zklock.testing.expire_session`` does the same; these lines spare the examples
+    that need nothing else from it the ``zklock[testing]`` extra.)
     """
     session_id, password = victim.client_id
     twin = KazooClient(hosts=hosts, client_id=(session_id, password))
