@@ -45,7 +45,11 @@ class LockKind(Protocol):
 
     @property
     def marker(self) -> str:
-        """The kazoo marker of this kind's own nodes (``NodeNaming`` spells it per recipe)."""
+        """The marker of this kind's own nodes as kazoo's recipe writes it."""
+
+    @property
+    def curator_marker(self) -> str:
+        """The same as Curator's recipe writes it (``NodeNaming`` picks one of the two)."""
 
     @property
     def queued_behind(self) -> tuple[str, ...]:
@@ -68,6 +72,7 @@ class ExclusiveKind:
     """
 
     marker: str = EXCLUSIVE_MARKER
+    curator_marker: str = CURATOR_MUTEX_MARKER  # InterProcessMutex
     queued_behind: tuple[str, ...] = (
         EXCLUSIVE_MARKER,
         SHARED_MARKER,

@@ -381,7 +381,7 @@ class LockRecipe:
         """Pipelined Create2 + get_children; creates the parent on NoNode and tries again."""
         for _ in range(3):
             attempt_id = self.naming.new_attempt_id()
-            prefix = f"{self.path}/{self.naming.prefix(attempt_id, self.kind.marker)}"
+            prefix = f"{self.path}/{self.naming.prefix(attempt_id, self.kind)}"
             sent_at = time.monotonic()
             created = self.client.create_async(
                 prefix, self._data, acl=self._acl(), ephemeral=True, sequence=True, include_data=True

@@ -20,14 +20,25 @@ from __future__ import annotations
 import enum
 import os
 import uuid
-
-from ._names import CURATOR_MUTEX_MARKER, CURATOR_READ_MARKER, EXCLUSIVE_MARKER, SHARED_MARKER
+from typing import Protocol
 
 __all__ = ["NodeNaming"]
 
-# The node names a Curator recipe gives each lock kind, keyed by kazoo's marker: its
-# InterProcessMutex for an exclusive lock, its read/write lock's readers for a shared one.
-_CURATOR_NAMES = {EXCLUSIVE_MARKER: CURATOR_MUTEX_MARKER, SHARED_MARKER: CURATOR_READ_MARKER}
+
+class MarkedKind(Protocol):
+    """What a naming needs of a lock kind: its marker as each family of recipes writes it.
+
+    The two cannot be derived from each other: kazoo marks its mutex and its write lock alike
+    (``__lock__``) where Curator writes ``lock-`` and ``__WRIT__``.
+    """
+
+    @property
+    def marker(self) -> str:
+        """The marker kazoo's recipe for this kind writes."""
+
+    @property
+    def curator_marker(self) -> str:
+        """The marker Curator's recipe for this kind writes."""
 
 
 class NodeNaming(enum.Enum):
@@ -50,8 +61,8 @@ class NodeNaming(enum.Enum):
             return fresh.hex()
         return str(uuid.UUID(bytes=fresh, version=4))
 
-    def prefix(self, attempt_id: str, kazoo_marker: str) -> str:
-        """The name passed to a sequential create; ZooKeeper appends the sequence suffix."""
+    def prefix(self, attempt_id: str, kind: MarkedKind) -> str:
+        """The name passed to a sequential create of ``kind``'s node; ZooKeeper appends the sequence."""
         if self is NodeNaming.KAZOO:
-            return f"{attempt_id}{kazoo_marker}"
-        return f"_c_{attempt_id}-{_CURATOR_NAMES[kazoo_marker]}"
+            return f"{attempt_id}{kind.marker}"
+        return f"_c_{attempt_id}-{kind.curator_marker}"

@@ -21,6 +21,7 @@ def queue(*sequences: int, marker: str = EXCLUSIVE_MARKER) -> list[NodeName]:
 
 def test_exclusive_defaults_match_kazoo():
     assert EXCLUSIVE.marker == "__lock__"
+    assert EXCLUSIVE.curator_marker == "lock-"  # Curator's InterProcessMutex
     # An exclusive lock queues behind kazoo's and Curator's write and read nodes alike.
     assert set(EXCLUSIVE.queued_behind) == {
         EXCLUSIVE_MARKER, SHARED_MARKER, "lock-", "__WRIT__", "__READ__"

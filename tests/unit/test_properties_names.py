@@ -8,6 +8,7 @@ test_names.py, test_naming.py, test_kinds.py.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,8 +22,17 @@ PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MARKERS = EXCLUSIVE.queued_behind  # every marker kazoo and Curator write
-# How Curator spells each kind zklock can name its nodes after (kazoo's markers are the keys).
-CURATOR_SPELLING = {EXCLUSIVE_MARKER: "lock-", SHARED_MARKER: "__READ__"}
+
+
+class Marked(NamedTuple):
+    """A kind's markers as NodeNaming.prefix reads them (kazoo's, Curator's)."""
+
+    marker: str
+    curator_marker: str
+
+
+# Every kind zklock can name its nodes after: a mutex / write node, a read node.
+KINDS = [Marked(EXCLUSIVE_MARKER, "lock-"), Marked(SHARED_MARKER, "__READ__")]
 SUFFIX = re.compile(r"-?[0-9]{1,10}")  # [0-9] is ASCII only, unlike \d
 
 sequences = st.one_of(
@@ -52,14 +62,14 @@ def attempt_ids(draw: st.DrawFn, naming: NodeNaming) -> str:
 @PROPERTY
 @given(
     st.sampled_from(list(NodeNaming)),
-    st.sampled_from([EXCLUSIVE_MARKER, SHARED_MARKER]),
+    st.sampled_from(KINDS),
     sequences,
     st.data(),
 )
-def test_every_built_name_parses_back(naming, kind_marker, sequence, data):
+def test_every_built_name_parses_back(naming, kind, sequence, data):
     attempt = data.draw(attempt_ids(naming))
-    name = naming.prefix(attempt, kind_marker) + zookeeper_suffix(sequence)
-    marker = kind_marker if naming is NodeNaming.KAZOO else CURATOR_SPELLING[kind_marker]
+    name = naming.prefix(attempt, kind) + zookeeper_suffix(sequence)
+    marker = kind.marker if naming is NodeNaming.KAZOO else kind.curator_marker
 
     parsed = parse_node_name(name, MARKERS)
 
@@ -168,10 +178,10 @@ def live_queues(draw: st.DrawFn) -> tuple[list[NodeName], list[int]]:
     nodes = []
     for distance in distances:
         naming = draw(st.sampled_from(list(NodeNaming)))
-        kind_marker = draw(st.sampled_from([EXCLUSIVE_MARKER, SHARED_MARKER]))
+        kind = draw(st.sampled_from(KINDS))
         fresh = draw(st.uuids())  # drawn, not uuid4(): a failing example replays exactly
         attempt = fresh.hex if naming is NodeNaming.KAZOO else str(fresh)
-        name = naming.prefix(attempt, kind_marker) + zookeeper_suffix(wrap32(start + distance))
+        name = naming.prefix(attempt, kind) + zookeeper_suffix(wrap32(start + distance))
         parsed = parse_node_name(name, MARKERS)
         assert parsed is not None
         nodes.append(parsed)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 import threading
 import unicodedata
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zklock import NodeNaming
-from zklock._kinds import EXCLUSIVE_MARKER, SHARED_MARKER
+from zklock._kinds import CURATOR_READ_MARKER, EXCLUSIVE, SHARED_MARKER
 from zklock._validate import (
     MAX_IDENTIFIER_BYTES,
     MAX_PATH_CHARS,
@@ -170,11 +171,12 @@ def test_lock_path_check_is_idempotent(path):
 @given(
     valid_paths(),
     st.sampled_from(list(NodeNaming)),
-    st.sampled_from([EXCLUSIVE_MARKER, SHARED_MARKER]),
+    # The exclusive kind, and a read lock's markers: the longest kazoo writes ("__rlock__").
+    st.sampled_from([EXCLUSIVE, SimpleNamespace(marker=SHARED_MARKER, curator_marker=CURATOR_READ_MARKER)]),
     st.integers(-(2**31), 2**31 - 1),
 )
-def test_contender_nodes_under_an_accepted_path_are_valid_znodes(path, naming, marker, sequence):
-    prefix = naming.prefix(naming.new_attempt_id(), marker)
+def test_contender_nodes_under_an_accepted_path_are_valid_znodes(path, naming, kind, sequence):
+    prefix = naming.prefix(naming.new_attempt_id(), kind)
     # A sequential create is checked as the requested name plus one digit...
     assert zookeeper_accepts(f"{path}/{prefix}1")
     # ...and the node ZooKeeper makes is a valid path too.
