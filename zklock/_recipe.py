@@ -1,7 +1,8 @@
 """THE lock recipe: ephemeral-sequential nodes, one predecessor watch, one deadline.
 
 Every lock kind runs this code; what differs between kinds is the pure decision in
-``_kinds.py``.  This is the only lock code that sends requests through kazoo.
+``_kinds.py``.  Every request of a lock's queue (create, list, watch, delete) is sent from
+here; the session watcher (``_session.py``) sends only its own checks and clean-ups.
 
 One acquire, in order:
 
@@ -169,7 +170,7 @@ class LockRecipe:
         self._watcher: SessionWatcher | None = None
 
     # ------------------------------------------------------------------ shared helpers
-    def check_client(self) -> None:
+    def check_started(self) -> None:
         """Refuse a client that was never started or is stopped/closed (kazoo would hang)."""
         state = self.client.client_state
         if state == KeeperState.CLOSED and _starting(self.client):
@@ -284,7 +285,7 @@ class LockRecipe:
         """
         if wakeup.cancelled:
             raise self._cancelled()
-        self.check_client()
+        self.check_started()
         session = self._session()
         drops_before = session.drops
         me = ledger.adopt(session.session_id)
@@ -424,11 +425,6 @@ class LockRecipe:
                 "existing ancestor grants its credentials no CREATE permission"
             ) from refused
 
-    def _contact_is_fresh(self) -> bool:
-        """True while more than half the session timeout is left before the loss bound."""
-        session = self._session()
-        return session.contact_deadline() - time.monotonic() > session.session_timeout / 2
-
     def _acl(self) -> list[ACL] | None:
         return self.acl if self.acl is not None else default_acl(self.client)
 
@@ -491,9 +487,7 @@ class LockRecipe:
             watch.event.set()
 
         def gone() -> None:
-            # A watch event does not say when the server last heard from us: only a session
-            # heard from recently enough takes the lock without a request.
-            if not (watch.holds_once_deleted and self._contact_is_fresh()):
+            if not (watch.holds_once_deleted and self._session().contact_is_fresh()):
                 # Confirm with a listing sent now, and wake the waiting thread once its
                 # answer is in: one wake-up instead of two on the hand-off's path.
                 watch.listing = self._send_listing()
@@ -635,7 +629,7 @@ class LockRecipe:
     # ------------------------------------------------------------------ inspection
     def contenders(self, deadline: Deadline) -> list[Contender]:
         """The queue in order: holders first, with identifiers, tokens and sessions."""
-        self.check_client()
+        self.check_started()
         try:
             return self._contenders(deadline)
         except _NoAnswerByDeadline as cut:  # the caller's bound, not a slow lock: a plain loss

@@ -118,6 +118,14 @@ class SessionWatcher:
         """
         return self._last_contact + self._session_timeout * (1.0 - _SAFETY_SHARE)
 
+    def contact_is_fresh(self) -> bool:
+        """True while more than half the session timeout is left before :meth:`contact_deadline`.
+
+        A watch event does not say when the server last heard from us: only a session heard
+        from this recently may take a lock on an event alone, without a request.
+        """
+        return self.contact_deadline() - self._clock() > self._session_timeout / 2
+
     def note_contact(self, sent_at: float) -> None:
         """Record that a request sent at ``sent_at`` was answered by the server."""
         with self._mutex:
@@ -231,9 +239,9 @@ class SessionWatcher:
                 self._orphan_attempts[(parent, attempt_id)] = session_id
             connected = self._connected
         if connected:
-            self._send_listing(parent, set(attempt_ids), session_id)
+            self._search_abandoned_creates(parent, set(attempt_ids), session_id)
 
-    def _send_listing(self, parent: str, attempt_ids: set[str], session_id: int) -> None:
+    def _search_abandoned_creates(self, parent: str, attempt_ids: set[str], session_id: int) -> None:
         client = self._client_ref()
         if client is None:
             return
@@ -350,7 +358,7 @@ class SessionWatcher:
                 self._send_delete(node, owner)
             if self._session_id is not None:
                 for parent, attempt_ids in orphan_attempts.items():
-                    self._send_listing(parent, attempt_ids, self._session_id)
+                    self._search_abandoned_creates(parent, attempt_ids, self._session_id)
         self._watchdog_wake.set()
         for event in wakeups:
             event.set()

@@ -25,9 +25,11 @@
         ├── NoNode                            the node does not exist
         └── NodeExists                        the node already exists
 
-No other zklock module names a kazoo exception: they call :func:`translate_kazoo_errors` or
-:func:`is_transient` from here (the lock's hot path catches ``_KAZOO_ERRORS`` and raises
-``_translate(error)``, the same translation without a context manager).
+Other zklock modules call :func:`translate_kazoo_errors` or :func:`is_transient` from here (the
+lock's hot path catches ``_KAZOO_ERRORS`` and raises ``_translate(error)``, the same translation
+without a context manager).  The one kazoo exception named elsewhere is its request timeout,
+in the recipe's reply wait, which must tell a deadline that cut the wait short from a lost
+connection before translating.
 """
 
 from __future__ import annotations

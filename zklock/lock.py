@@ -147,7 +147,7 @@ class Lock(_LockingDecorator):
         seconds = check_timeout(timeout, blocking)
         if seconds == 0:
             blocking = False
-        self._recipe.check_client()
+        self._recipe.check_started()
         # A one-try acquire still gets its round trip: bounded by the request timeout.
         deadline = Deadline(seconds if blocking else self._recipe.request_timeout())
         wakeup = Wakeup()

@@ -128,3 +128,17 @@ def test_a_lease_of_a_session_that_ended_before_track_is_lost_at_once():
     watcher.track(lease, watcher.drops)
     assert lease._state is LeaseState.LOST and lease.reason == "session expired during acquire"
     assert lease not in watcher._leases and client.sent == []
+
+
+def test_only_a_session_heard_from_within_the_first_part_of_its_timeout_is_fresh():
+    # A hand-off on a watch event alone is taken only while contact is fresh: more than half
+    # the timeout (10 s here) left before the loss bound, which keeps back 10 % of it.
+    now = [100.0]
+    watcher = SessionWatcher(ConnectedClient(), clock=lambda: now[0])  # type: ignore[arg-type]
+    watcher.note_contact(100.0)
+    now[0] = 103.9
+    assert watcher.contact_is_fresh()  # 9.0 - 3.9 = 5.1 s left
+    now[0] = 104.1
+    assert not watcher.contact_is_fresh()  # 4.9 s left
+    watcher.note_contact(104.0)  # a request sent at 104.0 was answered
+    assert watcher.contact_is_fresh()
