@@ -25,11 +25,6 @@ class Deadline:
         self.timeout = timeout
         self._ends_at = None if timeout is None or math.isinf(timeout) else clock() + timeout
 
-    @property
-    def unbounded(self) -> bool:
-        """True when this deadline never expires."""
-        return self._ends_at is None
-
     def remaining(self) -> float | None:
         """Seconds left (never negative), or ``None`` when unbounded."""
         if self._ends_at is None:

@@ -14,7 +14,6 @@ creations of each other.
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -31,11 +30,7 @@ __all__ = [
     "queue_order",
 ]
 
-# kazoo's 32 hex digits, or the dashed UUID of Curator's protected names.
-_ATTEMPT_RE = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})")
-_HEX = frozenset("0123456789abcdef")
 _DIGITS = frozenset("0123456789")
-_ATTEMPT_CHARS = 32
 _SERIAL_BITS = 32
 _SEQUENCE_CHARS = 10  # ZooKeeper's "%010d"
 _BY_SEQUENCE_THEN_NAME = operator.itemgetter(2, 0)  # NodeName is (name, marker, sequence)
@@ -55,11 +50,6 @@ class NodeName(NamedTuple):
     name: str
     marker: str
     sequence: int
-
-    @property
-    def attempt_id(self) -> str | None:
-        """The attempt id in the name, if any (computed on demand: rarely needed)."""
-        return _attempt_id(self.name.rpartition(self.marker)[0])
 
 
 def parse_node_name(name: str, markers: Iterable[str]) -> NodeName | None:
@@ -111,19 +101,6 @@ def created_after(name: str, key: str) -> bool:
         name[-_SEQUENCE_CHARS - 1 : -_SEQUENCE_CHARS] != "-"
         or name.endswith(CURATOR_MUTEX_MARKER, 0, len(name) - _SEQUENCE_CHARS)
     )
-
-
-def _attempt_id(head: str) -> str | None:
-    """The attempt id before the marker, if any: 32 hex digits or a dashed UUID.
-
-    kazoo's 32 digits end ``head`` (the fast path); else it is searched anywhere in ``head``
-    (Curator's ``_c_<uuid>-`` and other recipes' prefixes).
-    """
-    candidate = head[-_ATTEMPT_CHARS:]
-    if len(candidate) == _ATTEMPT_CHARS and _HEX.issuperset(candidate):
-        return candidate
-    found = _ATTEMPT_RE.search(head)
-    return found.group(1) if found else None
 
 
 def _serial_offset(sequence: int, pivot: int) -> int:

@@ -27,14 +27,13 @@ def test_parses_a_kazoo_lock_name():
     name = "5f0c2a9de1b34f8c9a7d6e5b4c3a2f10__lock__0000000007"
     parsed = parse_node_name(name, MARKERS)
     assert parsed == NodeName(name, LOCK, 7)
-    assert parsed.attempt_id == "5f0c2a9de1b34f8c9a7d6e5b4c3a2f10"
 
 
 def test_parses_a_kazoo_read_lock_name():
     name = f"{ATTEMPT}__rlock__0000000012"
     parsed = parse_node_name(name, MARKERS)
     assert parsed is not None
-    assert (parsed.marker, parsed.sequence, parsed.attempt_id) == (RLOCK, 12, ATTEMPT)
+    assert (parsed.marker, parsed.sequence) == (RLOCK, 12)
 
 
 def test_lock_marker_does_not_match_inside_rlock():
@@ -44,20 +43,19 @@ def test_lock_marker_does_not_match_inside_rlock():
 
 
 @pytest.mark.parametrize(
-    "name, attempt",
+    "name",
     [
-        ("_c_" + ATTEMPT + "-__lock__0000000001", ATTEMPT),  # a prefix before the attempt id
-        ("worker-7__lock__0000000001", None),  # no attempt id at all
-        ("__lock__0000000001", None),  # nothing before the marker
-        ("x__lock____lock__0000000001", None),  # the marker twice: the last one counts
+        "_c_" + ATTEMPT + "-__lock__0000000001",  # a prefix before the attempt id
+        "worker-7__lock__0000000001",  # no attempt id at all
+        "__lock__0000000001",  # nothing before the marker
+        "x__lock____lock__0000000001",  # the marker twice: the last one counts
     ],
 )
-def test_names_with_other_prefixes_parse(name, attempt):
+def test_names_with_other_prefixes_parse(name):
     parsed = parse_node_name(name, MARKERS)
     assert parsed is not None
     assert parsed.marker == LOCK
     assert parsed.sequence == 1
-    assert parsed.attempt_id == attempt
     assert parsed.name == name
 
 
