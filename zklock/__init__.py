@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from ._recipe import Contender
+from .contender import Contender
 from .errors import (
     AcquireCancelled,
     AlreadyHeld,

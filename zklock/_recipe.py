@@ -35,7 +35,6 @@ import enum
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -49,6 +48,7 @@ from ._kinds import LockKind
 from ._names import NodeName, created_after, later_names_key, parse_node_name, queue_order
 from ._session import SessionWatcher
 from .acl import default_acl
+from .contender import Contender
 from .errors import (
     _KAZOO_ERRORS,
     AcquireCancelled,
@@ -68,7 +68,7 @@ from .lease import Lease, LeaseListener, LeaseState
 from .naming import NodeNaming
 from .retry import RetryPolicy
 
-__all__ = ["Contender", "LockRecipe", "ReleaseOutcome", "Wakeup"]
+__all__ = ["LockRecipe", "ReleaseOutcome", "Wakeup"]
 
 log = logging.getLogger("zklock.recipe")
 
@@ -110,18 +110,6 @@ class PredecessorWatch:
         self.holds_once_deleted = holds_once_deleted
         self.deleted = False
         self.listing: tuple[Any, float] | None = None  # (kazoo's async result, send time)
-
-
-@dataclass(frozen=True)
-class Contender:
-    """One node in a lock's queue, as :meth:`LockRecipe.contenders` lists it."""
-
-    node: str
-    identifier: str
-    token: int
-    session_id: int
-    created_at: float
-    """Creation time of the node, as a Unix timestamp (from the server's ctime)."""
 
 
 def _starting(client: KazooClient) -> bool:

@@ -24,7 +24,7 @@ from kazoo.security import ACL
 from ._deadline import Deadline
 from ._fork import ForkGuard
 from ._kinds import EXCLUSIVE, LockKind
-from ._recipe import Contender, LockRecipe, ReleaseOutcome, Wakeup
+from ._recipe import LockRecipe, ReleaseOutcome, Wakeup
 from ._validate import (
     check_blocking,
     check_client,
@@ -36,6 +36,7 @@ from ._validate import (
     check_timeout,
 )
 from .acl import check_acl
+from .contender import Contender
 from .errors import AcquireCancelled, AlreadyHeld, LockLost, LockTimeout, NotHeld
 from .lease import Lease, LeaseListener, LeaseState, check_listener
 from .naming import NodeNaming

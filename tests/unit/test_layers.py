@@ -21,6 +21,7 @@ LAYERS = {
     "_deadline": 0,
     "_names": 0,
     "_attempts": 0,
+    "contender": 0,
     "handler": 0,  # a kazoo connection handler: needs nothing from zklock
     "_fork": 1,
     "acl": 1,

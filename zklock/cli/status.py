@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ._common import add_connection_options, add_verbosity_options, connect
 
 if TYPE_CHECKING:
-    from .._recipe import Contender
+    from ..contender import Contender
 
 __all__ = ["SCHEMA_VERSION", "configure", "document", "run", "table"]
 
