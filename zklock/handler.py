@@ -67,6 +67,7 @@ import weakref
 from collections import OrderedDict
 from typing import Any, Callable, TypeVar
 
+from kazoo.exceptions import AuthFailedError, ConnectionClosedError, ConnectionLoss, SessionExpiredError
 from kazoo.handlers import utils as kazoo_utils
 from kazoo.handlers.threading import AsyncResult, SequentialThreadingHandler
 
@@ -83,6 +84,11 @@ _RECV_SIZE = 65536
 _HAS_EPOLL = hasattr(select, "epoll")
 _HAS_EVENTFD = hasattr(os, "eventfd")  # Linux, Python >= 3.10
 _FILENO = operator.methodcaller("fileno")
+# Linux and the BSDs; elsewhere (Windows) 0, which is as good: kazoo makes its sockets non-blocking.
+_DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
+# A result failed with one of these was failed by kazoo itself (its connection dropped, closed
+# or its session ended), not by a reply: see LeanAsyncResult.
+_CONNECTION_FAILURES = (ConnectionLoss, SessionExpiredError, AuthFailedError, ConnectionClosedError)
 _IN: int = getattr(select, "EPOLLIN", 1)  # the same bits as select.poll's POLLIN / POLLOUT
 _OUT: int = getattr(select, "EPOLLOUT", 4)
 
@@ -92,12 +98,18 @@ def runs_inline(func: F) -> F:
 
     Under :class:`LeanHandler`, a marked watch callback runs on kazoo's connection thread
     and a marked completion callback (``AsyncResult.rawlink``) on the thread that sets the
-    result, instead of waiting for a handler worker thread to pick it up.  A marked function
-    must return quickly, must never block nor wait for a ZooKeeper reply (that would stall
-    the connection; sending an ``*_async`` request is fine), and gets no ordering guarantee
-    against queued callbacks.  Under any other handler the mark has no effect.
+    result (or, linked to a result already set, on the linking thread), instead of waiting
+    for a handler worker thread to pick it up.  A marked function must return quickly, must
+    never block nor wait for a ZooKeeper reply (that would stall the connection; sending an
+    ``*_async`` request is fine), and gets no ordering guarantee against queued callbacks.
+    A result that kazoo itself failed (connection lost or closed, session expired, auth
+    failed) still has its callbacks queued: a callback that sends again in answer to those
+    must wait for the reconnect.  A bound method is marked through its function (for every
+    instance); a ``functools.partial`` of a marked function counts as marked.  Under any
+    other handler the mark has no effect.
     """
-    setattr(func, _INLINE_ATTRIBUTE, True)
+    target = getattr(func, "__func__", func)  # a bound method takes no attribute of its own
+    setattr(target, _INLINE_ATTRIBUTE, True)
     return func
 
 
@@ -117,6 +129,8 @@ def _inline(func: Any) -> bool:
     # Inline only when a callback that sends a request cannot block the sending thread.
     if not _HAS_EVENTFD:
         return False
+    while isinstance(func, functools.partial):
+        func = func.func
     if getattr(func, _INLINE_ATTRIBUTE, False) is True:
         return True
     return _kazoo_completion(func) in _KAZOO_INLINE
@@ -254,7 +268,7 @@ class BufferedSocket:
         if self.ready():
             return True
         try:
-            count = self.socket.recv_into(self._area, _RECV_SIZE, socket.MSG_DONTWAIT)
+            count = self.socket.recv_into(self._area, _RECV_SIZE, _DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return False
         except OSError as error:
@@ -337,6 +351,10 @@ class Doorbell:
 
     def __init__(self) -> None:
         self._fd = os.eventfd(0, os.EFD_SEMAPHORE | os.EFD_CLOEXEC)
+        # A caller's send may race close() (a client stopped by another thread): without
+        # the lock, the number could be closed and reused by a new file between reading it
+        # and writing to it, and the ring would land in that file.
+        self._closing = threading.Lock()
 
     def fileno(self) -> int:
         """The eventfd (-1 once closed)."""
@@ -344,7 +362,8 @@ class Doorbell:
 
     def send(self, data: bytes) -> int:
         """Ring once per byte of ``data``."""
-        os.eventfd_write(self._open_fd(), len(data))
+        with self._closing:
+            os.eventfd_write(self._open_fd(), len(data))
         return len(data)
 
     def recv(self, size: int) -> bytes:
@@ -360,9 +379,10 @@ class Doorbell:
 
     def close(self) -> None:
         """Close the eventfd; later use raises ``OSError`` (EBADF), as a closed socket does."""
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)
+        with self._closing:
+            fd, self._fd = self._fd, -1
+            if fd >= 0:
+                os.close(fd)
 
     def __repr__(self) -> str:
         return f"Doorbell(fd={self._fd})"
@@ -434,11 +454,18 @@ def _selector_poll(selector: selectors.BaseSelector, timeout: float) -> list[tup
 
 
 class LeanAsyncResult(AsyncResult):  # type: ignore[misc]  # kazoo is untyped
-    """kazoo's threading ``AsyncResult``; callbacks marked :func:`runs_inline` run at once."""
+    """kazoo's threading ``AsyncResult``; callbacks marked :func:`runs_inline` run at once.
+
+    Except when kazoo itself failed the result (see ``_CONNECTION_FAILURES``): it does so on
+    its connection thread while it empties its queue of pending requests, and a callback
+    that sent a new request from there would have it queued behind, failed, and so on for
+    ever, before the connection could ever be made again.
+    """
 
     def _do_callbacks(self) -> None:
+        inline_allowed = not isinstance(self._exception, _CONNECTION_FAILURES)
         for callback in self._callbacks:
-            if _inline(callback) or not self._handler.running:
+            if (inline_allowed and _inline(callback)) or not self._handler.running:
                 try:
                     callback(self)
                 except Exception:
@@ -471,8 +498,10 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
     """kazoo's ``SequentialThreadingHandler`` with a leaner request path (see the module).
 
     Cached pollers, buffered connection sockets, an eventfd doorbell, and inline callbacks for
-    kazoo's own completions and those marked :func:`runs_inline`.  Pass one instance to one
-    ``KazooClient``: ``KazooClient(hosts, handler=LeanHandler())``.
+    kazoo's own completions and those marked :func:`runs_inline`.  Pass one instance to each
+    ``KazooClient``: ``KazooClient(hosts, handler=LeanHandler())`` (clients sharing one work,
+    each connection with its own silence watch, but kazoo stops the handler, and with it
+    the others' callbacks, when any one of them stops).
     """
 
     name = "zklock_lean_handler"
@@ -480,8 +509,9 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
     def __init__(self) -> None:
         super().__init__()
         self._local = threading.local()
-        self._doorbells: tuple[Any, ...] = ()  # the read ends kazoo's connection loop waits on
-        self._silence = _SilenceWatch()
+        # The read end of each client's wake-up pair (what its connection loop waits on) and
+        # that connection's silence watch, by id(read end); one per client using this handler.
+        self._silences: dict[int, tuple[Any, _SilenceWatch]] = {}
 
     # ------------------------------------------------------------------ sockets
     def create_connection(self, *args: Any, **kwargs: Any) -> Any:
@@ -519,16 +549,17 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
                     return [connection], [], []
                 readable, _writable = self._poll(rlist, wlist, timeout)
                 return readable, [], []
-            if timeout is not None and len(rlist) == 2 and rlist[1] in self._doorbells:
-                return self._connection_loop_wait(rlist, timeout)
+            if timeout is not None and len(rlist) == 2:
+                watched = self._silences.get(id(rlist[1]))
+                if watched is not None and watched[0] is rlist[1]:
+                    return self._connection_loop_wait(rlist, timeout, watched[1])
         return self._select(rlist, wlist, xlist, timeout)
 
     def _connection_loop_wait(
-        self, rlist: list[Any], timeout: float
+        self, rlist: list[Any], timeout: float, silence: _SilenceWatch
     ) -> tuple[list[Any], list[Any], list[Any]]:
         """One wait of kazoo's connection loop, for a reply or a request to send (see the module)."""
         connection, doorbell = rlist
-        silence = self._silence
         if connection is not silence.connection:  # a new connection starts afresh
             silence.connection, silence.heartbeat, silence.unanswered_since = connection, 0.0, None
         if timeout > silence.heartbeat:
@@ -639,7 +670,10 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
         else:
             doorbell = Doorbell()
             pair = (doorbell, doorbell)
-        self._doorbells = (*self._doorbells[-1:], pair[0])  # kazoo makes one pair per client
+        # kazoo makes one pair per client start after a close(); forget the closed ones.
+        silences = {key: entry for key, entry in self._silences.items() if entry[0].fileno() >= 0}
+        silences[id(pair[0])] = (pair[0], _SilenceWatch())
+        self._silences = silences  # replaced, not changed: other clients' loops read it
         return pair
 
     # ------------------------------------------------------------------ callbacks

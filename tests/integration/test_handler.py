@@ -12,16 +12,25 @@ test_handler.py collide under pytest's default import mode.)
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
 import time
 
 import pytest
+from kazoo.exceptions import (
+    AuthFailedError,
+    ConnectionClosedError,
+    ConnectionLoss,
+    NoNodeError,
+    SessionExpiredError,
+)
 from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.protocol.states import Callback, KazooState
 
 import zklock
+import zklock.handler
 from zklock.handler import BufferedSocket, Doorbell, LeanAsyncResult, LeanHandler, runs_inline
 from zklock.testing import TcpProxy, expire_session, wait_until
 from zklock.testing.plugin import skip_outside_ci
@@ -162,6 +171,18 @@ def test_single_socket_read_select_fills_the_buffer(handler, pair):
     b.sendall(b"hello")
     assert handler.select([sock], [], [], 1) == ([sock], [], [])
     assert sock.pending() == 5
+    assert sock.recv(5) == b"hello"
+
+
+def test_the_buffer_fills_without_msg_dontwait_where_there_is_none(handler, pair, monkeypatch):
+    # Windows has no MSG_DONTWAIT; kazoo's sockets are non-blocking, so no flag is needed.
+    monkeypatch.setattr(zklock.handler, "_DONTWAIT", 0)
+    a, b = pair
+    a.setblocking(False)
+    sock = BufferedSocket(a, 1.0)
+    assert not sock.fill()
+    b.sendall(b"hello")
+    assert wait_until(sock.fill, 5)
     assert sock.recv(5) == b"hello"
 
 
@@ -344,6 +365,55 @@ def test_marked_completion_runs_where_the_result_is_set(handler):
 
     assert _thread_of(lambda f: set_result(f, True)) == me
     assert _thread_of(lambda f: set_result(f, False)) != me
+
+
+@pytest.mark.usefixtures("eventfd")
+@pytest.mark.parametrize(
+    "error",
+    [ConnectionLoss(), SessionExpiredError(), ConnectionClosedError("closed"), AuthFailedError()],
+    ids=lambda error: type(error).__name__,
+)
+def test_a_result_kazoo_failed_itself_queues_even_marked_callbacks(handler, error):
+    """kazoo fails its pending requests on its connection thread while it empties their
+    queue; a marked callback that sent again from there would have its request failed by the
+    same loop, for ever. A reply's own failure (NoNode, say) is still delivered inline."""
+    me = threading.get_ident()
+
+    def fail_with(failure: Exception):
+        def deliver(callback) -> None:
+            result = handler.async_result()
+            result.rawlink(runs_inline(callback))
+            result.set_exception(failure)
+
+        return deliver
+
+    assert _thread_of(fail_with(error)) != me
+    assert _thread_of(fail_with(NoNodeError())) == me
+
+
+@pytest.mark.usefixtures("eventfd")
+def test_bound_methods_and_partials_of_marked_functions_run_inline(handler):
+    me = threading.get_ident()
+
+    class Recorder:
+        def __init__(self, record) -> None:
+            self.record = record
+
+        def on_result(self, *_args: object) -> None:
+            self.record()
+
+    def bound(callback) -> None:
+        result = handler.async_result()
+        result.rawlink(runs_inline(Recorder(callback).on_result))
+        result.set(1)
+
+    def partial(callback) -> None:
+        result = handler.async_result()
+        result.rawlink(functools.partial(runs_inline(callback)))
+        result.set(1)
+
+    assert _thread_of(bound) == me
+    assert _thread_of(partial) == me
 
 
 def test_failing_inline_callback_is_logged_not_raised(handler, caplog):
@@ -669,3 +739,36 @@ def test_a_busy_client_notices_a_silent_server(
     # should a later kazoo fix that, this fails, and the docs need updating.
     assert noticed is (handler_kind == "lean")
     assert wait_until(lambda: client.state == KazooState.CONNECTED, 20)
+
+
+def test_clients_sharing_one_lean_handler_each_notice_a_silent_server(zk_client_factory, proxy):
+    """Each connection keeps its own count of unanswered requests: a second client's waits
+    on the same handler must not reset the first's (they did, and its server's silence went
+    unnoticed while the client kept sending)."""
+    handler = LeanHandler()
+    cut_off = zk_client_factory(handler=handler, hosts=proxy.connect_string, timeout=3.0)
+    direct = zk_client_factory(handler=handler, timeout=3.0)
+    suspended = threading.Event()
+    cut_off.add_listener(lambda state: state == KazooState.SUSPENDED and suspended.set())
+    stop = threading.Event()
+
+    def keep_busy() -> None:  # both clients send a request every 50 ms
+        while not stop.is_set():
+            cut_off.exists_async("/")
+            direct.exists_async("/")
+            stop.wait(0.05)
+
+    busy = threading.Thread(target=keep_busy)
+    busy.start()
+    try:
+        time.sleep(0.3)
+        proxy.blackhole()
+        assert suspended.wait(9.0)  # three session timeouts: noticed as a lone client would
+        assert direct.state == KazooState.CONNECTED
+        assert direct.exists("/") is not None
+    finally:
+        stop.set()
+        busy.join(5)
+        proxy.heal()
+    assert wait_until(lambda: cut_off.state == KazooState.CONNECTED, 20)
+

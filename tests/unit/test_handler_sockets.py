@@ -92,8 +92,9 @@ def test_the_connection_loops_poller_closes_with_its_thread(pair):
     waited = threading.Thread(target=handler.select, args=([connection, doorbell], [], [], 0.01))
     waited.start()
     waited.join(10)
-    assert handler._silence.poller is not None
-    poller = handler._silence.poller
+    _doorbell, silence = handler._silences[id(doorbell)]
+    assert silence.poller is not None
+    poller = silence.poller
     # Only the thread's cache held it: gone with the thread, and its epoll descriptor too.
     assert wait_until(lambda: gc.collect() is not None and poller() is None, 5)
     doorbell.close()
