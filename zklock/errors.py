@@ -211,6 +211,14 @@ def is_transient(error: BaseException) -> bool:
 
 # Every error of kazoo's that _translate turns into a zklock error.
 _KAZOO_ERRORS = (kazoo_errors.KazooException, KazooTimeoutError)
+# What kazoo fails a request with by itself, not on a server's reply: its connection dropped
+# or was closed, its session ended, its authentication failed (LeanHandler tells them apart).
+_KAZOO_CONNECTION_FAILURES = (
+    kazoo_errors.ConnectionLoss,
+    kazoo_errors.SessionExpiredError,
+    kazoo_errors.AuthFailedError,
+    kazoo_errors.ConnectionClosedError,
+)
 
 
 def _translate(error: Exception) -> ZkLockError:

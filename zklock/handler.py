@@ -67,9 +67,10 @@ import weakref
 from collections import OrderedDict
 from typing import Any, Callable, TypeVar
 
-from kazoo.exceptions import AuthFailedError, ConnectionClosedError, ConnectionLoss, SessionExpiredError
 from kazoo.handlers import utils as kazoo_utils
 from kazoo.handlers.threading import AsyncResult, SequentialThreadingHandler
+
+from .errors import _KAZOO_CONNECTION_FAILURES
 
 __all__ = ["BufferedSocket", "LeanAsyncResult", "LeanHandler", "runs_inline"]
 
@@ -86,9 +87,6 @@ _HAS_EVENTFD = hasattr(os, "eventfd")  # Linux, Python >= 3.10
 _FILENO = operator.methodcaller("fileno")
 # Linux and the BSDs; elsewhere (Windows) 0, which is as good: kazoo makes its sockets non-blocking.
 _DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
-# A result failed with one of these was failed by kazoo itself (its connection dropped, closed
-# or its session ended), not by a reply: see LeanAsyncResult.
-_CONNECTION_FAILURES = (ConnectionLoss, SessionExpiredError, AuthFailedError, ConnectionClosedError)
 _IN: int = getattr(select, "EPOLLIN", 1)  # the same bits as select.poll's POLLIN / POLLOUT
 _OUT: int = getattr(select, "EPOLLOUT", 4)
 
@@ -456,14 +454,14 @@ def _selector_poll(selector: selectors.BaseSelector, timeout: float) -> list[tup
 class LeanAsyncResult(AsyncResult):  # type: ignore[misc]  # kazoo is untyped
     """kazoo's threading ``AsyncResult``; callbacks marked :func:`runs_inline` run at once.
 
-    Except when kazoo itself failed the result (see ``_CONNECTION_FAILURES``): it does so on
+    Except when kazoo itself failed the result (``errors._KAZOO_CONNECTION_FAILURES``): it does so on
     its connection thread while it empties its queue of pending requests, and a callback
     that sent a new request from there would have it queued behind, failed, and so on for
     ever, before the connection could ever be made again.
     """
 
     def _do_callbacks(self) -> None:
-        inline_allowed = not isinstance(self._exception, _CONNECTION_FAILURES)
+        inline_allowed = not isinstance(self._exception, _KAZOO_CONNECTION_FAILURES)
         for callback in self._callbacks:
             if (inline_allowed and _inline(callback)) or not self._handler.running:
                 try:

@@ -22,8 +22,9 @@ LAYERS = {
     "_names": 0,
     "_attempts": 0,
     "contender": 0,
-    "handler": 0,  # a kazoo connection handler: needs nothing from zklock
+    "_wakeup": 0,
     "_fork": 1,
+    "handler": 1,  # a kazoo connection handler: needs only kazoo's error classes, from errors
     "acl": 1,
     "_validate": 2,  # checks a NodeNaming and a RetryPolicy (naming, retry: layer 1)
     "_kinds": 1,
@@ -31,6 +32,7 @@ LAYERS = {
     "retry": 1,
     "lease": 2,
     "_session": 3,
+    "_gate": 3,  # the threads of one process sharing a lock object
     "_recipe": 4,
     "lock": 5,
     "__init__": 6,
