@@ -47,6 +47,7 @@ from ._deadline import Deadline
 from ._kinds import LockKind
 from ._names import NodeName, created_after, later_names_key, parse_node_name, queue_order
 from ._session import SessionWatcher
+from ._wakeup import Wakeup
 from .acl import default_acl
 from .contender import Contender
 from .errors import (
@@ -68,30 +69,9 @@ from .lease import Lease, LeaseListener, LeaseState
 from .naming import NodeNaming
 from .retry import RetryPolicy
 
-__all__ = ["LockRecipe", "ReleaseOutcome", "Wakeup"]
+__all__ = ["LockRecipe", "ReleaseOutcome"]
 
 log = logging.getLogger("zklock.recipe")
-
-
-class Wakeup:
-    """What a waiting acquire (or a release between retries) sleeps on.
-
-    ``cancel()`` ends the acquire from another thread.
-    """
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        """Make the acquire raise :class:`AcquireCancelled` as soon as it wakes."""
-        self.cancelled = True
-        self.event.set()
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep between retries, cut short by cancellation or a state change."""
-        self.event.wait(seconds)
-        self.event.clear()
 
 
 class PredecessorWatch:

@@ -2,9 +2,10 @@
 
 ``Lock`` is the thin API over the shared recipe (``_recipe.py``): it validates input, turns a
 timeout into one :class:`~zklock._deadline.Deadline`, lets threads of one process share the
-object (one holder at a time, the others wait locally without creating more znodes), and maps
-outcomes to the ``threading.Lock`` contract: ``acquire()`` returns a bool, ``with`` and the
-decorators raise :class:`~zklock.errors.LockTimeout`.
+object through its local gate (``_gate.py``: one holder at a time, the others wait locally
+without creating more znodes), and maps outcomes to the ``threading.Lock`` contract:
+``acquire()`` returns a bool, ``with`` and the decorators raise
+:class:`~zklock.errors.LockTimeout`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import contextlib
 import functools
 import os
 import socket
-import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
@@ -23,8 +23,9 @@ from kazoo.security import ACL
 
 from ._deadline import Deadline
 from ._fork import ForkGuard
+from ._gate import LocalGate
 from ._kinds import EXCLUSIVE, LockKind
-from ._recipe import LockRecipe, ReleaseOutcome, Wakeup
+from ._recipe import LockRecipe, ReleaseOutcome
 from ._validate import (
     check_blocking,
     check_client,
@@ -35,9 +36,10 @@ from ._validate import (
     check_retry,
     check_timeout,
 )
+from ._wakeup import Wakeup
 from .acl import check_acl
 from .contender import Contender
-from .errors import AcquireCancelled, AlreadyHeld, LockLost, LockTimeout, NotHeld
+from .errors import LockLost, LockTimeout, NotHeld
 from .lease import Lease, LeaseListener, LeaseState, check_listener
 from .naming import NodeNaming
 from .retry import DEFAULT_RETRY, RetryPolicy
@@ -110,16 +112,7 @@ class Lock(_LockingDecorator):
         if listener is not None:
             check_listener(listener)
         self._listeners: tuple[LeaseListener, ...] = () if listener is None else (listener,)
-        # One mutex guards the fields below; the condition on it is only for threads that wait
-        # locally.  Sections that do not wait take the mutex itself, which costs less.
-        self._mutex = threading.Lock()
-        self._cond = threading.Condition(self._mutex)
-        self._busy = False  # a thread of this process is acquiring or holding
-        # The thread itself, not its ident: Python reuses the ident of a thread that ended,
-        # and a new thread must not be told it already holds a lock another one left held.
-        self._owner: threading.Thread | None = None
-        self._lease: Lease | None = None
-        self._pending: set[Wakeup] = set()
+        self._gate = LocalGate(self.path)  # threads of this process sharing the object
         # Sleeps between release retries; one release runs at a time, so one is reused.
         self._release_wakeup = Wakeup()
 
@@ -152,44 +145,14 @@ class Lock(_LockingDecorator):
         # A one-try acquire still gets its round trip: bounded by the request timeout.
         deadline = Deadline(seconds if blocking else self._recipe.request_timeout())
         wakeup = Wakeup()
-        with self._mutex:
-            if self._busy:
-                if self._owner is threading.current_thread():
-                    raise AlreadyHeld(f"this thread already holds {self.path!r}")
-                if not self._wait_locally(wakeup, deadline, blocking):
-                    return None
-            self._busy = True
-            self._owner = threading.current_thread()
-            self._pending.add(wakeup)
+        if not self._gate.enter(wakeup, deadline, blocking):
+            return None
         lease: Lease | None = None
         try:
             lease = self._recipe.acquire(deadline, blocking, wakeup, self._listeners)
         finally:
-            with self._mutex:
-                self._pending.discard(wakeup)
-                if lease is None:  # not held: failed, timed out or interrupted
-                    self._leave_locked()
-                else:
-                    self._lease = lease
+            self._gate.acquired(wakeup, lease)
         return lease
-
-    def _wait_locally(self, wakeup: Wakeup, deadline: Deadline, blocking: bool) -> bool:
-        """Wait (holding ``_mutex``) until no other thread of ours holds or acquires the lock.
-
-        Returns False when the deadline passes first; raises after :meth:`cancel`.
-        """
-        self._pending.add(wakeup)  # so that cancel() reaches this wait
-        try:
-            while self._busy:
-                if wakeup.cancelled:
-                    raise AcquireCancelled(f"acquire of {self.path!r} was cancelled")
-                remaining = deadline.remaining() if blocking else 0.0
-                if remaining == 0:
-                    return False
-                self._cond.wait(remaining)
-            return True
-        finally:
-            self._pending.discard(wakeup)  # the caller adds it again once it claims the lock
 
     def release(self) -> None:
         """Release the lock.
@@ -198,16 +161,13 @@ class Lock(_LockingDecorator):
         lease was lost before it could be released (the critical section was not protected).
         """
         self._fork_guard.check("this lock")
-        with self._mutex:
-            lease = self._lease
-            if lease is None:
-                raise NotHeld(f"release of {self.path!r}, which this lock object does not hold")
-            self._lease = None
+        lease = self._gate.take_lease()
+        if lease is None:
+            raise NotHeld(f"release of {self.path!r}, which this lock object does not hold")
         try:
             outcome = self._recipe.release(lease, self._release_wakeup)
         finally:
-            with self._mutex:
-                self._leave_locked()
+            self._gate.leave()
         if outcome is ReleaseOutcome.ALREADY_LOST:
             raise LockLost(
                 f"lock {self.path!r} was lost before release: {lease.reason}", self.path, lease.node
@@ -216,20 +176,17 @@ class Lock(_LockingDecorator):
     def locked(self) -> bool:
         """True while this object holds the lock and the lease is not known to be lost."""
         self._fork_guard.check("this lock")
-        lease = self._lease
+        lease = self._gate.lease
         return lease is not None and lease.state in (LeaseState.HELD, LeaseState.SUSPENDED)
 
     @property
     def lease(self) -> Lease | None:
         """The current lease (it may report LOST until released), or None when not held."""
-        return self._lease
+        return self._gate.lease
 
     def cancel(self) -> None:
         """Make every acquire pending on this object right now raise :class:`AcquireCancelled`."""
-        with self._mutex:
-            for wakeup in self._pending:
-                wakeup.cancel()
-            self._cond.notify_all()
+        self._gate.cancel()
 
     def contenders(self, timeout: float | None = None) -> list[Contender]:
         """The lock's queue in order (the holder first), with identifiers and tokens.
@@ -266,15 +223,8 @@ class Lock(_LockingDecorator):
         Hold(self, None, True).__exit__(exc_type, exc, traceback)
 
     # ------------------------------------------------------------------ internals
-    def _leave_locked(self) -> None:
-        """Let the next local thread in (called holding ``_mutex``)."""
-        self._busy = False
-        self._owner = None
-        self._lease = None
-        self._cond.notify_all()
-
     def __repr__(self) -> str:
-        lease = self._lease  # read once: another thread may release meanwhile
+        lease = self._gate.lease  # read once: another thread may release meanwhile
         # The last state recorded, not ``state``: a repr (in a log line, say) must not run
         # the lease's listeners, which reading ``state`` can.
         state = lease._state.value if lease is not None else "unlocked"

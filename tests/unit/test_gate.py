@@ -1,0 +1,94 @@
+"""zklock._gate.LocalGate: threads of one process taking turns at one lock object (no server).
+
+What the gate lets through is then tested with real contention in tests/integration/test_lock.py.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from zklock._deadline import Deadline
+from zklock._gate import LocalGate
+from zklock._wakeup import Wakeup
+from zklock.errors import AcquireCancelled, AlreadyHeld
+
+LEASE = object()  # the gate only stores and hands back the lease
+
+
+def enter_in_a_thread(
+    gate: LocalGate, timeout: float | None, blocking: bool = True
+) -> tuple[threading.Thread, list[object]]:
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(gate.enter(Wakeup(), Deadline(timeout), blocking))
+        except Exception as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_the_thread_in_cannot_enter_again():
+    gate = LocalGate("/l")
+    wakeup = Wakeup()
+    assert gate.enter(wakeup, Deadline(None), blocking=True)
+    with pytest.raises(AlreadyHeld):
+        gate.enter(Wakeup(), Deadline(None), blocking=True)
+    gate.acquired(wakeup, LEASE)  # type: ignore[arg-type]
+    with pytest.raises(AlreadyHeld):
+        gate.enter(Wakeup(), Deadline(None), blocking=True)
+
+
+def test_another_thread_waits_until_the_release_has_ended():
+    gate = LocalGate("/l")
+    wakeup = Wakeup()
+    gate.enter(wakeup, Deadline(None), blocking=True)
+    gate.acquired(wakeup, LEASE)  # type: ignore[arg-type]
+    thread, outcome = enter_in_a_thread(gate, None)
+    assert gate.take_lease() is LEASE
+    assert gate.lease is None and gate.take_lease() is None
+    thread.join(0.2)
+    assert thread.is_alive() and outcome == []  # still out while the release runs
+    gate.leave()
+    thread.join(5)
+    assert outcome == [True]
+
+
+def test_a_failed_acquire_lets_the_next_thread_in():
+    gate = LocalGate("/l")
+    wakeup = Wakeup()
+    gate.enter(wakeup, Deadline(None), blocking=True)
+    thread, outcome = enter_in_a_thread(gate, None)
+    gate.acquired(wakeup, None)
+    thread.join(5)
+    assert outcome == [True]
+
+
+def test_a_wait_ends_at_its_deadline_and_a_one_try_at_once():
+    gate = LocalGate("/l")
+    wakeup = Wakeup()
+    gate.enter(wakeup, Deadline(None), blocking=True)
+    one_try, tried = enter_in_a_thread(gate, 60.0, blocking=False)
+    waiting, waited = enter_in_a_thread(gate, 0.05)
+    one_try.join(5)
+    waiting.join(5)
+    assert tried == [False] and waited == [False]
+
+
+def test_cancel_reaches_the_thread_in_and_the_threads_waiting():
+    gate = LocalGate("/l")
+    inside = Wakeup()
+    gate.enter(inside, Deadline(None), blocking=True)
+    thread, outcome = enter_in_a_thread(gate, None)
+    thread.join(0.1)
+    gate.cancel()
+    thread.join(5)
+    assert inside.cancelled
+    assert len(outcome) == 1 and isinstance(outcome[0], AcquireCancelled)
+    gate.acquired(inside, None)
+    assert gate.enter(Wakeup(), Deadline(None), blocking=True)  # a later acquire is not cancelled

@@ -1,0 +1,109 @@
+"""The local gate: the threads of one process that share a lock object take turns at it.
+
+A ``Lock`` is shared by threads as a ``threading.Lock`` is.  Only one of them at a time queues
+in ZooKeeper through it; the others wait here, without creating nodes of their own, and the
+gate knows which thread holds the object and with which lease.  Kinds that share or re-enter
+a lock within a process (read, reentrant) differ from the exclusive lock here, not in the
+recipe.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ._deadline import Deadline
+from ._wakeup import Wakeup
+from .errors import AcquireCancelled, AlreadyHeld
+from .lease import Lease
+
+__all__ = ["LocalGate"]
+
+
+class LocalGate:
+    """Which thread of this process holds (or is acquiring) one lock object, and its lease."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        # One mutex guards the fields below; the condition on it is only for threads that
+        # wait their turn.  Sections that do not wait take the mutex itself, which costs less.
+        self._mutex = threading.Lock()
+        self._turn = threading.Condition(self._mutex)
+        self._busy = False  # a thread is in: acquiring or holding
+        # The thread itself, not its ident: Python reuses the ident of a thread that ended,
+        # and a new thread must not be told it already holds a lock another one left held.
+        self._owner: threading.Thread | None = None
+        self._pending: set[Wakeup] = set()  # what cancel() wakes: waits here and in the recipe
+        self.lease: Lease | None = None
+        """The lease held through this object, or None (read without the mutex: one read)."""
+
+    def enter(self, wakeup: Wakeup, deadline: Deadline, blocking: bool) -> bool:
+        """Let the calling thread in to acquire, once no other thread of ours is in.
+
+        Returns False when the deadline passes first (at once without ``blocking``).  Raises
+        :class:`AlreadyHeld` if the calling thread is the one in, and
+        :class:`AcquireCancelled` after :meth:`cancel`.  ``wakeup`` stays reachable by
+        :meth:`cancel` until :meth:`acquired`.
+        """
+        with self._mutex:
+            if self._busy:
+                if self._owner is threading.current_thread():
+                    raise AlreadyHeld(f"this thread already holds {self._path!r}")
+                if not self._wait_turn(wakeup, deadline, blocking):
+                    return False
+            self._busy = True
+            self._owner = threading.current_thread()
+            self._pending.add(wakeup)
+        return True
+
+    def acquired(self, wakeup: Wakeup, lease: Lease | None) -> None:
+        """The acquire of the thread in has ended, holding ``lease`` or not (None: next one in)."""
+        with self._mutex:
+            self._pending.discard(wakeup)
+            if lease is None:  # not held: failed, timed out or interrupted
+                self._open()
+            else:
+                self.lease = lease
+
+    def take_lease(self) -> Lease | None:
+        """For a release: the lease held, which the object no longer holds (None if none).
+
+        The gate stays closed until :meth:`leave`: no thread of ours queues again while the
+        release is under way.
+        """
+        with self._mutex:
+            lease, self.lease = self.lease, None
+            return lease
+
+    def leave(self) -> None:
+        """The release has ended: let the next thread in."""
+        with self._mutex:
+            self._open()
+
+    def cancel(self) -> None:
+        """Wake every acquire of this object pending now, to raise :class:`AcquireCancelled`."""
+        with self._mutex:
+            for wakeup in self._pending:
+                wakeup.cancel()
+            self._turn.notify_all()
+
+    def _wait_turn(self, wakeup: Wakeup, deadline: Deadline, blocking: bool) -> bool:
+        # Called holding the mutex; True once no thread is in, False past the deadline.
+        self._pending.add(wakeup)  # so that cancel() reaches this wait
+        try:
+            while self._busy:
+                if wakeup.cancelled:
+                    raise AcquireCancelled(f"acquire of {self._path!r} was cancelled")
+                remaining = deadline.remaining() if blocking else 0.0
+                if remaining == 0:
+                    return False
+                self._turn.wait(remaining)
+            return True
+        finally:
+            self._pending.discard(wakeup)  # enter() adds it again once the thread is in
+
+    def _open(self) -> None:
+        # Called holding the mutex.
+        self._busy = False
+        self._owner = None
+        self.lease = None
+        self._turn.notify_all()
