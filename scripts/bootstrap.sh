@@ -20,15 +20,29 @@ mkdir -p "$logs"
 log() { echo "bootstrap: $*" >&2; }
 fail() { log "$*"; exit 1; }
 
-# One bootstrap at a time (test.sh and demo.sh may start together).
+# One bootstrap at a time (test.sh and demo.sh may start together). The lock is held as long
+# as any process has fd 9 open, so every long-lived process started below gets `9>&-`: else
+# dockerd (or a daemon an apt postinst starts) would hold it for good and the next bootstrap
+# would wait forever. The wait is bounded for the same reason: a stuck lock fails with a message.
 exec 9>"$logs/bootstrap.lock"
-flock 9
+flock -w 600 9 || fail "waited 600 s for $logs/bootstrap.lock: another bootstrap still runs, or a process it started holds the lock (see: fuser -v $logs/bootstrap.lock)"
 
 # ------------------------------------------------------------------ 1. Debian packages
 packages=(docker.io libzookeeper-java libslf4j-java libnetty-java openjdk-17-jdk-headless libcurator-recipes-java python3-venv)
 # Debian's dockerd (20.10) fails every container start on a kernel with AppArmor on when
 # apparmor_parser is missing; docker.io only recommends it, and recommends are not installed.
 if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ]; then packages+=(apparmor); fi
+# DPkg::Lock::Timeout covers the dpkg lock, but `apt-get update` also takes the lists lock,
+# which a fresh machine's own apt jobs may hold: retry a bounded number of times instead. Every
+# try's output stays in the log.
+apt_update() {
+  local try
+  for try in $(seq 10); do
+    apt-get -o DPkg::Lock::Timeout=300 update -q && return 0
+    [ "$try" -eq 10 ] || { echo "apt-get update failed (try $try of 10), again in 15 s"; sleep 15; }
+  done
+  return 1
+}
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
@@ -38,16 +52,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]} (log: .ci/logs/apt.log)"
   {
     # A fresh machine's own apt jobs may hold the dpkg lock for a while: wait, do not fail.
-    apt-get -o DPkg::Lock::Timeout=300 update -q
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q \
+    apt_update && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q \
       --no-install-recommends "${missing[@]}"
-  } >"$logs/apt.log" 2>&1 || { tail -20 "$logs/apt.log" >&2; fail "apt-get failed"; }
+  } >"$logs/apt.log" 2>&1 9>&- || { tail -20 "$logs/apt.log" >&2; fail "apt-get failed"; }
 fi
 
 # ------------------------------------------------------------------ 2. Docker daemon
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd (log: .ci/logs/dockerd.log)"
-  setsid dockerd >"$logs/dockerd.log" 2>&1 </dev/null &
+  setsid dockerd >"$logs/dockerd.log" 2>&1 </dev/null 9>&- &   # 9>&-: not the lock (above)
   for _ in $(seq 120); do
     docker info >/dev/null 2>&1 && break
     sleep 0.5
@@ -60,14 +73,15 @@ has_image() { docker image inspect "$1" >/dev/null 2>&1; }
 if [ -n "${ZKLOCK_ZOOKEEPER_IMAGE:-}" ]; then
   image=$ZKLOCK_ZOOKEEPER_IMAGE
   case "$image" in
-    zklock-zookeeper:*) "$repo/docker/zookeeper/build-image.sh" "$image" ;;
+    zklock-zookeeper:*) "$repo/docker/zookeeper/build-image.sh" "$image" 9>&- ;;
     *) has_image "$image" || log "warning: $image is not present locally (nothing is pulled)" ;;
   esac
 elif has_image zookeeper:3.9; then
   image=zookeeper:3.9
 else
   image=zklock-zookeeper:3.8
-  "$repo/docker/zookeeper/build-image.sh" "$image"   # skips the build when up to date
+  # skips the build when up to date; 9>&-: its apt-get may start daemons (see the lock)
+  "$repo/docker/zookeeper/build-image.sh" "$image" 9>&-
 fi
 
 # ------------------------------------------------------------------ 4. Python environment

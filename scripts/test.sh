@@ -37,7 +37,9 @@ running() {  # running KIND ID: the test process that created the object is stil
   local labels=.Labels pid
   [ "$1" = container ] && labels=.Config.Labels
   pid=$(docker "$1" inspect -f "{{index $labels \"io.zklock.testing.pid\"}}" "$2" 2>/dev/null)
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  # Not `kill -0`: it fails with EPERM for another user's live process, which would then count
+  # as dead and lose its containers. /proc tells "no such process" from "not ours".
+  [ -n "$pid" ] && [ -d "/proc/$pid" ]
 }
 
 sweep() {  # containers and networks of crashed runs (Ryuk is off); live runs keep theirs

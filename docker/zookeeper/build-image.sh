@@ -55,7 +55,14 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
-  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  # DPkg::Lock::Timeout covers the dpkg lock, not the lists lock `apt-get update` takes and a
+  # fresh machine's own apt jobs may hold: retry a bounded number of times (output kept).
+  for try in $(seq 10); do
+    apt-get -o DPkg::Lock::Timeout=300 update -qq && break
+    [ "$try" -lt 10 ] || { log "apt-get update failed 10 times"; exit 1; }
+    log "apt-get update failed (try $try of 10), again in 15 s"
+    sleep 15
+  done
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
     --no-install-recommends "${missing[@]}" >/dev/null
 fi
