@@ -6,9 +6,11 @@ its own environment) and checks the exact outcome counts and that the report nam
 (a) a ZooKeeper that cannot start makes the tests error, never skip (even outside CI);
 (b) ``skip_outside_ci`` fails the test in CI and skips it otherwise;
 (c) znodes left under ``zk_path`` make the test error, checked before the test's clients close;
-(d) threads left running make the test error under ``zklock_thread_leak_check``.
+(d) threads left running make the test error under ``zklock_thread_leak_check``, and
+    ``no_thread_leaks`` checks after every fixture's teardown, whatever the argument order;
+(e) a run inside a test, in this very process, leaves the outer run's containers alone.
 
-The inner runs of (c) and (d) use this session's ``zookeeper`` through
+The inner runs of (c), (d) and (e) use this session's ``zookeeper`` through
 ``ZKLOCK_ZOOKEEPER_HOSTS``, so they start no container of their own.
 """
 
@@ -20,7 +22,8 @@ from typing import Optional
 import pytest
 from kazoo.client import KazooClient
 
-from zklock.testing import ZooKeeperServer, list_containers
+from zklock.testing import ZooKeeperServer, list_containers, server_mode
+from zklock.testing.plugin import skip_outside_ci
 
 # Enabled here, not in a conftest: pytest refuses ``pytest_plugins`` in tests/integration/
 # conftest.py when the run starts from the repository root (it is not a top-level conftest).
@@ -300,3 +303,91 @@ def test_threads_left_running_fail_the_test(
     # Only that one: not the thread of the test whose body failed.
     assert _summary(out, "ERROR") == ["test_leaves_a_thread_running"]
     assert _summary(out, "FAILED") == ["test_a_failed_body_is_not_buried_under_its_leaks"]
+
+
+_THREAD_CHECK_ORDER = """
+import threading
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def stop():
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+# The factory's clients are closed at its teardown: the check must come after it, not
+# before, whichever fixture the test names first.
+def test_factory_first(zk_client_factory, no_thread_leaks):
+    zk_client_factory().ensure_path("/zklock-test")
+
+
+def test_check_first(no_thread_leaks, zk_client_factory):
+    zk_client_factory().ensure_path("/zklock-test")
+
+
+@pytest.mark.no_thread_leaks
+def test_marked(zk_client_factory):
+    zk_client_factory().ensure_path("/zklock-test")
+
+
+def test_a_real_leak_still_errors(zk_client_factory, no_thread_leaks, stop):
+    zk_client_factory()
+    threading.Thread(target=stop.wait, args=(60,), name="forgotten-worker").start()
+
+
+def test_a_failed_body_is_not_buried_under_its_leaks(zk_client_factory, no_thread_leaks, stop):
+    threading.Thread(target=stop.wait, args=(60,), name="worker-of-a-failed-test").start()
+    assert False, "the body failed first"
+"""
+
+
+def test_the_thread_check_runs_after_every_fixture_whatever_the_argument_order(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, zookeeper: ZooKeeperServer
+) -> None:
+    pytester.makepyfile(test_inner=_THREAD_CHECK_ORDER)
+
+    result = _run_inner(pytester, monkeypatch, {"ZKLOCK_ZOOKEEPER_HOSTS": zookeeper.connect_string})
+
+    result.assert_outcomes(passed=4, errors=1, failed=1)
+    out = result.stdout.str()
+    for test in ("test_factory_first", "test_check_first", "test_marked"):
+        result.stdout.fnmatch_lines([f"PASSED test_inner.py::{test}"])
+    assert _summary(out, "ERROR") == ["test_a_real_leak_still_errors"]
+    assert re.search(
+        r"LeakError: 1 threads left behind:\nE +forgotten-worker \(non-daemon, ident \d+\)$",
+        out,
+        re.MULTILINE,
+    ), out
+    assert _summary(out, "FAILED") == ["test_a_failed_body_is_not_buried_under_its_leaks"]
+
+
+# ------------------------------------------------------------- (e) a run inside a test's process
+_INSIDE_A_TEST = """
+def test_uses_the_outer_server(zk_client, zk_path):
+    zk_client.create(f"{zk_path}/node", makepath=True)
+    zk_client.delete(f"{zk_path}/node")
+"""
+
+
+def test_an_in_process_run_spares_the_containers_of_the_run_around_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, zookeeper: ZooKeeperServer
+) -> None:
+    if zookeeper.container is None:
+        skip_outside_ci(f"needs the harness's own container, not {zookeeper.connect_string}")
+    pytester.makepyfile(test_inner=_INSIDE_A_TEST)
+    monkeypatch.setenv("ZKLOCK_ZOOKEEPER_HOSTS", zookeeper.connect_string)
+
+    # In this process: the same harness session as this run, whose zookeeper container is live.
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.no_fnmatch_line("*containers outlived their fixtures*")
+    # The outer container was not swept: it still runs and serves.
+    container = zookeeper.container.get_wrapped_container()
+    container.reload()
+    assert container.status == "running"
+    assert server_mode(*zookeeper.addresses[0]) == "standalone"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
@@ -40,6 +41,7 @@ from zklock.testing import (
     thread_snapshot,
 )
 from zklock.testing._clients import ENV_HANDLER
+from zklock.testing._leaks import harness_object_ids
 
 SUSPENDED, CONNECTED, LOST = KazooState.SUSPENDED, KazooState.CONNECTED, KazooState.LOST
 
@@ -313,6 +315,22 @@ def test_missing_image_with_pull_never_fails_clearly() -> None:
     with pytest.raises(ImageNotAvailableError, match="zklock-no-such-image:0"):
         ZooKeeperContainer("zklock-no-such-image:0", pull=PullPolicy.NEVER).start()
     assert set(list_containers()) == before
+
+
+# A registry on loopback: should the harness ever pull again, Docker asks 127.0.0.1:1 (refused
+# at once), never a registry off this machine.
+_NOT_LOCAL = "127.0.0.1:1/zklock-no-such-image:0"
+
+
+def test_pull_never_as_a_plain_string_never_pulls() -> None:
+    # PullPolicy is a str enum, but the policy is compared by identity: "never" must be
+    # coerced, or the start pulls (and fails with a ZooKeeperStartError about the registry).
+    before = harness_object_ids()
+    with pytest.raises(ImageNotAvailableError, match=re.escape(_NOT_LOCAL)):
+        ZooKeeperContainer(_NOT_LOCAL, pull="never").start()
+    with pytest.raises(ImageNotAvailableError, match=re.escape(_NOT_LOCAL)):
+        ZooKeeperEnsemble(1, _NOT_LOCAL, pull="never").open()
+    assert harness_object_ids() == before  # no container, and the ensemble's network is gone
 
 
 def test_start_failure_carries_the_container_logs(zookeeper: ZooKeeperServer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -166,6 +167,25 @@ def test_a_closed_proxy_refuses_to_start_again(echo: tuple[str, int]) -> None:
     with pytest.raises(HarnessError, match="cannot be started again"):
         proxy.start()
     proxy.close()  # still idempotent
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_a_start_that_cannot_listen_leaks_no_descriptor_and_may_be_retried(echo: tuple[str, int]) -> None:
+    def open_descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    taken = socket.create_server(("127.0.0.1", 0))
+    proxy = TcpProxy(echo, listen_port=taken.getsockname()[1])
+    before = open_descriptors()
+    for _ in range(20):
+        with pytest.raises(OSError):
+            proxy.start()  # EADDRINUSE: the selector made before the bind must be closed too
+    assert open_descriptors() == before
+    with pytest.raises(HarnessError, match="not started"):
+        _ = proxy.address
+    taken.close()
+    with proxy, connect(proxy) as sock:  # the port is free now: the same proxy starts
+        assert roundtrip(sock, b"retried") == b"retried"
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from zklock.testing import (
     PullPolicy,
     Settings,
     SettingsError,
+    ZooKeeperContainer,
+    ZooKeeperEnsemble,
     ZooKeeperReady,
     ZooKeeperServer,
     ZooKeeperStartError,
@@ -24,6 +26,7 @@ from zklock.testing import (
     server_mode,
     wait_for_mode,
 )
+from zklock.testing._settings import pull_policy
 
 
 def test_defaults_when_nothing_is_set() -> None:
@@ -59,12 +62,68 @@ def test_empty_variables_count_as_unset() -> None:
         ("ZKLOCK_ZOOKEEPER_HOSTS", "localhost"),
         ("ZKLOCK_ZOOKEEPER_HOSTS", "a:1,,b:2"),
         ("ZKLOCK_ZOOKEEPER_HOSTS", "a:99999"),
+        ("ZKLOCK_ZOOKEEPER_HOSTS", "a:0"),
+        # Digits of other scripts: superscript two made int() raise a plain ValueError, the
+        # fullwidth "2181" was read as 2181.
+        ("ZKLOCK_ZOOKEEPER_HOSTS", "h:\u00b2"),
+        ("ZKLOCK_ZOOKEEPER_HOSTS", "h:\uff12\uff11\uff18\uff11"),
+        # Chroots that are no ZooKeeper path, or a server list typed after the chroot.
+        ("ZKLOCK_ZOOKEEPER_HOSTS", "h:2181/"),
+        ("ZKLOCK_ZOOKEEPER_HOSTS", "h:2181//x"),
+        ("ZKLOCK_ZOOKEEPER_HOSTS", "h:2181/x/"),
+        ("ZKLOCK_ZOOKEEPER_HOSTS", "h:2181/a/../b"),
+        ("ZKLOCK_ZOOKEEPER_HOSTS", "h:2181/a b"),
+        ("ZKLOCK_ZOOKEEPER_HOSTS", "h:2181/x, h2:2181"),
+        ("ZKLOCK_ZOOKEEPER_HOSTS", "h:2181/a\x01"),
     ],
 )
 def test_bad_values_are_settings_errors(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name) as error:
         Settings.from_env({name: value})
     assert isinstance(error.value, ValueError)
+
+
+@pytest.mark.parametrize("hosts", ["h:1", "h:65535", "h:2181/a", "h:2181/a/b-c_d.e", "[::1]:2181/x"])
+def test_good_connect_strings_pass(hosts: str) -> None:
+    assert Settings.from_env({"ZKLOCK_ZOOKEEPER_HOSTS": hosts}).hosts == hosts
+
+
+def test_the_report_header_names_a_bad_setting_instead_of_crashing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from zklock.testing._plugin import pytest_report_header
+
+    monkeypatch.setenv("ZKLOCK_ZOOKEEPER_HOSTS", "h:\u00b2")
+    header = pytest_report_header(None)  # type: ignore[arg-type]  # the hook ignores it
+    assert header.startswith("zklock.testing: ZKLOCK_ZOOKEEPER_HOSTS=")
+
+    # Whatever goes wrong reading the settings, the header reports it (no INTERNALERROR):
+    # the fixtures read them again and fail the tests that need them.
+    def broken(environ: object = None) -> Settings:
+        raise OSError("environment unreadable")
+
+    monkeypatch.setattr(Settings, "from_env", staticmethod(broken))
+    assert pytest_report_header(None) == "zklock.testing: environment unreadable"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [PullPolicy.NEVER, "never", "NEVER", " never "])
+def test_pull_policies_given_as_strings_become_members(value: str) -> None:
+    assert pull_policy(value) is PullPolicy.NEVER
+    assert pull_policy("missing") is PullPolicy.MISSING
+    # The ensemble keeps the member: a plain "never" would fail the identity check its
+    # nodes make and let Docker pull. Nothing here talks to Docker.
+    assert ZooKeeperEnsemble(3, "zklock-zookeeper:3.8", pull=value)._pull is PullPolicy.NEVER
+
+
+@pytest.mark.parametrize("value", ["sometimes", "", 1])
+def test_a_bad_pull_policy_fails_before_any_docker_call(value: object) -> None:
+    with pytest.raises(ValueError, match="pull policy"):
+        pull_policy(value)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pull policy"):
+        ZooKeeperEnsemble(3, "img", pull=value)  # type: ignore[arg-type]
+    # The container checks it before testcontainers makes its Docker client.
+    with pytest.raises(ValueError, match="pull policy"):
+        ZooKeeperContainer("img", pull=value)  # type: ignore[arg-type]
 
 
 def test_testcontainers_settings_respect_what_the_user_set(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from docker.errors import APIError, ImageNotFound, NotFound
 from testcontainers.core.container import DockerContainer
@@ -30,6 +30,7 @@ from ._settings import (
     PullPolicy,
     Settings,
     apply_testcontainers_settings,
+    pull_policy,
 )
 
 if TYPE_CHECKING:
@@ -128,7 +129,8 @@ class ZooKeeperContainer(DockerContainer):
         with ZooKeeperContainer() as zk:
             client = KazooClient(hosts=zk.get_connect_string())
 
-    ``image`` and ``pull`` default to :class:`Settings` from the environment. The server gets
+    ``image`` and ``pull`` (a :class:`PullPolicy` or its value, ``"missing"`` or ``"never"``)
+    default to :class:`Settings` from the environment. The server gets
     fast-session test settings (see :data:`DEFAULT_TICK_TIME`), all four-letter words, no
     AdminServer and a small JVM; the builder methods change them. ``host_port`` fixes the
     published port (default: a random free one). With ``wait=False``, :meth:`start` returns as
@@ -141,20 +143,23 @@ class ZooKeeperContainer(DockerContainer):
         image: Optional[str] = None,
         *,
         host_port: Optional[int] = None,
-        pull: Optional[PullPolicy] = None,
+        pull: Optional[Union[PullPolicy, str]] = None,
         wait: bool = True,
         startup_timeout: float = 60.0,
         labels: Optional[Mapping[str, str]] = None,
         **kwargs: Any,
     ) -> None:
+        # Coerced first, before any Docker call: a bad value fails here, and "never" as a plain
+        # string must become PullPolicy.NEVER, or _configure() would let Docker pull.
+        policy = None if pull is None else pull_policy(pull)
         apply_testcontainers_settings()
-        if image is None or pull is None:
+        if image is None or policy is None:
             settings = Settings.from_env()
             image = settings.image if image is None else image
-            pull = settings.pull if pull is None else pull
+            policy = settings.pull if policy is None else policy
         all_labels = {**(labels or {}), **harness_labels()}
         super().__init__(image, labels=all_labels, **kwargs)
-        self._pull = pull
+        self._pull: PullPolicy = policy
         self._config: dict[str, str] = {}
         # docker-py takes (host_ip, host_port) here; testcontainers types the value as a port.
         self.ports[f"{CLIENT_PORT}/tcp"] = (LOOPBACK, host_port)  # type: ignore[assignment]

@@ -9,12 +9,12 @@ starts them all, then waits for exactly one leader with every other node followi
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
-from docker.errors import APIError
 from testcontainers.core.network import Network
 
 from ._container import (
@@ -28,12 +28,14 @@ from ._container import (
 )
 from ._errors import EnsembleNotSettledError, HarnessError, ZooKeeperStartError
 from ._fourletter import client_sessions, server_mode
-from ._settings import LOOPBACK, PullPolicy, Settings, apply_testcontainers_settings
+from ._settings import LOOPBACK, PullPolicy, Settings, apply_testcontainers_settings, pull_policy
 
 if TYPE_CHECKING:
     from typing import Self
 
 __all__ = ["ZooKeeperEnsemble"]
+
+_log = logging.getLogger(__name__)
 
 _POLL = 0.05
 _STOP_GRACE = 5  # seconds docker waits after SIGTERM before SIGKILL
@@ -49,9 +51,10 @@ class ZooKeeperEnsemble:
             ensemble.kill(ensemble.leader())     # returns once a new leader serves
             ensemble.start(...)                  # the node rejoins as a follower
 
-    ``image`` and ``pull`` default to :class:`Settings` from the environment. Fault methods
-    wait (up to ``settle_timeout`` seconds) until the remaining nodes settle, as long as they
-    still form a quorum; pass ``wait=False`` to return at once. ``jvm_flags`` replaces every
+    ``image`` and ``pull`` (a :class:`PullPolicy` or its value) default to :class:`Settings`
+    from the environment. Fault methods wait (up to ``settle_timeout`` seconds) until the
+    remaining nodes settle, as long as they still form a quorum; pass ``wait=False`` to return
+    at once. ``jvm_flags`` replaces every
     node's JVM flags (see :meth:`ZooKeeperContainer.with_jvm_flags`).
     """
 
@@ -60,7 +63,7 @@ class ZooKeeperEnsemble:
         size: int = 3,
         image: Optional[str] = None,
         *,
-        pull: Optional[PullPolicy] = None,
+        pull: Optional[Union[PullPolicy, str]] = None,
         tick_time: int = DEFAULT_TICK_TIME,
         init_limit: int = 20,
         sync_limit: int = 5,
@@ -72,18 +75,21 @@ class ZooKeeperEnsemble:
     ) -> None:
         if size < 1:
             raise ValueError(f"an ensemble needs at least one node, not {size}")
+        # "never" as a plain string must become PullPolicy.NEVER (compared by identity when
+        # the nodes start), or Docker would pull; a bad value fails here.
+        policy = None if pull is None else pull_policy(pull)
         apply_testcontainers_settings()
-        if image is None or pull is None:
+        if image is None or policy is None:
             settings = Settings.from_env()
             image = settings.image if image is None else image
-            pull = settings.pull if pull is None else pull
+            policy = settings.pull if policy is None else policy
         self.image = image
         self.size = size
         self.tick_time = tick_time
         self.sync_limit = sync_limit
         self.startup_timeout = startup_timeout
         self.settle_timeout = settle_timeout
-        self._pull = pull
+        self._pull: PullPolicy = policy
         self._init_limit = init_limit
         self._sessions = (min_session_timeout, max_session_timeout)
         self._jvm_flags = jvm_flags
@@ -148,20 +154,34 @@ class ZooKeeperEnsemble:
         return self
 
     def close(self) -> None:
-        """Remove every node and the network; safe to call more than once."""
-        for i, node in self._nodes.items():
-            if i in self._paused:
-                with contextlib.suppress(APIError):
-                    node.get_wrapped_container().unpause()
-            with contextlib.suppress(APIError):
-                node.stop()
-        self._nodes.clear()
-        self._down.clear()
-        self._paused.clear()
-        if self._network is not None:
-            with contextlib.suppress(APIError):
-                self._network.remove()
-            self._network = None
+        """Remove every node and the network; safe to call more than once.
+
+        A node that cannot be removed (Docker's API error, a timeout or a broken connection
+        to the daemon) is logged and the others are still removed, then the network.
+        """
+        try:
+            for i, node in self._nodes.items():
+                # Any failure, not only docker's APIError: requests' timeouts and connection
+                # errors would otherwise leave the remaining nodes and the network behind.
+                if i in self._paused:
+                    try:
+                        node.get_wrapped_container().unpause()
+                    except Exception:
+                        _log.warning("zklock.testing: could not unpause zk%d", i, exc_info=True)
+                try:
+                    node.stop()
+                except Exception:
+                    _log.warning("zklock.testing: could not remove zk%d", i, exc_info=True)
+        finally:
+            self._nodes.clear()
+            self._down.clear()
+            self._paused.clear()
+            network, self._network = self._network, None
+            if network is not None:
+                try:
+                    network.remove()
+                except Exception:
+                    _log.warning("zklock.testing: could not remove the ensemble's network", exc_info=True)
 
     def __enter__(self) -> Self:
         return self.open()

@@ -181,18 +181,26 @@ class TcpProxy:
             raise HarnessError("proxy already started")
         if self._stopping:
             raise HarnessError("a closed proxy cannot be started again; make a new TcpProxy")
-        self._selector = selectors.DefaultSelector()
-        self._listener = socket.create_server(self._listen, backlog=self._max)
-        self._listener.setblocking(False)
-        self._address = self._listener.getsockname()[:2]
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._selector.register(self._listener, selectors.EVENT_READ, self._accept)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wakeups)
-        self._thread = threading.Thread(
-            target=self._run, name=f"zklock-tcp-proxy-{self._address[1]}", daemon=True
-        )
-        self._thread.start()
+        try:
+            self._selector = selectors.DefaultSelector()
+            self._listener = socket.create_server(self._listen, backlog=self._max)
+            self._listener.setblocking(False)
+            self._address = self._listener.getsockname()[:2]
+            self._wake_r, self._wake_w = socket.socketpair()
+            self._wake_r.setblocking(False)
+            self._selector.register(self._listener, selectors.EVENT_READ, self._accept)
+            self._selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wakeups)
+            thread = threading.Thread(
+                target=self._run, name=f"zklock-tcp-proxy-{self._address[1]}", daemon=True
+            )
+            thread.start()
+        except BaseException:
+            # A port already taken, say: close what was opened (the selector's epoll fd too),
+            # so that failed starts leak no descriptors and a later start() may try again.
+            self._cleanup()
+            self._address = None
+            raise
+        self._thread = thread
         return self
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Optional
 
 from docker.errors import APIError, NotFound
@@ -26,6 +26,7 @@ __all__ = [
     "assert_no_containers",
     "assert_no_new_threads",
     "assert_no_znodes",
+    "harness_object_ids",
     "list_containers",
     "list_znodes",
     "new_threads",
@@ -161,22 +162,48 @@ def assert_no_containers(*, session: Optional[str] = HARNESS_SESSION) -> None:
         raise LeakError("ZooKeeper containers", leaked)
 
 
-def remove_containers(*, session: Optional[str] = HARNESS_SESSION) -> list[str]:
+def remove_containers(
+    *, session: Optional[str] = HARNESS_SESSION, sparing: Collection[str] = ()
+) -> list[str]:
     """Force-remove the harness's containers and networks; return the containers removed.
 
-    ``session`` selects them as in :func:`list_containers`.
+    ``session`` selects them as in :func:`list_containers`. Containers and networks whose full
+    Docker id is in ``sparing`` are left alone: the plugin spares what existed when its pytest
+    session started, since a run inside a test (pytester, in-process) shares this process's
+    harness session with the outer run, whose containers are still in use.
     """
     label = CONTAINER_LABEL if session is None else f"{SESSION_LABEL}={session}"
+    spared = frozenset(sparing)
     client = DockerClient().client
     removed: list[str] = []
     try:
         for container in client.containers.list(all=True, filters={"label": label}):
+            if container.id in spared:
+                continue
             with contextlib.suppress(NotFound):
                 container.remove(force=True, v=True)
                 removed.append(f"{container.name} ({container.short_id})")
         for network in client.networks.list(filters={"label": label}):
+            if network.id in spared:
+                continue
             with contextlib.suppress(APIError):
                 network.remove()
     finally:
         client.close()
     return sorted(removed)
+
+
+def harness_object_ids(*, session: Optional[str] = HARNESS_SESSION) -> frozenset[str]:
+    """The full ids of the harness's containers and networks that exist now.
+
+    ``session`` selects them as in :func:`list_containers`; pass the result to
+    :func:`remove_containers` as ``sparing`` to keep them.
+    """
+    label = CONTAINER_LABEL if session is None else f"{SESSION_LABEL}={session}"
+    client = DockerClient().client
+    try:
+        containers = client.containers.list(all=True, filters={"label": label})
+        networks = client.networks.list(filters={"label": label})
+        return frozenset(str(o.id) for o in [*containers, *networks])
+    finally:
+        client.close()

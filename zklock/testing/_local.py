@@ -4,8 +4,11 @@ The installation is ``$ZKLOCK_ZOOKEEPER_CLASSPATH``, else ``$ZOOKEEPER_HOME/lib/
 Debian's ``/usr/share/java/zookeeper.jar`` (package ``zookeeper``); ``java`` comes from
 ``$ZKLOCK_JAVA``, ``$JAVA_HOME/bin`` or ``PATH``. Each server's configuration, data and log live
 in a temporary directory, deleted by :meth:`LocalZooKeeper.stop`. The processes run in their own
-session (a Ctrl-C reaches only this process, which stops them in order), and the kernel kills
-them if this process dies (Linux).
+session (a Ctrl-C reaches only this process, which stops them in order). On Linux the kernel
+kills them when the *thread* that started them exits (``PR_SET_PDEATHSIG`` follows the creating
+thread, not the process): started from the main thread, that is when this process dies; started
+from a worker thread, they die with that thread, so start them from a thread that outlives
+their use.
 """
 
 from __future__ import annotations
@@ -275,7 +278,11 @@ def _settled(modes: list[Optional[str]]) -> bool:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: have the kernel SIGKILL it when its parent dies (Linux only)."""
+    """In the child before exec: have the kernel SIGKILL it when its parent thread ends (Linux).
+
+    PR_SET_PDEATHSIG fires when the thread that forked the child exits, even if the rest of
+    the process lives on: see the module's docstring.
+    """
     with contextlib.suppress(Exception):
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Generator, Iterator
-from typing import NoReturn
+from typing import NoReturn, Optional
 
 import pytest
 from kazoo.client import KazooClient
@@ -21,6 +22,7 @@ from ._fourletter import wait_for_mode
 from ._leaks import (
     ZNODE_GRACE,
     assert_no_new_threads,
+    harness_object_ids,
     list_znodes,
     remove_containers,
     thread_snapshot,
@@ -41,7 +43,9 @@ __all__ = [
     "pytest_configure",
     "pytest_report_header",
     "pytest_runtest_makereport",
+    "pytest_runtest_teardown",
     "pytest_sessionfinish",
+    "pytest_sessionstart",
     "skip_outside_ci",
     "zk_client",
     "zk_client_factory",
@@ -57,6 +61,11 @@ _log = logging.getLogger(__name__)
 _ZNODE_CHECKS = ("ephemeral", "all", "off")
 _TEST_ROOT = "/zklock-test"
 _CALL_FAILED = pytest.StashKey[bool]()
+# The threads alive when a test's no_thread_leaks was set up (see pytest_runtest_teardown).
+_THREADS_BEFORE = pytest.StashKey[frozenset[threading.Thread]]()
+# Ids of the harness containers and networks that existed when this pytest session started:
+# not this session's to sweep. None when they could not be listed (then nothing is swept).
+_PREEXISTING = pytest.StashKey[Optional[frozenset[str]]]()
 
 
 # ------------------------------------------------------------------------------------ hooks
@@ -91,7 +100,9 @@ def pytest_report_header(config: pytest.Config) -> str:
     """Say which ZooKeeper the run uses."""
     try:
         settings = Settings.from_env()
-    except HarnessError as exc:
+    except Exception as exc:  # not only HarnessError: a header must never crash the run
+        # The fixtures read the settings again and raise there, where pytest reports the
+        # error on the tests that need them; here an INTERNALERROR would stop the whole run.
         return f"zklock.testing: {exc}"
     if settings.external:
         return f"zklock.testing: external ZooKeeper {settings.hosts}"
@@ -124,6 +135,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.tls)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Note the harness containers this process already has: not this session's to sweep.
+
+    They belong to an outer pytest run when this one runs inside a test (pytester, in-process)
+    and share this process's harness session label.
+    """
+    preexisting: Optional[frozenset[str]] = frozenset()
+    if started_containers():  # else there are none, and no Docker call is needed
+        try:
+            preexisting = harness_object_ids()
+        except Exception:  # Docker unreachable: ours cannot be told from theirs, sweep nothing
+            preexisting = None
+    session.stash[_PREEXISTING] = preexisting
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Remove containers of this run still present at the end, and fail the run if any were."""
     if session.exitstatus == pytest.ExitCode.INTERRUPTED:
@@ -132,8 +158,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     if not started_containers():
         return
+    preexisting = session.stash.get(_PREEXISTING, frozenset())
+    if preexisting is None:
+        return
     try:
-        removed = remove_containers()
+        removed = remove_containers(sparing=preexisting)
     except Exception:  # no Docker daemon: then no container of ours either
         return
     if not removed:
@@ -303,14 +332,30 @@ def _remove_tree(client: KazooClient, root: str) -> None:
 
 # --------------------------------------------------------------------------------- threads
 @pytest.fixture
-def no_thread_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+def no_thread_leaks(request: pytest.FixtureRequest) -> None:
     """Fail the test when threads started during it are alive 2 s after it ends.
 
-    Not checked when the test itself failed.
+    The threads are counted from this fixture's setup, and checked once every function-scoped
+    fixture of the test is torn down (in ``pytest_runtest_teardown``), so that threads other
+    fixtures stop, such as the clients of ``zk_client_factory``, are not counted whatever the
+    order of the test's arguments. Not checked when the test itself failed (or did not run).
     """
-    before = thread_snapshot()
+    request.node.stash[_THREADS_BEFORE] = thread_snapshot()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(
+    item: pytest.Item, nextitem: Optional[pytest.Item]
+) -> Generator[None, None, None]:
+    """Run the ``no_thread_leaks`` check after the test's fixtures are all finalized."""
+    before = item.stash.get(_THREADS_BEFORE, None)
+    if before is not None:
+        del item.stash[_THREADS_BEFORE]  # the snapshot holds threads: do not keep it longer
+    # A fixture that fails its teardown raises here: that error is reported, the check skipped.
     yield
-    if not _call_failed(request):
+    # Only after a body that ran and did not fail: a failure is not to be buried under leaks
+    # it may well have caused, and a test whose setup failed has nothing to check.
+    if before is not None and item.stash.get(_CALL_FAILED, True) is False:
         assert_no_new_threads(before, grace=2.0)
 
 

@@ -14,12 +14,14 @@ container registry and with a local Docker daemon.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 from ._errors import SettingsError
 
@@ -36,6 +38,7 @@ __all__ = [
     "PullPolicy",
     "Settings",
     "apply_testcontainers_settings",
+    "pull_policy",
 ]
 
 ENV_IMAGE = "ZKLOCK_ZOOKEEPER_IMAGE"
@@ -73,6 +76,22 @@ class PullPolicy(str, enum.Enum):
     """Fail with :class:`ImageNotAvailableError`, never pull."""
 
 
+def pull_policy(value: Union[PullPolicy, str]) -> PullPolicy:
+    """``value`` as a :class:`PullPolicy`: a member, or its value as a string (any case).
+
+    The containers compare the policy by identity; a plain ``"never"`` left as a string would
+    not be ``PullPolicy.NEVER`` and the image would be pulled. Raises :class:`ValueError` for
+    anything else.
+    """
+    if isinstance(value, PullPolicy):
+        return value
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return PullPolicy(value.strip().lower())
+    choices = " or ".join(repr(p.value) for p in PullPolicy)
+    raise ValueError(f"pull policy {value!r}: expected a PullPolicy or {choices}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """The harness's settings; :meth:`from_env` reads them from ``ZKLOCK_ZOOKEEPER_*``."""
@@ -107,15 +126,49 @@ class Settings:
         return cls(image=image, hosts=hosts, pull=pull)
 
 
+# An ASCII port: str.isdigit() also takes superscripts (which int() refuses) and other
+# scripts' digits (which int() reads).
+_PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
+# What ZooKeeper refuses in a path (PathUtils.validatePath): control characters, surrogates,
+# the private use area and the specials block.
+_BAD_PATH_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\uffff]")
+
+
 def _check_hosts(hosts: str) -> str:
-    """Validate a ``host:port,...[/chroot]`` connect string and return it without spaces."""
+    """Validate a ``host:port,...[/chroot]`` connect string and return it without spaces.
+
+    A port is 1-65535 in ASCII digits; a chroot is a ZooKeeper path (no empty, ``.`` or ``..``
+    segment, no trailing ``/``) without whitespace or commas, which in a connect string mean a
+    mistyped server list rather than a node name.
+    """
     servers, slash, chroot = hosts.partition("/")
     parts = [p.strip() for p in servers.split(",")]
     for part in parts:
         host, colon, port = part.rpartition(":")
-        if not part or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise SettingsError(f"{ENV_HOSTS}={hosts!r}: expected host:port[,host:port...]")
+        if not part or not colon or not host or not _PORT.fullmatch(port) or not 0 < int(port) < 65536:
+            raise SettingsError(
+                f"{ENV_HOSTS}={hosts!r}: expected host:port[,host:port...][/chroot] with ports "
+                f"1-65535, not {part!r}"
+            )
+    if slash:
+        problem = _chroot_problem(slash + chroot)
+        if problem is not None:
+            raise SettingsError(f"{ENV_HOSTS}={hosts!r}: chroot {slash + chroot!r} {problem}")
     return ",".join(parts) + slash + chroot
+
+
+def _chroot_problem(path: str) -> Optional[str]:
+    """Why ``path`` (starting with ``/``) is no usable chroot, or None when it is one."""
+    if path.endswith("/"):
+        return "ends with '/' (for no chroot, leave out the '/')"
+    if any(segment in ("", ".", "..") for segment in path[1:].split("/")):
+        return "has an empty, '.' or '..' segment"
+    if any(c.isspace() or c == "," for c in path):
+        return "contains whitespace or a comma"
+    bad = _BAD_PATH_CHARS.search(path)
+    if bad is not None:
+        return f"contains {bad.group()!r}, which ZooKeeper refuses in a path"
+    return None
 
 
 def apply_testcontainers_settings() -> None:

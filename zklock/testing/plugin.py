@@ -19,7 +19,10 @@ Fixtures
                                        errors when znodes are left below it (see below), then
                                        the whole tree is removed
     ``no_thread_leaks``                errors the test (at teardown) when threads it started
-                                       are still alive 2 s after it ends
+                                       are still alive 2 s after all its function-scoped
+                                       fixtures are torn down (so the clients of
+                                       ``zk_client_factory`` do not count, whatever the
+                                       argument order); skipped when the test failed
 
 Options (ini)
     ``zklock_thread_leak_check = true``    use ``no_thread_leaks`` in every test (default off;
