@@ -12,11 +12,13 @@ test_handler.py collide under pytest's default import mode.)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from kazoo.exceptions import (
@@ -692,6 +694,26 @@ def test_stop_and_restart_the_client(lean_client, zk_path):
         pass
 
 
+@contextlib.contextmanager
+def kept_busy(*clients) -> Iterator[None]:
+    """Each client sends a request every 50 ms, as a retrying caller would, until the end."""
+    stop = threading.Event()
+
+    def keep_busy() -> None:
+        while not stop.is_set():
+            for client in clients:
+                client.exists_async("/")
+            stop.wait(0.05)
+
+    busy = threading.Thread(target=keep_busy)
+    busy.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        busy.join(5)
+
+
 @pytest.mark.parametrize("handler_kind", ["lean", "stock"])
 def test_a_busy_client_notices_a_silent_server(
     handler_kind, lean_client, zk_client_factory, proxy
@@ -708,26 +730,16 @@ def test_a_busy_client_notices_a_silent_server(
     client = make(hosts=proxy.connect_string, timeout=session_timeout)
     states: list[tuple[str, float]] = []
     client.add_listener(lambda state: states.append((state, time.monotonic())))
-    stop = threading.Event()
-
-    def keep_busy() -> None:  # a request every 50 ms, as a retrying caller would send
-        while not stop.is_set():
-            client.exists_async("/")
-            stop.wait(0.05)
-
-    busy = threading.Thread(target=keep_busy)
-    busy.start()
-    try:
+    with kept_busy(client):
         time.sleep(0.3)
         cut_at = time.monotonic()
         proxy.blackhole()
-        noticed = wait_until(
-            lambda: any(state == KazooState.SUSPENDED for state, _ in states), 3 * session_timeout
-        )
-    finally:
-        stop.set()
-        busy.join(5)
-        proxy.heal()
+        try:
+            noticed = wait_until(
+                lambda: any(state == KazooState.SUSPENDED for state, _ in states), 3 * session_timeout
+            )
+        finally:
+            proxy.heal()
     if noticed:
         at = next(t for s, t in states if s == KazooState.SUSPENDED)
         print(f"\nTIMING {handler_kind} handler: busy client SUSPENDED "
@@ -750,25 +762,14 @@ def test_clients_sharing_one_lean_handler_each_notice_a_silent_server(zk_client_
     direct = zk_client_factory(handler=handler, timeout=3.0)
     suspended = threading.Event()
     cut_off.add_listener(lambda state: state == KazooState.SUSPENDED and suspended.set())
-    stop = threading.Event()
-
-    def keep_busy() -> None:  # both clients send a request every 50 ms
-        while not stop.is_set():
-            cut_off.exists_async("/")
-            direct.exists_async("/")
-            stop.wait(0.05)
-
-    busy = threading.Thread(target=keep_busy)
-    busy.start()
-    try:
+    with kept_busy(cut_off, direct):
         time.sleep(0.3)
         proxy.blackhole()
-        assert suspended.wait(9.0)  # three session timeouts: noticed as a lone client would
-        assert direct.state == KazooState.CONNECTED
-        assert direct.exists("/") is not None
-    finally:
-        stop.set()
-        busy.join(5)
-        proxy.heal()
+        try:
+            assert suspended.wait(9.0)  # three session timeouts: noticed as a lone client would
+            assert direct.state == KazooState.CONNECTED
+            assert direct.exists("/") is not None
+        finally:
+            proxy.heal()
     assert wait_until(lambda: cut_off.state == KazooState.CONNECTED, 20)
 
