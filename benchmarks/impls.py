@@ -6,7 +6,8 @@ on it.  Names, as they appear in tables and JSON:
 ``kazoo``        ``kazoo.recipe.lock.Lock`` (the reference of every ratio)
 ``zklock``       ``zklock.Lock`` on a stock ``KazooClient``
 ``zklock+lean``  ``zklock.Lock`` on ``KazooClient(handler=zklock.handler.LeanHandler())``
-``kazoo+lean``   kazoo's Lock on the lean handler (shows what the handler alone is worth)
+``kazoo+lean``   kazoo's Lock on the lean handler (shows what the handler alone is worth, and
+                 against ``zklock+lean`` what the recipe alone is worth)
 ``tooz``         tooz's ZooKeeper lock (``kazoo://`` driver; kazoo's Lock underneath)
 ``raw``          the floor: bare Create (ephemeral, sequential) + GetChildren + Delete, one after
                  another, on a stock ``KazooClient``; no lock logic at all
@@ -27,8 +28,8 @@ BENCH_ROOT = "/zklock-bench"  # every benchmark's znodes live below it, removed 
 TOOZ_LOCKS = "/tooz/locks"  # where tooz's kazoo driver keeps its locks (namespace "tooz")
 REFERENCE = "kazoo"
 ALL = ("zklock", "zklock+lean", "kazoo", "kazoo+lean", "tooz", "raw", "raw+lean")
-UNCONTENDED = ("zklock", "zklock+lean", "kazoo", "tooz", "raw")
-CONTENDED = ("zklock", "zklock+lean", "kazoo", "tooz")
+UNCONTENDED = ("zklock", "zklock+lean", "kazoo", "kazoo+lean", "tooz", "raw")
+CONTENDED = ("zklock", "zklock+lean", "kazoo", "kazoo+lean", "tooz")
 SCALE = ("zklock", "zklock+lean", "kazoo")
 
 

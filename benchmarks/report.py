@@ -63,17 +63,31 @@ def render(document: dict[str, Any]) -> str:
         rows = []
         for n, data in con["by_n"].items():
             for impl, med in data["median"].items():
+                share = med.get("handoff_share")
                 rows.append([
                     f"N={n} {impl}", _num(med["throughput_per_s"]),
                     _num(data["ratio"]["throughput_per_s"][impl], 2),
+                    _num(None if share is None else share * 100),
                     _num(med["handoff_p50_us"]), _num(data["ratio"]["handoff_p50_us"][impl], 2),
                     _num(med["handoff_p99_us"]), _num(med.get("cpu_per_acquisition_us")),
                     _num(data["ratio"].get("cpu_per_acquisition_us", {}).get(impl), 2),
                     _num(med["requests_per_acquisition"], 2), str(data["overlaps"][impl]),
+                    str(data.get("occupancy_overlaps", {}).get(impl, "-")),
                 ])
-        parts.append(_table(["N impl", "acq/s", "acq/s x", "handoff p50 us", "p50 x",
-                             "handoff p99 us", "CPU us/acq", "CPU x", "req/acq", "overlaps"],
-                            rows))
+        parts.append(_table(["N impl", "acq/s", "acq/s x", "hand-offs %", "handoff p50 us",
+                             "p50 x", "handoff p99 us", "CPU us/acq", "CPU x", "req/acq",
+                             "overlaps", "occupied>1"], rows))
+        parts.append("hand-offs %: of the successive sections of two processes, those whose "
+                     "second had called acquire() before the first's release (only these time a "
+                     "hand-off); overlaps: adjacent sections; occupied>1: entries that found the "
+                     "shared occupancy counter taken")
+        untimed = con.get("untimed", {})
+        if untimed:
+            parts.append("untimed rounds (warm-up, counting), overlaps / occupied>1 / token "
+                         "inversions: " + "; ".join(
+                             f"{impl} {u['overlaps']}/{u['occupancy_overlaps']}/"
+                             f"{u['token_inversions']} in {u['acquisitions']} acquisitions"
+                             for impl, u in untimed.items()))
         for n, data in con["by_n"].items():
             for impl, counted in data.get("requests_by_type", {}).items():
                 parts.append(f"N={n} {impl}: {counted['total_per_acquisition']:.2f} requests per "

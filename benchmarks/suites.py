@@ -7,6 +7,9 @@ summarised by their median over repeats.
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -15,6 +18,7 @@ from typing import Any, Callable, Optional
 from .impls import REFERENCE
 from .pool import Pool, run_once
 from .server import received_by_session
+from .worker import new_occupancy_file
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -31,10 +35,19 @@ def slug(impl: str) -> str:
     return impl.replace("+", "-")
 
 
+def _measured(value: Any) -> bool:
+    """A figure that was measured: a finite number (not ``None``, not NaN)."""
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def ratio_summary(
     per_repeat: dict[str, list[dict[str, Any]]], metric: str, reference: str = REFERENCE
 ) -> dict[str, Optional[float]]:
-    """Median over repeats of ``metric[impl] / metric[reference]`` within each repeat."""
+    """Median over repeats of ``metric[impl] / metric[reference]`` within each repeat.
+
+    A repeat in which either figure is missing or not finite (NaN: a percentile of nothing),
+    or the reference's is 0, gives no ratio.
+    """
     summary: dict[str, Optional[float]] = {}
     base = per_repeat.get(reference)
     for impl, repeats in per_repeat.items():
@@ -44,15 +57,15 @@ def ratio_summary(
         ratios = [
             mine[metric] / ref[metric]
             for mine, ref in zip(repeats, base)
-            if mine.get(metric) is not None and ref.get(metric)
+            if _measured(mine.get(metric)) and _measured(ref.get(metric)) and ref[metric]
         ]
         summary[impl] = statistics.median(ratios) if ratios else None
     return summary
 
 
 def median_of(repeats: list[dict[str, Any]], metric: str) -> Optional[float]:
-    """The median of ``metric`` over repeats (``None`` if never measured)."""
-    values = [r[metric] for r in repeats if r.get(metric) is not None]
+    """The median of ``metric`` over repeats (``None`` if never measured; NaN is not)."""
+    values = [r[metric] for r in repeats if _measured(r.get(metric))]
     return statistics.median(values) if values else None
 
 
@@ -140,20 +153,98 @@ def requests_per_cycle(
 
 
 # ---------------------------------------------------------------------- contended
-def _analyse(sections: list[tuple[float, float, Optional[int], int]]) -> dict[str, Any]:
-    """Exclusion check and hand-offs over all processes' sections (monotonic clock)."""
-    ordered = sorted(sections)
+#: One critical section of a contended round: ``(called, entered, leaving, token, process)``:
+#: ``acquire()`` called, it returned, ``release()`` about to be called (``time.monotonic()``,
+#: system-wide on Linux), zklock's fencing token (None for the others), the worker's index.
+Section = tuple[float, float, float, Optional[int], int]
+
+
+def sections_of(replies: Sequence[dict[str, Any]]) -> list[Section]:
+    """Every section of a round's ``contend`` replies, tagged with the worker's index."""
+    return [
+        (called, entered, leaving, token, index)
+        for index, reply in enumerate(replies)
+        for called, entered, leaving, token in reply["sections"]
+    ]
+
+
+def _analyse(sections: Sequence[Section]) -> dict[str, Any]:
+    """Exclusion check and hand-offs over all processes' sections, in the order entered.
+
+    For each two sections entered one after the other: an overlap if the second was entered
+    before the first's release call; a token inversion if both have fencing tokens and the
+    second's is not higher.  Between two processes (``pairs``), the second one's wait is a
+    hand-off only if it had called ``acquire()`` before the first called ``release()``: it was
+    queued and waiting.  Otherwise the releaser found nobody waiting, and the gap would time
+    the next holder's own acquire, not a hand-off; such pairs are counted, not timed.
+    """
+    ordered = sorted(sections, key=lambda s: (s[1], s[2]))
     overlaps = 0
     token_inversions = 0
+    pairs = 0
     handoffs = []
     for before, after in zip(ordered, ordered[1:]):
-        if after[0] < before[1]:
+        if after[1] < before[2]:
             overlaps += 1
-        if before[2] is not None and after[2] is not None and after[2] <= before[2]:
+        if before[3] is not None and after[3] is not None and after[3] <= before[3]:
             token_inversions += 1
-        if after[3] != before[3]:
-            handoffs.append(after[0] - before[1])
-    return {"overlaps": overlaps, "token_inversions": token_inversions, "handoffs": handoffs}
+        if after[4] != before[4]:
+            pairs += 1
+            if after[0] < before[2]:
+                handoffs.append(after[1] - before[2])
+    return {"overlaps": overlaps, "token_inversions": token_inversions, "pairs": pairs,
+            "handoffs": handoffs}
+
+
+def throughput(sections: Sequence[Section], start: float, end: float, settle: float) -> float:
+    """Sections entered from ``settle`` s after ``start`` until ``end``, per second."""
+    inside = sum(1 for s in sections if start + settle <= s[1] < end)
+    return inside / (end - start - settle)
+
+
+def _occupancy_overlaps(replies: Sequence[dict[str, Any]]) -> int:
+    """Entries that found the round's shared occupancy counter taken, over all workers."""
+    return sum(r.get("occupancy_overlaps") or 0 for r in replies)
+
+
+def round_figures(
+    replies: Sequence[dict[str, Any]],
+    start: float,
+    duration: float,
+    settle: float,
+    requests: Optional[list[int]] = None,
+) -> dict[str, Any]:
+    """The figures of one timed contended round, from its workers' ``contend`` replies."""
+    sections = sections_of(replies)
+    analysis = _analyse(sections)
+    handoffs = analysis["handoffs"]
+    return {
+        "acquisitions": len(sections),
+        "throughput_per_s": throughput(sections, start, start + duration, settle),
+        "handoff_p50_us": percentile(handoffs, 0.5) * 1e6 if handoffs else None,
+        "handoff_p99_us": percentile(handoffs, 0.99) * 1e6 if handoffs else None,
+        "handoffs": len(handoffs),
+        "handoff_pairs": analysis["pairs"],
+        "handoff_share": len(handoffs) / analysis["pairs"] if analysis["pairs"] else None,
+        "cpu_per_acquisition_us": (
+            sum(r["cpu_s"] for r in replies) / len(sections) * 1e6 if sections else None
+        ),
+        "overlaps": analysis["overlaps"],
+        "token_inversions": analysis["token_inversions"],
+        "occupancy_overlaps": _occupancy_overlaps(replies),
+        "requests_per_acquisition": (
+            sum(requests) / len(sections) if requests is not None and sections else None
+        ),
+    }
+
+
+def exclusion_figures(replies: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """The three exclusion checks of one round (an untimed one too)."""
+    sections = sections_of(replies)
+    analysis = _analyse(sections)
+    return {"acquisitions": len(sections), "overlaps": analysis["overlaps"],
+            "token_inversions": analysis["token_inversions"],
+            "occupancy_overlaps": _occupancy_overlaps(replies)}
 
 
 def contended(
@@ -177,9 +268,18 @@ def contended(
     repeats.  The order turns by one each repeat (A B C, B C A, ...), so that none always
     runs first.  At N = ``count_at`` one extra, untimed round per implementation counts the
     requests by type on the client side.
+
+    Every round, untimed ones too, has its own shared occupancy counter
+    (:class:`benchmarks.worker.Occupancy`), raised and lowered by every section of every
+    worker; the untimed rounds' exclusion checks are reported under ``untimed``.
     """
     results: dict[str, Any] = {}
     settle = 0.1  # the first instants, while contenders queue up, are left out of throughput
+    untimed: dict[str, dict[str, int]] = {
+        impl: {"rounds": 0, "acquisitions": 0, "overlaps": 0, "token_inversions": 0,
+               "occupancy_overlaps": 0}
+        for impl in impls
+    }
 
     def one_round(
         impl: str, n: int, label: str, count: bool = False, server_count: bool = False
@@ -191,50 +291,41 @@ def contended(
         """
         workers = pool.workers[:n]
         path = f"{base}/contended/{slug(impl)}-{n}-{label}"
-        replies = pool.all(workers, "connect", impl=impl, hosts=hosts, path=path, warm=True)
-        sessions = [r["session_id"] for r in replies]
-        before = received_by_session(hosts) if server_count else {}
-        start = time.monotonic() + 0.2
-        replies = pool.all(workers, "contend", start=start, end=start + duration, hold=hold,
-                           count=count)
-        after = received_by_session(hosts) if server_count else {}
-        pool.all(workers, "disconnect")
+        occupancy = new_occupancy_file()
+        try:
+            replies = pool.all(workers, "connect", impl=impl, hosts=hosts, path=path, warm=True,
+                               occupancy=occupancy)
+            sessions = [r["session_id"] for r in replies]
+            before = received_by_session(hosts) if server_count else {}
+            start = time.monotonic() + 0.2
+            replies = pool.all(workers, "contend", start=start, end=start + duration,
+                               hold=hold, count=count)
+            after = received_by_session(hosts) if server_count else {}
+            pool.all(workers, "disconnect")
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(occupancy)
         requests = [after[s] - before[s] for s in sessions if s in after and s in before]
         return start, replies, requests if len(requests) == len(sessions) else None
 
+    def untimed_round(impl: str, n: int, label: str, count: bool = False) -> list[dict[str, Any]]:
+        _start, replies, _requests = one_round(impl, n, label, count=count)
+        checked = exclusion_figures(replies)
+        untimed[impl]["rounds"] += 1
+        for key, value in checked.items():
+            untimed[impl][key] += value
+        return replies
+
     for impl in impls:
-        one_round(impl, max(counts), "warm-up")
+        untimed_round(impl, max(counts), "warm-up")
     order = list(impls)
     for n in counts:
         per_repeat: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
         for repeat in range(repeats):
             for impl in order:
                 start, replies, requests = one_round(impl, n, str(repeat), server_count=True)
-                end = start + duration
-                sections = [
-                    (entered, leaving, token, index)
-                    for index, reply in enumerate(replies)
-                    for entered, leaving, token in reply["sections"]
-                ]
-                analysis = _analyse(sections)
-                inside = [s for s in sections if start + settle <= s[0] < end]
-                per_repeat[impl].append({
-                    "acquisitions": len(sections),
-                    "throughput_per_s": len(inside) / (duration - settle),
-                    "handoff_p50_us": percentile(analysis["handoffs"], 0.5) * 1e6,
-                    "handoff_p99_us": percentile(analysis["handoffs"], 0.99) * 1e6,
-                    "handoffs": len(analysis["handoffs"]),
-                    "cpu_per_acquisition_us": (
-                        sum(r["cpu_s"] for r in replies) / len(sections) * 1e6
-                        if sections else None
-                    ),
-                    "overlaps": analysis["overlaps"],
-                    "token_inversions": analysis["token_inversions"],
-                    "requests_per_acquisition": (
-                        sum(requests) / len(sections) if requests is not None and sections
-                        else None
-                    ),
-                })
+                per_repeat[impl].append(round_figures(replies, start, duration, settle,
+                                                      requests))
             order.append(order.pop(0))
             progress(f"contended N={n} repeat {repeat + 1}/{repeats}: " + ", ".join(
                 f"{impl} {per_repeat[impl][-1]['throughput_per_s']:.0f}/s"
@@ -242,7 +333,7 @@ def contended(
         by_type: dict[str, Any] = {}
         if n == count_at:  # one more round each, untimed, counting requests by type
             for impl in impls:
-                _start, replies, _requests = one_round(impl, n, "count", count=True)
+                replies = untimed_round(impl, n, "count", count=True)
                 acquisitions = sum(len(r["sections"]) for r in replies)
                 totals: dict[str, int] = {}
                 for reply in replies:
@@ -254,19 +345,23 @@ def contended(
                     "total_per_acquisition": sum(totals.values()) / acquisitions,
                 }
         metrics = ("throughput_per_s", "handoff_p50_us", "handoff_p99_us",
-                   "cpu_per_acquisition_us", "requests_per_acquisition")
+                   "cpu_per_acquisition_us", "requests_per_acquisition", "handoff_share")
         results[str(n)] = {
             "per_repeat": per_repeat,
             "median": {impl: {m: median_of(per_repeat[impl], m) for m in metrics}
                        for impl in impls},
             "ratio": {m: ratio_summary(per_repeat, m) for m in metrics[:4]},
-            "overlaps": {impl: sum(r["overlaps"] for r in per_repeat[impl]) for impl in impls},
-            "token_inversions": {
-                impl: sum(r["token_inversions"] for r in per_repeat[impl]) for impl in impls
+            "handoffs": {
+                impl: {"handoffs": sum(r["handoffs"] for r in per_repeat[impl]),
+                       "pairs": sum(r["handoff_pairs"] for r in per_repeat[impl])}
+                for impl in impls
             },
+            **{check: {impl: sum(r[check] for r in per_repeat[impl]) for impl in impls}
+               for check in ("overlaps", "token_inversions", "occupancy_overlaps")},
             "requests_by_type": by_type,
         }
-    return {"duration_s": duration, "hold_s": hold, "repeats": repeats, "by_n": results}
+    return {"duration_s": duration, "hold_s": hold, "repeats": repeats, "by_n": results,
+            "untimed": untimed}
 
 
 # ---------------------------------------------------------------------- scale
@@ -279,7 +374,11 @@ def scale(
     sessions: int,
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    """10,000 locks held by one client; 1,000 waiters on one lock.  A fresh process each."""
+    """10,000 locks held by one client; 1,000 waiters on one lock.  A fresh process each.
+
+    Each measurement runs once per implementation, the hold in the order given and the
+    waiters in the reverse order, so that no implementation runs last in both.
+    """
     hold: dict[str, Any] = {}
     chain: dict[str, Any] = {}
     for impl in impls:
@@ -288,10 +387,10 @@ def scale(
         hold[impl] = run_once(["scale-hold", impl, hosts, str(locks), path], 600)
         run_once(["scale-parents", "remove", hosts, str(locks), path], 600)
         progress(f"scale: {impl} held {locks} locks, acquire {hold[impl]['acquire_s']:.1f}s")
-    for impl in impls:
+    for impl in reversed(impls):
         chain[impl] = run_once(
             ["scale-waiters", impl, hosts, str(waiters), str(sessions),
              f"{base}/scale-waiters/{slug(impl)}"], 600)
         progress(f"scale: {impl} {waiters} waiters, "
                  f"{chain[impl]['watch_events']} watch events")
-    return {"hold": hold, "waiters": chain}
+    return {"hold": hold, "waiters": {impl: chain[impl] for impl in impls}}

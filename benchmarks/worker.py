@@ -12,11 +12,14 @@ measurement in a fresh process (so its peak RSS is its own) and prints one JSON 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
+import mmap
 import os
 import resource
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -60,30 +63,103 @@ def _peak_rss_kib() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
 
 
+def new_occupancy_file(directory: Optional[str] = None) -> str:
+    """A fresh one-byte counter file for :class:`Occupancy` (in ``/dev/shm`` where it exists:
+    memory, no disk); the caller removes it."""
+    if directory is None and os.path.isdir("/dev/shm"):
+        directory = "/dev/shm"
+    fd, path = tempfile.mkstemp(prefix="zklock-bench-occupancy-", dir=directory)
+    try:
+        os.write(fd, b"\0")
+    finally:
+        os.close(fd)
+    return path
+
+
+class Occupancy:
+    """How many processes are inside the lock, counted in one byte that every worker of a
+    contended round maps from the same file.
+
+    :meth:`enter` raises the count right after ``acquire()`` returns, :meth:`leave` lowers it
+    right before ``release()`` is called; each change is made under ``flock`` on the file, so it
+    is atomic across processes.  An entry that finds the count above 1 after raising it met
+    another holder inside: an overlap, whatever the two sections' timestamps say.  Only the
+    holder touches the counter (it lowers it before it releases), so the ``flock`` is never
+    waited for unless two processes hold the lock at once: about a microsecond per section.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_RDWR)
+        self._map = mmap.mmap(self._fd, 1)
+        self.overlaps = 0  # entries that found another holder inside
+        self.highest = 0  # the highest count this process saw
+
+    def enter(self) -> None:
+        fd, counter = self._fd, self._map
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        inside = counter[0] + 1
+        counter[0] = inside
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        if inside > self.highest:
+            self.highest = inside
+        if inside > 1:
+            self.overlaps += 1
+
+    def leave(self) -> None:
+        fd, counter = self._fd, self._map
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        counter[0] -= 1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+
+def _nothing() -> None:
+    pass
+
+
 class Worker:
-    """The state of a serving worker: its session and its lock object."""
+    """The state of a serving worker: its session, its lock object, and in a contended round
+    the round's shared :class:`Occupancy` counter."""
 
     def __init__(self) -> None:
         self.session: Optional[Session] = None
         self.lock: Optional[Lock] = None
+        self.occupancy: Optional[Occupancy] = None
 
     # ------------------------------------------------------------------ commands
-    def connect(self, impl: str, hosts: str, path: str, warm: bool = False) -> dict[str, Any]:
-        """Open a session and a lock object on ``path``; ``warm``: one acquire+release."""
+    def connect(
+        self, impl: str, hosts: str, path: str, warm: bool = False,
+        occupancy: Optional[str] = None,
+    ) -> dict[str, Any]:
+        """Open a session and a lock object on ``path``; ``warm``: one acquire+release.
+
+        ``occupancy``: the round's counter file (:class:`Occupancy`); every section from here
+        on, the warm-up one too, raises and lowers it.
+        """
         self.disconnect()
+        if occupancy is not None:
+            self.occupancy = Occupancy(occupancy)
         self.session = Session(impl, hosts)
         if impl.startswith("raw"):
             prepare_path(self.session.client, path)
         self.lock = self.session.lock(path)
         if warm:  # parents exist and per-object first-use checks are done before measuring
+            enter, leave = self._guards()
             self.lock.acquire()
+            enter()
+            leave()
             self.lock.release()
         return {"session_id": self.session.session_id}
 
     def disconnect(self) -> dict[str, Any]:
         if self.session is not None:
             self.session.close()
-        self.session = self.lock = None
+        if self.occupancy is not None:
+            self.occupancy.close()
+        self.session = self.lock = self.occupancy = None
         return {}
 
     def cycles(self, n: int) -> dict[str, Any]:
@@ -120,11 +196,15 @@ class Worker:
     def contend(self, start: float, end: float, hold: float, count: bool = False) -> dict[str, Any]:
         """Acquire, hold ``hold`` s, release, again, from ``start`` until ``end`` (monotonic).
 
-        Returns the sections and the process CPU time (all threads) the loop took.  With
+        Returns the sections ``(called, entered, leaving, token)``: ``acquire()`` called, it
+        returned, ``release()`` about to be called (all ``time.monotonic()``, system-wide),
+        and zklock's fencing token; the process CPU time (all threads) the loop took; and the
+        entries since ``connect`` that found the shared occupancy counter taken.  With
         ``count``, the client counts its requests by type (slower: DEBUG logging).
         """
         lock = self._lock()
         acquire, release, token = lock.acquire, lock.release, lock.token
+        enter, leave = self._guards()
         sections = []
         traffic = None
         with contextlib.ExitStack() as stack:
@@ -132,23 +212,36 @@ class Worker:
                 traffic = stack.enter_context(_recording())
             time.sleep(max(0.0, start - _clock()))
             cpu = _cpu()
-            while _clock() < end:
+            called = _clock()
+            while called < end:
                 acquire()
                 entered = _clock()
+                enter()
                 held = token()
                 if hold:
                     time.sleep(hold)
+                leave()
                 leaving = _clock()
                 release()
-                sections.append((entered, leaving, held))
+                sections.append((called, entered, leaving, held))
+                called = _clock()
             cpu = _cpu() - cpu
+        occupancy = self.occupancy
         return {"sections": sections, "cpu_s": cpu,
-                "requests": traffic.requests() if traffic else None}
+                "requests": traffic.requests() if traffic else None,
+                "occupancy_overlaps": occupancy.overlaps if occupancy else None,
+                "occupancy_highest": occupancy.highest if occupancy else None}
 
     def session_id(self) -> dict[str, Any]:
         return {"session_id": self._session().session_id}
 
     # ------------------------------------------------------------------ serving
+    def _guards(self) -> tuple[Callable[[], None], Callable[[], None]]:
+        """The occupancy counter's enter and leave (no-ops outside a contended round)."""
+        if self.occupancy is None:
+            return _nothing, _nothing
+        return self.occupancy.enter, self.occupancy.leave
+
     def _session(self) -> Session:
         if self.session is None:
             raise RuntimeError("not connected")

@@ -57,11 +57,21 @@ def test_contended_rounds_exclude_count_and_measure_every_implementation(zookeep
         )
     four = result["by_n"]["4"]
     assert four["overlaps"] == {impl: 0 for impl in impls}
+    assert four["occupancy_overlaps"] == {impl: 0 for impl in impls}
     assert len(seen) == 3  # one line per repeat
     for impl in impls:
         repeats = four["per_repeat"][impl]
         assert len(repeats) == 3
         assert all(r["acquisitions"] > 0 and r["token_inversions"] == 0 for r in repeats), repeats
+        # A hand-off is timed only when the next holder was already waiting.
+        assert all(r["handoffs"] <= r["handoff_pairs"] < r["acquisitions"] for r in repeats)
+        assert four["handoffs"][impl]["handoffs"] > 0, four["handoffs"]
+    # The untimed rounds (warm-up, counting) are checked too: two per implementation here.
+    for impl in impls:
+        untimed = result["untimed"][impl]
+        assert untimed["rounds"] == 2 and untimed["acquisitions"] > 0, untimed
+        assert untimed["overlaps"] == untimed["occupancy_overlaps"] == 0, untimed
+        assert untimed["token_inversions"] == 0, untimed
     assert set(four["ratio"]["throughput_per_s"]) == set(impls)
     # Issue 4: at most 5 requests per contended acquisition (kazoo: 6); fewer when the waiter
     # right behind the holder takes the lock on the deletion notice alone.

@@ -1,0 +1,259 @@
+"""The benchmark suite's arithmetic on synthetic sections (no server, no timing thresholds).
+
+Percentiles, ratios of per-repeat figures (NaN and None left out), the contended rounds'
+exclusion checks and hand-off rule, the throughput window, the shared occupancy counter, and
+the order of the scale suite.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+from benchmarks import suites
+from benchmarks.run import exclusion_failures
+from benchmarks.worker import Occupancy, Worker, new_occupancy_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ---------------------------------------------------------------------- percentile, ratios
+def test_percentile_is_nearest_rank_and_nan_for_nothing():
+    values = [7.0, 1.0, 3.0, 10.0, 2.0, 5.0, 4.0, 9.0, 6.0, 8.0]
+    assert suites.percentile(values, 0.5) == 5.0
+    assert suites.percentile(values, 0.99) == 10.0
+    assert suites.percentile(values, 0.9) == 9.0
+    assert suites.percentile(values, 0.0) == 1.0
+    assert suites.percentile([4.0], 0.99) == 4.0
+    assert math.isnan(suites.percentile([], 0.5))
+
+
+def repeats_of(*values: Optional[float]) -> list[dict[str, Any]]:
+    return [{"m": v} for v in values]
+
+
+def test_ratio_summary_is_the_median_of_per_repeat_ratios():
+    per_repeat = {"kazoo": repeats_of(10.0, 20.0, 40.0), "zklock": repeats_of(5.0, 30.0, 20.0)}
+    summary = suites.ratio_summary(per_repeat, "m")
+    assert summary == {"kazoo": 1.0, "zklock": 0.5}  # ratios 0.5, 1.5, 0.5
+    assert suites.ratio_summary({"zklock": repeats_of(1.0)}, "m") == {"zklock": None}
+
+
+def test_a_repeat_without_a_figure_nan_none_or_zero_gives_no_ratio():
+    nan = float("nan")
+    per_repeat = {
+        "kazoo": repeats_of(10.0, nan, 10.0, 0.0, None, 10.0),
+        "zklock": repeats_of(20.0, 5.0, nan, 1.0, 1.0, None),
+    }
+    summary = suites.ratio_summary(per_repeat, "m")
+    assert summary["zklock"] == 2.0  # only the first repeat has both figures
+    assert summary["kazoo"] == 1.0
+    assert not any(isinstance(v, float) and math.isnan(v) for v in summary.values())
+    only_nan = {"kazoo": repeats_of(nan), "zklock": repeats_of(1.0)}
+    assert suites.ratio_summary(only_nan, "m") == {"kazoo": None, "zklock": None}
+
+
+def test_median_of_leaves_out_what_was_not_measured():
+    assert suites.median_of(repeats_of(1.0, float("nan"), None, 3.0, 2.0), "m") == 2.0
+    assert suites.median_of(repeats_of(float("nan"), None), "m") is None
+
+
+# ---------------------------------------------------------------------- contended analysis
+def section(called: float, entered: float, leaving: float, process: int,
+            token: Optional[int] = None) -> suites.Section:
+    return (called, entered, leaving, token, process)
+
+
+def test_only_a_next_holder_already_waiting_makes_a_hand_off():
+    sections = [
+        section(0.0, 1.0, 2.0, process=0),
+        section(1.5, 3.0, 4.0, process=1),   # called before 0's release call: hand-off 1.0
+        section(2.5, 5.5, 6.0, process=0),   # called before 1's release call: hand-off 1.5
+        section(6.5, 7.0, 8.0, process=1),   # called after 0's release: the lock was free
+        section(8.5, 9.0, 10.0, process=1),  # the same process again: no pair
+    ]
+    analysis = suites._analyse(sections)
+    assert analysis["pairs"] == 3
+    assert analysis["handoffs"] == [1.0, 1.5]
+    assert analysis["overlaps"] == 0 and analysis["token_inversions"] == 0
+    # The order the sections come in does not matter: they are sorted by entry.
+    assert suites._analyse(list(reversed(sections))) == analysis
+
+
+def test_adjacent_sections_that_overlap_and_tokens_out_of_order_are_counted():
+    sections = [
+        section(0.0, 1.0, 3.0, process=0, token=5),
+        section(0.5, 2.0, 4.0, process=1, token=6),  # entered before 0 released: overlap
+        section(3.0, 5.0, 6.0, process=0, token=4),  # token lower than the previous: inversion
+        section(5.5, 7.0, 8.0, process=1, token=7),
+    ]
+    analysis = suites._analyse(sections)
+    assert analysis["overlaps"] == 1
+    assert analysis["token_inversions"] == 1
+    # Implementations without tokens (None) are never inversions.
+    untokened = [(*s[:3], None, *s[4:]) for s in sections]
+    assert suites._analyse(untokened)["token_inversions"] == 0
+
+
+def test_throughput_counts_sections_entered_inside_the_window():
+    start, end, settle = 100.0, 101.0, 0.1
+    entries = [99.9, 100.05, 100.1, 100.5, 100.99, 101.0, 101.2]  # 3 inside [100.1, 101)
+    sections = [section(e - 0.01, e, e + 0.001, process=i % 2) for i, e in enumerate(entries)]
+    assert suites.throughput(sections, start, end, settle) == pytest.approx(3 / 0.9)
+
+
+def reply(sections: list[tuple[float, float, float, Optional[int]]], occupied: int = 0,
+          cpu: float = 0.01) -> dict[str, Any]:
+    return {"sections": [list(s) for s in sections], "cpu_s": cpu, "requests": None,
+            "occupancy_overlaps": occupied, "occupancy_highest": 2 if occupied else 1}
+
+
+def test_round_figures_of_a_round_without_hand_offs_give_no_percentile_and_no_nan():
+    # One process alone: no pair of processes, no hand-off.
+    replies = [reply([(0.0, 0.1, 0.2, None), (0.2, 0.3, 0.4, None)]), reply([])]
+    figures = suites.round_figures(replies, start=0.0, duration=1.0, settle=0.1)
+    assert figures["handoffs"] == 0 and figures["handoff_pairs"] == 0
+    assert figures["handoff_p50_us"] is None and figures["handoff_p99_us"] is None
+    assert figures["handoff_share"] is None
+    assert figures["throughput_per_s"] == pytest.approx(2 / 0.9)
+    assert figures["acquisitions"] == 2
+    # Such a repeat takes no part in the ratios of the others.
+    with_kazoo = {"kazoo": [figures, {"handoff_p50_us": 100.0}],
+                  "zklock": [{"handoff_p50_us": 50.0}, {"handoff_p50_us": 80.0}]}
+    assert suites.ratio_summary(with_kazoo, "handoff_p50_us")["zklock"] == pytest.approx(0.8)
+
+
+def test_round_figures_count_hand_offs_and_the_occupancy_overlaps_of_every_worker():
+    replies = [
+        reply([(0.0, 1.0, 2.0, None), (2.5, 5.5, 6.0, None)], occupied=1),
+        reply([(1.5, 3.0, 4.0, None), (6.5, 7.0, 8.0, None)], occupied=2),
+    ]
+    figures = suites.round_figures(replies, start=0.0, duration=10.0, settle=0.1,
+                                   requests=[10, 6])
+    assert figures["handoffs"] == 2 and figures["handoff_pairs"] == 3
+    assert figures["handoff_share"] == pytest.approx(2 / 3)
+    assert figures["handoff_p50_us"] == pytest.approx(1.0e6)
+    assert figures["handoff_p99_us"] == pytest.approx(1.5e6)
+    assert figures["occupancy_overlaps"] == 3
+    assert figures["requests_per_acquisition"] == 4.0
+    assert figures["cpu_per_acquisition_us"] == pytest.approx(0.02 / 4 * 1e6)
+    assert suites.exclusion_figures(replies) == {
+        "acquisitions": 4, "overlaps": 0, "token_inversions": 0, "occupancy_overlaps": 3}
+
+
+# ---------------------------------------------------------------------- occupancy counter
+@pytest.fixture
+def occupancy_file(tmp_path: Path) -> str:
+    return new_occupancy_file(str(tmp_path))
+
+
+def test_an_entry_while_another_holder_is_inside_is_an_overlap(occupancy_file):
+    first, second = Occupancy(occupancy_file), Occupancy(occupancy_file)
+    try:
+        first.enter()
+        first.leave()
+        second.enter()
+        assert (first.overlaps, second.overlaps) == (0, 0)
+        first.enter()  # second is still inside
+        assert first.overlaps == 1 and first.highest == 2
+        first.leave()
+        second.leave()
+        second.enter()  # the count is back to 0: no overlap
+        second.leave()
+        assert second.overlaps == 0 and second.highest == 1
+        assert Path(occupancy_file).read_bytes() == b"\0"
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_counter_is_shared_across_processes(occupancy_file):
+    # Another process enters and exits without leaving: it is still "inside" for the counter.
+    subprocess.run(
+        [sys.executable, "-c", "import sys; from benchmarks.worker import Occupancy; "
+         "Occupancy(sys.argv[1]).enter()", occupancy_file],
+        cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    mine = Occupancy(occupancy_file)
+    try:
+        mine.enter()
+        mine.leave()
+        assert mine.overlaps == 1
+    finally:
+        mine.close()
+
+
+class _NoLock:
+    """A lock object that excludes nobody, with the benchmark's interface."""
+
+    def acquire(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+    def token(self) -> Optional[int]:
+        return None
+
+
+def contend_alone(occupancy_file: str) -> dict[str, Any]:
+    worker = Worker()
+    worker.lock = _NoLock()  # type: ignore[assignment]
+    worker.occupancy = Occupancy(occupancy_file)
+    try:
+        now = time.monotonic()
+        return worker.contend(start=now, end=now + 0.01, hold=0.0)
+    finally:
+        worker.disconnect()
+
+
+def test_contend_raises_the_counter_in_every_section_and_reports_what_it_found(occupancy_file):
+    alone = contend_alone(occupancy_file)
+    assert alone["sections"] and alone["occupancy_overlaps"] == 0
+    for called, entered, leaving, token in alone["sections"]:
+        assert called <= entered <= leaving and token is None
+    intruder = Occupancy(occupancy_file)  # another holder, inside all along
+    try:
+        intruder.enter()
+        crowded = contend_alone(occupancy_file)
+    finally:
+        intruder.close()
+    assert crowded["occupancy_overlaps"] == len(crowded["sections"]) > 0
+    assert crowded["occupancy_highest"] == 2
+
+
+# ---------------------------------------------------------------------- verdict, scale order
+def test_occupancy_overlaps_and_untimed_rounds_fail_the_run():
+    results = {"contended": {
+        "by_n": {"2": {"overlaps": {"kazoo": 0}, "occupancy_overlaps": {"kazoo": 3},
+                       "token_inversions": {"kazoo": 0}}},
+        "untimed": {"kazoo": {"overlaps": 0, "occupancy_overlaps": 0, "token_inversions": 0},
+                    "zklock": {"overlaps": 1, "occupancy_overlaps": 2, "token_inversions": 0}},
+    }}
+    assert exclusion_failures(results) == [
+        "N=2 kazoo: 3 occupancy overlaps",
+        "untimed rounds zklock: 1 overlaps",
+        "untimed rounds zklock: 2 occupancy overlaps",
+    ]
+
+
+def test_the_scale_suite_runs_the_waiters_in_the_reverse_order(monkeypatch):
+    calls: list[tuple[str, str]] = []
+
+    def run_once(args: list[str], timeout: float) -> dict[str, Any]:
+        calls.append((args[0], args[1]))
+        return {"acquire_s": 1.0, "watch_events": 1}
+
+    monkeypatch.setattr(suites, "run_once", run_once)
+    impls = ["zklock", "zklock+lean", "kazoo"]
+    result = suites.scale("h:1", "/b", impls, 10, 5, 2, lambda message: None)
+    assert [impl for kind, impl in calls if kind == "scale-hold"] == impls
+    assert [impl for kind, impl in calls if kind == "scale-waiters"] == impls[::-1]
+    assert list(result["hold"]) == list(result["waiters"]) == impls
