@@ -13,6 +13,7 @@ import pty
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -104,10 +105,16 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[str]]]:
     procs: list[subprocess.Popen[str]] = []
 
     def start(
-        *args: str, stderr: int | None = subprocess.PIPE, cli: Sequence[str] = CLI, **extra_env: str
+        *args: str,
+        stderr: int | None = subprocess.PIPE,
+        cli: Sequence[str] = CLI,
+        new_session: bool = False,
+        stdin: int | None = None,
+        **extra_env: str,
     ) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            [*cli, *args], stdout=subprocess.PIPE, stderr=stderr, text=True, env=_env(**extra_env)
+            [*cli, *args], stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, text=True,
+            env=_env(**extra_env), start_new_session=new_session,
         )
         procs.append(proc)
         return proc
@@ -344,6 +351,209 @@ def test_a_short_connection_drop_leaves_the_child_running(zookeeper, zk_path, tm
     assert "lost (" not in err
 
 
+# ------------------------------------------------------------- exec: all the command started
+# Counts the signals it gets in a file, each delivery apart: Python runs a handler once for
+# two copies that come close together, but its C-level handler writes one byte per copy to the
+# wakeup fd.  Exits 7 once the file named by argv[2] exists.
+COUNTING = r"""
+import os, select, signal, sys
+marker, stop = sys.argv[1], sys.argv[2]
+deliveries, wakeup = os.pipe()
+os.set_blocking(wakeup, False)
+signal.set_wakeup_fd(wakeup, warn_on_full_buffer=False)
+for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(signum, lambda signum, frame: None)
+
+def note(text):
+    with open(marker, "a") as f:
+        f.write(text + "\n")
+note(f"started {os.getpid()}")
+while not os.path.exists(stop):
+    if select.select([deliveries], [], [], 0.05)[0]:
+        for signum in os.read(deliveries, 64):
+            note(f"signal {signum}")
+sys.exit(7)
+"""
+ROUNDS = 10  # a second copy can merge with the first: each round is one more chance to see it
+
+
+def _count_rounds(marker: Path, signum: int, send: Callable[[], None]) -> None:
+    """``send`` the signal ROUNDS times, each once the previous one has been counted."""
+    for done in range(1, ROUNDS + 1):
+        send()
+        wait_for(lambda done=done: _received(marker, signum) >= done, 10, f"signal {signum} #{done}")
+        time.sleep(0.2)  # a second copy of this one would come within this
+
+
+def _started_pid(marker: Path) -> int:
+    wait_for(lambda: marker.exists() and "started" in marker.read_text(), 15, "the process to start")
+    return int(marker.read_text().split("started ", 1)[1].split()[0])
+
+
+def _received(marker: Path, signum: int) -> int:
+    return marker.read_text().splitlines().count(f"signal {int(signum)}")
+
+
+def _kill_if_alive(pid: int) -> None:
+    """Clean-up for a process the old code would leave behind: never outlive the test."""
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_sigterm_to_zklock_reaches_the_children_of_a_script_before_the_lock_goes(
+    hosts, zk_path, zk_client, tmp_path, spawn
+):
+    """A supervisor signals zklock alone: the script's running child must get the signal too,
+    not be orphaned and run on after zklock released the lock."""
+    path, marker = f"{zk_path}/l", tmp_path / "marker"
+    proc = spawn("exec", "--hosts", hosts, path, "--", "sh", "-c", '"$0" -c "$1" "$2" exit; echo after',
+                 sys.executable, LONG_RUNNING, str(marker))
+    child = _started_pid(marker)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        out, err = finish(proc, 15)
+        child_alive = _alive(child)  # at the moment zklock is gone and the lock with it
+    finally:
+        _kill_if_alive(child)
+    assert not child_alive, "the script's child ran on after zklock released the lock"
+    assert proc.returncode == 128 + signal.SIGTERM, err  # the shell's own death by SIGTERM
+    assert f"signal {int(signal.SIGTERM)}" in marker.read_text()
+    assert "after" not in out
+    assert contenders(zk_client, path) == []
+
+
+def test_the_lock_is_held_until_processes_left_running_exit_and_signals_reach_them(
+    hosts, zk_path, zk_client, tmp_path, spawn
+):
+    """As flock(1), whose lock goes with the descriptor a background child inherits: a command
+    that exits leaving a process behind keeps the lock until that process exits; a SIGTERM
+    meanwhile reaches it, and zklock exits with the command's own status."""
+    path, marker = f"{zk_path}/l", tmp_path / "marker"
+    proc = spawn("exec", "--hosts", hosts, path, "--", "sh", "-c", '"$0" -c "$1" "$2" exit & exit 3',
+                 sys.executable, LONG_RUNNING, str(marker))
+    left = _started_pid(marker)
+    try:
+        time.sleep(0.5)  # time enough for a zklock that did not wait to have released and gone
+        assert proc.poll() is None, "zklock exited while the command's background process ran"
+        assert len(contenders(zk_client, path)) == 1  # still held
+        proc.send_signal(signal.SIGTERM)
+        _out, err = finish(proc, 15)
+        left_alive = _alive(left)
+    finally:
+        _kill_if_alive(left)
+    assert not left_alive
+    assert proc.returncode == 3, err  # the command's status, not the leftover's
+    assert f"the command exited with status 3; 1 process it started still runs (pid {left})" in err, err
+    assert f"signal {int(signal.SIGTERM)}" in marker.read_text()
+    assert contenders(zk_client, path) == []
+
+
+def test_orphans_of_the_command_are_zklocks_and_are_reaped(hosts, zk_path, tmp_path, spawn):
+    """On Linux zklock is a child subreaper: a process the command double-forks becomes
+    zklock's child (so it can be waited for and stopped), and is reaped once it exits, while
+    the command still runs: no zombie piles up."""
+    path, marker = f"{zk_path}/l", tmp_path / "marker"
+    proc = spawn("exec", "--hosts", hosts, path, "--", "sh", "-c",
+                 '( exec sleep 1 & ); exec "$0" -c "$1" "$2" exit',
+                 sys.executable, LONG_RUNNING, str(marker))
+    command = _started_pid(marker)
+
+    def others() -> list[int]:  # zklock's children but the command, zombies included
+        return [pid for pid in _children(proc.pid) if pid != command]
+
+    try:
+        wait_for(others, 10, "the double-forked sleep to become zklock's child")
+        wait_for(lambda: not others(), 15, "the orphan to be reaped")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        _out, err = finish(proc, 15)
+    finally:
+        _kill_if_alive(command)  # a zklock killed at teardown would leave it running
+    assert proc.returncode == 7, err
+
+
+def test_a_lost_lease_stops_an_orphan_the_command_double_forked(zookeeper, zk_path, tmp_path, spawn):
+    """A daemon-like child (re-parented away from the command) that ignores SIGTERM must not
+    work on without the lock either: SIGKILL after --grace."""
+    path, marker = f"{zk_path}/l", tmp_path / "marker"
+    if len(zookeeper.addresses) != 1:
+        skip_outside_ci("the TCP proxy fronts a single server")
+    with TcpProxy(zookeeper.connect_string) as proxy:
+        proc = spawn("exec", "--hosts", proxy.connect_string, "--session-timeout", "1", "--grace", "1",
+                     path, "--", "sh", "-c", '( "$0" -c "$1" "$2" ignore & ); exec sleep 600',
+                     sys.executable, LONG_RUNNING, str(marker))
+        orphan = _started_pid(marker)
+        try:
+            proxy.blackhole()
+            _out, err = finish(proc, 20)
+            proxy.heal()
+            orphan_alive = _alive(orphan)  # zklock has exited: everything must be gone already
+        finally:
+            _kill_if_alive(orphan)
+    assert not orphan_alive, "the double-forked child ran on after the lock was lost"
+    assert proc.returncode == 75, err
+    assert "SIGKILL" in err, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_zklocks_whole_group_reaches_the_command_once(
+    signum, hosts, zk_path, tmp_path, spawn
+):
+    """Outside a terminal's foreground (here: a session of its own, no terminal) the command
+    runs in a group of its own: ``kill -- -PGID`` of zklock's group reaches it once, through
+    zklock, not once directly and once passed on."""
+    path, marker, stop = f"{zk_path}/l", tmp_path / "marker", tmp_path / "stop"
+    proc = spawn("exec", "--hosts", hosts, path, "--", sys.executable, "-c", COUNTING, str(marker),
+                 str(stop), new_session=True)
+    command = _started_pid(marker)
+    assert os.getpgid(command) == command != os.getpgid(proc.pid)  # as documented
+    _count_rounds(marker, signum, lambda: os.killpg(proc.pid, signum))  # zklock leads its group
+    stop.touch()
+    _out, err = finish(proc, 15)
+    assert proc.returncode == 7, err
+    assert _received(marker, signum) == ROUNDS, marker.read_text()
+
+
+# Runs zklock as a terminal session does: a new session whose controlling terminal is the pty
+# named by argv[1]; argv[2] "tty" puts fds 0-2 on it, "redirected" leaves them as they are.
+WITH_A_TERMINAL = r"""
+import os, sys
+os.setsid()
+terminal = os.open(sys.argv[1], os.O_RDWR)  # the first terminal a session leader opens: its own
+if sys.argv[2] == "tty":
+    for fd in (0, 1, 2):
+        os.dup2(terminal, fd)
+os.close(terminal)
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
+
+@pytest.mark.parametrize("fds", ["tty", "redirected"])
+def test_ctrl_c_at_the_terminal_reaches_the_command_once(fds, hosts, zk_path, tmp_path, spawn):
+    """In its terminal's foreground, zklock and the command share a process group: the
+    terminal's Ctrl-C reaches both, and zklock does not pass it on a second time, even with
+    stdin, stdout and stderr all redirected away from the terminal."""
+    path, marker, stop = f"{zk_path}/l", tmp_path / "marker", tmp_path / "stop"
+    master, slave = pty.openpty()
+    try:
+        cli = [sys.executable, "-c", WITH_A_TERMINAL, os.ttyname(slave), fds, *CLI]
+        proc = spawn("exec", "--hosts", hosts, path, "--", sys.executable, "-c", COUNTING, str(marker),
+                     str(stop), cli=cli, stdin=subprocess.DEVNULL)
+        os.close(slave)
+        slave = -1
+        _started_pid(marker)
+        # Ctrl-C: the line discipline sends SIGINT to the terminal's foreground group.
+        _count_rounds(marker, signal.SIGINT, lambda: os.write(master, b"\x03"))
+        stop.touch()
+        _out, err = finish(proc, 15)
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert proc.returncode == 7, err
+    assert _received(marker, signal.SIGINT) == ROUNDS, marker.read_text()
+
+
 def test_no_wait_and_timeout_against_a_held_lock(hosts, zk_path, zk_client):
     path = f"{zk_path}/l"
     holder = zklock.Lock(zk_client, path, identifier="the-holder")
@@ -385,6 +595,10 @@ def test_no_wait_and_timeout_against_a_held_lock(hosts, zk_path, zk_client):
         (["exec", "--grace", "1e10", "/l", "true"], "more seconds than a wait can take"),
         (["exec", "--connect-timeout", "1e10", "/l", "true"], "more seconds than a wait can take"),
         (["exec", "--hosts", "", "/l", "true"], "--hosts is empty"),
+        (["exec", "--identifier", "", "/l", "true"], "--identifier is empty"),
+        (["exec", "--hosts", "127.0.0.1:1/zookeeper", "/l", "true"], "bad chroot"),
+        (["exec", "--hosts", "127.0.0.1:1/a//b", "/l", "true"], "bad chroot"),
+        (["status", "--hosts", "127.0.0.1:1/a/", "/l"], "bad chroot"),
         (["status"], "required: PATH"),
         (["server", "--ensemble", "0"], "--ensemble"),
         (["frobnicate"], "invalid choice"),
@@ -419,6 +633,75 @@ def test_unreachable_hosts_exit_69_in_bounded_time():
         assert result.returncode == 69, explain(result)
         assert "could not connect to ZooKeeper at 127.0.0.1:1 within 1 s" in result.stderr
         assert time.monotonic() - started < 6
+
+
+@pytest.fixture
+def silent_server() -> Iterator[socket.socket]:
+    """A local listener that accepts connections (the kernel does) and never answers: a hung
+    server, or a port that is not ZooKeeper's."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        listener.settimeout(15)
+        yield listener
+
+
+@pytest.mark.parametrize("subcommand", [["exec", "/l", "--", "true"], ["status", "/l"]])
+def test_connect_timeout_bounds_a_server_that_never_answers(subcommand, silent_server):
+    """The handshake read of kazoo's connection thread lasts the session timeout (20 s here):
+    zklock must not wait for it, neither to connect nor to stop."""
+    port = silent_server.getsockname()[1]
+    started = time.monotonic()
+    result = zklock_run(subcommand[0], "--hosts", f"127.0.0.1:{port}", "--session-timeout", "20",
+                        "--connect-timeout", "2", *subcommand[1:], timeout=60)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 69, explain(result)
+    assert f"could not connect to ZooKeeper at 127.0.0.1:{port} within 2 s" in result.stderr
+    assert elapsed < 8, elapsed
+
+
+def test_a_signal_while_connecting_to_a_silent_server_ends_zklock_at_once(silent_server, spawn):
+    port = silent_server.getsockname()[1]
+    proc = spawn("exec", "--hosts", f"127.0.0.1:{port}", "--session-timeout", "30",
+                 "--connect-timeout", "30", "/l", "--", "true")
+    connection, _ = silent_server.accept()  # zklock now waits in the handshake
+    with connection:
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = finish(proc, 60)
+        elapsed = time.monotonic() - started
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert elapsed < 8, elapsed
+
+
+def test_a_usage_error_with_stderr_closed_is_still_64():
+    for args in (["exec", "/l"], ["exec", "--identifier", "", "/l", "true"], ["frobnicate"]):
+        result = subprocess.run(["sh", "-c", 'exec "$@" 2>&-', "sh", *CLI, *args],
+                                capture_output=True, text=True, timeout=30, env=_env())
+        assert result.returncode == 64, (args, explain(result))
+
+
+def test_status_with_stdout_closed_says_so_and_exits_74(hosts, zk_path):
+    result = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", *CLI, "status", "--hosts", hosts,
+                             f"{zk_path}/l"], capture_output=True, text=True, timeout=30, env=_env())
+    assert result.returncode == 74, explain(result)
+    assert "cannot write the status: stdout is closed" in result.stderr, explain(result)
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_chroot_is_refused_with_a_clear_message(hosts, zk_path, zk_client):
+    chroot = f"{zk_path}/missing"
+    for args in (["status", "/l"], ["exec", "/l", "--", "true"], ["exec", "/a/b", "--", "true"]):
+        result = zklock_run(args[0], "--hosts", f"{hosts}{chroot}", *args[1:])
+        assert result.returncode == 64, explain(result)
+        assert f"the chroot {chroot} does not exist on ZooKeeper" in result.stderr, explain(result)
+        assert "UserWarning" not in result.stderr and "Traceback" not in result.stderr
+    assert not zk_client.exists(chroot)  # nothing was made under a mistyped chroot
+    zk_client.ensure_path(chroot)
+    result = zklock_run("exec", "--hosts", f"{hosts}{chroot}", "/l", "--", "sh", "-c", 'echo "$ZKLOCK_PATH"')
+    assert result.returncode == 0 and result.stdout == "/l\n", explain(result)
+    assert zk_client.exists(f"{chroot}/l")
 
 
 def test_auth_digest_works_and_an_unknown_scheme_is_refused(hosts, zk_path, zk_client):
@@ -646,3 +929,33 @@ def test_server_serves_a_lock_and_stops_cleanly_on_sigint(backend, size, spawn):
         assert not [pid for pid in owned if _alive(pid)]
     else:
         assert not [c for c in owned_containers if _container_exists(c)]
+
+
+def test_server_with_stdout_closed_serves_and_stops_cleanly(spawn):
+    """``zklock server >&-``: the connect string cannot be printed on stdout, but it is on
+    stderr too, and the server is still of use; it must neither crash nor leave a container."""
+    from zklock.cli.server import ContainerBackend
+
+    reason = ContainerBackend.unavailable(None, True)
+    if reason is not None:
+        skip_outside_ci(f"docker backend unavailable: {reason}")
+    without_stdout = ["sh", "-c", 'exec "$@" >&-', "sh", *CLI]
+    server = spawn("server", "--backend", "docker", "--port", "0", cli=without_stdout,
+                   ZKLOCK_ZOOKEEPER_PULL="never")
+    assert server.stderr is not None
+    line = ""
+    deadline = time.monotonic() + 90
+    while "serving on" not in line and time.monotonic() < deadline:
+        if select.select([server.stderr], [], [], 1)[0]:
+            line = server.stderr.readline()
+            if not line:
+                break  # it exited
+    assert "serving on" in line, line
+    connect_string = line.split("serving on ", 1)[1].split(";", 1)[0]
+    owned = _containers_on([int(part.rpartition(":")[2]) for part in connect_string.split(",")])
+    assert owned
+    server.send_signal(signal.SIGINT)
+    _out, err = finish(server, 60)
+    assert server.returncode == 0, err
+    assert "Traceback" not in err
+    assert not [c for c in owned if _container_exists(c)]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
 import time
 
-from zklock.cli._proctree import Process, alive, process_tree, signal_all
+import pytest
+
+from zklock.cli._proctree import Process, alive, child_subreaper, group_of, process_tree, signal_all
 
 
 def wait_until_gone(processes: list[Process]) -> bool:
@@ -44,3 +48,38 @@ def test_a_pid_now_naming_another_process_is_not_signalled():
         other.kill()
         other.wait()
     assert process_tree(other.pid) == []
+
+
+def _orphan_parent(marker_dir) -> tuple[int, int]:
+    """Start a shell that leaves a ``sleep`` behind and exits; (the sleep's pid, its parent)."""
+    pid_file = marker_dir / "pid"
+    shell = subprocess.Popen(["sh", "-c", f'sleep 30 & echo $! > "{pid_file}"'])
+    shell.wait(5)
+    orphan = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while (parent := _parent(orphan)) == shell.pid and time.monotonic() < deadline:
+        time.sleep(0.02)  # re-parenting follows the shell's exit
+    return orphan, parent
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rpartition(")")[2].split()[1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="child subreapers are Linux's")
+def test_a_child_subreaper_keeps_orphans_and_is_undone_on_leaving(tmp_path):
+    with child_subreaper() as reaping:
+        assert reaping
+        orphan, parent = _orphan_parent(tmp_path)
+        try:
+            assert parent == os.getpid()  # re-parented to us, not to init
+            assert group_of(Process(orphan, process_tree(orphan)[0].started)) == os.getpgrp()
+        finally:
+            os.kill(orphan, signal.SIGKILL)
+            os.waitpid(orphan, 0)  # ours to reap
+    orphan, parent = _orphan_parent(tmp_path)
+    try:
+        assert parent != os.getpid()  # the setting was restored
+    finally:
+        os.kill(orphan, signal.SIGKILL)

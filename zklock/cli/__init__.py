@@ -32,6 +32,7 @@ from ._errors import (
     Conflict,
     Interrupted,
     LockLostWhileRunning,
+    OutputFailed,
     ServerFailed,
     Unreachable,
 )
@@ -113,7 +114,8 @@ def _report(error: BaseException, args: argparse.Namespace | None) -> int:
 
     quiet = bool(getattr(args, "quiet", False))
     if isinstance(error, CommandLineError):
-        with contextlib.suppress(OSError, ValueError):
+        # AttributeError: started with stderr closed (2>&-), Python sets sys.stderr to None.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             sys.stderr.write(f"{error.usage}{error.prog}: error: {error}\n")
         return ExitCode.USAGE
     if isinstance(error, Conflict):
@@ -123,6 +125,7 @@ def _report(error: BaseException, args: argparse.Namespace | None) -> int:
     if isinstance(error, Interrupted):
         return signal_status(error.signum)
     statuses: tuple[tuple[type[BaseException], int], ...] = (
+        (OutputFailed, ExitCode.IO_ERROR),
         (Unreachable, ExitCode.UNAVAILABLE),
         (BackendUnavailable, ExitCode.UNAVAILABLE),
         (ServerFailed, ExitCode.UNAVAILABLE),
@@ -147,5 +150,6 @@ def _report(error: BaseException, args: argparse.Namespace | None) -> int:
     if isinstance(error, SystemExit):
         return error.code if isinstance(error.code, int) else ExitCode.SOFTWARE
     say("internal error, please report it:")
-    traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # stderr closed, see above
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
     return ExitCode.SOFTWARE

@@ -163,8 +163,29 @@ def configure_logging(verbosity: int) -> None:
 def _hosts(args: argparse.Namespace, prog: str) -> str:
     if args.hosts is not None and not args.hosts.strip():  # an unset shell variable, say
         raise CommandLineError("--hosts is empty", prog)
-    hosts = args.hosts or os.environ.get(ENV_HOSTS, "").strip() or DEFAULT_HOSTS
-    return str(hosts)
+    hosts = str(args.hosts or os.environ.get(ENV_HOSTS, "").strip() or DEFAULT_HOSTS)
+    _check_chroot(hosts, prog)
+    return hosts
+
+
+def _check_chroot(hosts: str, prog: str) -> None:
+    """Refuse a chroot (``HOST:PORT/CHROOT``) that PATH itself could not be.
+
+    Every lock path is under the chroot: ``H/zookeeper`` would put them under ZooKeeper's own
+    tree, and ``H/a//b`` fails only later, inside kazoo.  A bare trailing ``/`` means no chroot,
+    as for kazoo and ZooKeeper's own clients.
+    """
+    from .._validate import check_lock_path
+    from ..errors import InvalidPath
+
+    _, slash, rest = hosts.partition("/")
+    if not slash or not rest:
+        return
+    try:
+        check_lock_path("/" + rest)
+    except InvalidPath as error:
+        reason = str(error).replace("lock path ", "a chroot ", 1)
+        raise CommandLineError(f"--hosts {hosts!r}: bad chroot ({reason})", prog) from None
 
 
 def _auth(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -199,11 +220,14 @@ class _LastWarning(logging.Handler):
 def connect(args: argparse.Namespace) -> Iterator[KazooClient]:
     """A started, authenticated ``KazooClient`` for the connection options; stopped on exit.
 
-    Raises :class:`Unreachable` when no connection is made within ``--connect-timeout``, and
-    ``zklock.NoAuthorization`` when the server refuses the credentials.
+    Raises :class:`Unreachable` when no connection is made within ``--connect-timeout``,
+    ``zklock.NoAuthorization`` when the server refuses the credentials, and
+    :class:`CommandLineError` when the chroot of ``--hosts`` does not exist.  Every wait here is
+    bounded, the stop on the way out included: a server that accepts the connection and never
+    answers holds kazoo's connection thread for the whole session timeout, and zklock does
+    not wait for it (:func:`_stop_client`).
     """
     from kazoo.client import KazooClient
-    from kazoo.handlers.threading import KazooTimeoutError
 
     from ..errors import translate_kazoo_errors
 
@@ -216,26 +240,68 @@ def connect(args: argparse.Namespace) -> Iterator[KazooClient]:
         )
     except ValueError as error:
         raise CommandLineError(f"--hosts {hosts!r}: {error}", prog) from None
+    try:
+        _start_client(client, hosts, args.connect_timeout)
+        # Credentials are checked after the connect: one request shows whether they passed.
+        # With a chroot, "/" is the chroot: the same request tells whether it exists.
+        with translate_kazoo_errors():
+            root = client.exists_async("/").get(timeout=args.connect_timeout)
+        if client.chroot and root is None:
+            # kazoo's start() only warns (a raw UserWarning); a lock would then fail to be
+            # made (NoNodeError) or, one level deep, make the chroot itself: from a typo, a
+            # namespace that no other client shares.
+            raise CommandLineError(
+                f"--hosts {hosts!r}: the chroot {client.chroot} does not exist on ZooKeeper "
+                "(is it mistyped? create it first, e.g. with zkCli.sh)",
+                prog,
+            )
+        yield client
+    finally:
+        _stop_client(client, args.connect_timeout if client.connected else _GIVE_UP_STOP)
+
+
+_GIVE_UP_STOP = 1.0
+"""Seconds to wait for kazoo to stop a client that never connected (then left to exit)."""
+
+
+def _start_client(client: KazooClient, hosts: str, timeout: float) -> None:
+    """Connect ``client`` within ``timeout`` seconds, else raise :class:`Unreachable`.
+
+    ``start_async`` and a bounded wait, not kazoo's ``start(timeout)``: that one stops the
+    client itself on a time-out, which waits for the connection thread, stuck for the whole
+    session timeout in the handshake with a server that accepts and never answers.
+    """
     last = _LastWarning()
     kazoo_log = logging.getLogger("kazoo")
     kazoo_log.addHandler(last)
     try:
-        try:
-            client.start(timeout=args.connect_timeout)
-        except KazooTimeoutError:
-            reason = f": {last.message}" if last.message else ""
-            raise Unreachable(
-                f"could not connect to ZooKeeper at {hosts} within "
-                f"{args.connect_timeout:g} s{reason}"
-            ) from None
-        finally:
-            kazoo_log.removeHandler(last)
-        # Credentials are checked after the connect: one request shows whether they passed.
-        with translate_kazoo_errors():
-            client.exists_async("/").get(timeout=args.connect_timeout)
-        yield client
+        client.start_async().wait(timeout)  # a signal handler may raise Interrupted in here
     finally:
+        kazoo_log.removeHandler(last)
+    if not client.connected:
+        reason = f": {last.message}" if last.message else ""
+        raise Unreachable(
+            f"could not connect to ZooKeeper at {hosts} within {timeout:g} s{reason}"
+        )
+
+
+def _stop_client(client: KazooClient, bound: float) -> None:
+    """Stop and close ``client``, waiting at most ``bound`` seconds for it.
+
+    A daemon thread does the stopping: kazoo's ``stop`` may wait for its connection thread
+    for a whole session timeout, and the process may exit before it is done (the session
+    then ends on the server's clock).  Errors are kazoo's to log; a signal that comes while
+    the main thread waits here is not swallowed.
+    """
+
+    def stop() -> None:
         with contextlib.suppress(Exception):
             client.stop()
         with contextlib.suppress(Exception):
             client.close()
+
+    stopper = threading.Thread(target=stop, name="zklock-disconnect", daemon=True)
+    stopper.start()
+    stopper.join(bound)
+    if stopper.is_alive():
+        log.debug("the ZooKeeper client did not stop within %g s; not waiting for it", bound)

@@ -11,6 +11,7 @@
     ├── CommandNotFound           the command does not exist             -> NOT_FOUND (127)
     ├── CannotExecute             the command could not be started       -> CANNOT_EXECUTE (126)
     ├── Interrupted               a signal before the command started    -> 128 + N
+    ├── OutputFailed              ``status``: stdout closed or unwritable -> IO_ERROR (74)
     └── LockLostWhileRunning      the lease was lost, command stopped    -> LOCK_LOST (75)
 
 Errors of the zklock library (``zklock.errors``) are mapped in the same place.
@@ -27,6 +28,7 @@ __all__ = [
     "Conflict",
     "Interrupted",
     "LockLostWhileRunning",
+    "OutputFailed",
     "ServerFailed",
     "Unreachable",
 ]
@@ -75,6 +77,10 @@ class Interrupted(CliError):
     def __init__(self, signum: int) -> None:
         self.signum = signum
         super().__init__(f"interrupted by signal {signum} before the command started")
+
+
+class OutputFailed(CliError):
+    """What was to be printed on stdout could not be written (stdout closed, disk full)."""
 
 
 class LockLostWhileRunning(CliError):

@@ -14,6 +14,8 @@ code   name                   meaning
 69     ``UNAVAILABLE``        ZooKeeper unreachable or failing; ``server``: no backend
                               (EX_UNAVAILABLE)
 70     ``SOFTWARE``           an internal error of zklock (EX_SOFTWARE)
+74     ``IO_ERROR``           ``status``: its output could not be written, e.g. stdout
+                              closed (EX_IOERR)
 75     ``LOCK_LOST``          the lock was lost while the command ran; the command was
                               stopped (SIGTERM, then SIGKILL after ``--grace``) (EX_TEMPFAIL)
 77     ``NO_PERMISSION``      ZooKeeper refused the credentials or the ACLs (EX_NOPERM)
@@ -39,6 +41,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 64
     UNAVAILABLE = 69
     SOFTWARE = 70
+    IO_ERROR = 74
     LOCK_LOST = 75
     NO_PERMISSION = 77
     CANNOT_EXECUTE = 126

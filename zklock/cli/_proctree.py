@@ -2,20 +2,40 @@
 
 A shell script's children keep running when the shell is killed: signalling only the
 command's own pid would let them work on without the lock.  On Linux the tree is read from
-``/proc`` (each process's parent and start time); elsewhere it is the command alone.  A
-process is named by its pid *and* start time, so a pid reused by an unrelated process after
-the first one ended is never signalled.
+``/proc`` (each process's parent, process group and start time); elsewhere it is the command
+alone.  A process is named by its pid *and* start time, so a pid reused by an unrelated
+process after the first one ended is never signalled.
+
+On Linux, :func:`child_subreaper` also makes ``zklock exec`` a *child subreaper*: a process
+whose parent dies (a shell killed mid-script, a daemon that double-forked) is re-parented to
+zklock instead of to init, so it stays in zklock's tree, can be found, stopped and waited for.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
+import sys
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-__all__ = ["Process", "alive", "process_tree", "signal_all"]
+__all__ = [
+    "Process",
+    "alive",
+    "child_subreaper",
+    "descendants",
+    "group_of",
+    "process_tree",
+    "signal_all",
+]
 
 _PROC = "/proc"
+
+# prctl(2) options, from <linux/prctl.h>.
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
 
 
 class Process(NamedTuple):
@@ -25,8 +45,15 @@ class Process(NamedTuple):
     started: int
 
 
-def _stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, parent pid, start time) of ``pid``, or None once it is gone."""
+class _Stat(NamedTuple):
+    state: str
+    parent: int
+    group: int
+    started: int
+
+
+def _stat(pid: int) -> _Stat | None:
+    """State, parent pid, process group and start time of ``pid``, or None once it is gone."""
     try:
         with open(f"{_PROC}/{pid}/stat", "rb") as stat:
             raw = stat.read().decode("ascii", "replace")
@@ -35,23 +62,23 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
     fields = raw.rpartition(")")[2].split()  # the command name may hold spaces and ")"
     if len(fields) < 20:
         return None
-    return fields[0], int(fields[1]), int(fields[19])
+    return _Stat(fields[0], int(fields[1]), int(fields[2]), int(fields[19]))
 
 
 def process_tree(root: int) -> list[Process]:
     """``root`` and every process descended from it that is still running, root first."""
     found = _stat(root)
-    if found is None or found[0] == "Z":
+    if found is None or found.state == "Z":
         return []
-    tree = [Process(root, found[2])]
+    tree = [Process(root, found.started)]
     if not os.path.isdir(_PROC):  # pragma: no cover - systems without /proc
         return tree
     children: dict[int, list[Process]] = {}
     for entry in os.listdir(_PROC):
         if entry.isdigit():
             stat = _stat(int(entry))
-            if stat is not None and stat[0] != "Z":
-                children.setdefault(stat[1], []).append(Process(int(entry), stat[2]))
+            if stat is not None and stat.state != "Z":
+                children.setdefault(stat.parent, []).append(Process(int(entry), stat.started))
     index = 0
     while index < len(tree):
         tree.extend(children.get(tree[index].pid, ()))
@@ -59,14 +86,29 @@ def process_tree(root: int) -> list[Process]:
     return tree
 
 
+def descendants() -> list[Process] | None:
+    """Every running process descended from this one; None where ``/proc`` cannot tell."""
+    if not os.path.isdir(_PROC):  # pragma: no cover - systems without /proc
+        return None
+    return process_tree(os.getpid())[1:]
+
+
 def alive(processes: list[Process]) -> list[Process]:
     """Those of ``processes`` still running (a zombie has finished its work)."""
     running = []
     for process in processes:
         stat = _stat(process.pid)
-        if stat is not None and stat[2] == process.started and stat[0] != "Z":
+        if stat is not None and stat.started == process.started and stat.state != "Z":
             running.append(process)
     return running
+
+
+def group_of(process: Process) -> int | None:
+    """The process group of ``process``, or None once it is gone (or its pid names another)."""
+    stat = _stat(process.pid)
+    if stat is None or stat.started != process.started:
+        return None
+    return stat.group
 
 
 def signal_all(processes: list[Process], signum: int) -> None:
@@ -74,3 +116,40 @@ def signal_all(processes: list[Process], signum: int) -> None:
     for process in alive(processes):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(process.pid, signum)
+
+
+@contextlib.contextmanager
+def child_subreaper() -> Iterator[bool]:
+    """Make this process a child subreaper (Linux) while in the block; yield whether it is.
+
+    Elsewhere, or if the kernel refuses, nothing changes and False is yielded: orphans of the
+    command then go to init as before, out of reach.  The previous setting is restored on
+    exit, since ``zklock.cli.main`` may run inside a longer-lived process (tests).
+    """
+    prctl = _prctl()
+    if prctl is None:
+        yield False
+        return
+    previous = ctypes.c_int(0)
+    if prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(previous), 0, 0, 0) != 0:
+        yield False
+        return
+    if prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        prctl(_PR_SET_CHILD_SUBREAPER, previous.value, 0, 0, 0)
+
+
+def _prctl() -> Callable[..., int] | None:
+    """The C library's ``prctl``, or None where there is none (not Linux, no C library)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        prctl: Callable[..., int] = libc.prctl
+        return prctl
+    except (OSError, AttributeError):
+        return None

@@ -6,11 +6,13 @@ import contextlib
 import os
 import select
 import signal
-import subprocess
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import Interrupted
+
+if TYPE_CHECKING:
+    from ._command import Command
 
 __all__ = ["FORWARDED_SIGNALS", "STOP", "Mode", "SignalRouter", "in_terminal_foreground"]
 
@@ -22,7 +24,7 @@ class Mode:
 
     RAISE = "raise"  # nothing to clean up in the main thread's way: raise Interrupted
     WAIT = "wait"  # the waiting thread cancels the acquire
-    FORWARD = "forward"  # pass the signal to the child
+    FORWARD = "forward"  # pass the signal to the command and all it started
     RECORD = "record"  # only note it (lock held, child not started yet or already done)
 
 
@@ -41,7 +43,7 @@ class SignalRouter:
         self.mode = Mode.RAISE
         self.received: list[int] = []
         self._pending: list[int] = []
-        self._child: subprocess.Popen[bytes] | None = None
+        self._child: Command | None = None
         self._old: dict[int, Any] = {}
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
@@ -80,7 +82,7 @@ class SignalRouter:
         if self.received:
             raise Interrupted(self.received[0])
 
-    def attach(self, child: subprocess.Popen[bytes]) -> None:
+    def attach(self, child: Command) -> None:
         """From now on pass signals to ``child``; pass those that came while it started."""
         self._child = child
         while self._pending:
@@ -88,13 +90,18 @@ class SignalRouter:
             self._forward(self._pending.pop(0), before_child=True)
 
     def _forward(self, signum: int, before_child: bool = False) -> None:
-        child = self._child
-        if child is None or child.returncode is not None:
+        """Pass ``signum`` on to the command and every process it started, once to each.
+
+        Also after the command exited: the processes it left running hold the lock.
+        """
+        if self._child is None:
             return
+        spare = None
         if not before_child and signum in (signal.SIGINT, signal.SIGHUP) and in_terminal_foreground():
-            return  # the terminal sent it to the whole foreground group, the child included
-        with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signum)
+            # Taken for the terminal's own (Ctrl-C, hang-up): it reached zklock's whole group,
+            # so only the processes outside that group are left to be told.
+            spare = os.getpgrp()
+        self._child.signal(signum, spare_group=spare)
 
     def poke(self, byte: int) -> None:
         """Wake the waiting thread with one byte (a signal number, or ``STOP``)."""
@@ -113,11 +120,18 @@ class SignalRouter:
 
 
 def in_terminal_foreground() -> bool:
-    """True when zklock runs in the foreground process group of its terminal."""
-    for fd in (0, 1, 2):
-        try:
-            if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
-                return True
-        except OSError:
-            continue
-    return False
+    """True when zklock's process group is the foreground group of its controlling terminal.
+
+    Asked of ``/dev/tty``, the controlling terminal whatever fds 0-2 are: at a prompt, a
+    ``zklock ... </dev/null >log 2>&1`` still gets the terminal's Ctrl-C.
+    """
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:  # no controlling terminal: cron, systemd, a container, after setsid
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

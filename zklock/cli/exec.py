@@ -1,16 +1,17 @@
 """``zklock exec``: run a command while holding a lock, as ``flock(1)`` does with a file.
 
 The main thread connects, acquires (one blocking ``Lock.acquire``, so the node keeps its place
-in the queue), runs the command as a child, waits for it, releases and exits with the child's
-status.  Two helper threads, each alive for one phase only:
+in the queue), runs the command as a child, waits for it *and every process it started*
+(``_command``: on Linux zklock is a child subreaper, so orphans stay its children), releases
+and exits with the command's status.  Two helper threads, each alive for one phase only:
 
 * while waiting, ``_display.Waiting`` shows who holds the lock (polling ``Lock.contenders``
   twice a second) and turns a SIGINT/SIGTERM/SIGHUP into ``Lock.cancel()``;
-* while the command runs, ``_monitor.LeaseMonitor`` watches the lease and, once it is LOST,
-  stops the command: SIGTERM, then SIGKILL after ``--grace`` seconds.
+* while the command (or a process it left running) runs, ``_monitor.LeaseMonitor`` watches
+  the lease and, once it is LOST, stops all of them: SIGTERM, then SIGKILL after ``--grace``.
 
 Signal handlers (``_signals.SignalRouter``) only record, write one byte to a pipe, or forward
-the signal to the child: nothing in them takes a lock.
+the signal to the command and all it started: nothing in them takes a lock.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import argparse
 import contextlib
 import os
 import shutil
-import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING
 
 from ..naming import NodeNaming
+from ._command import Command
 from ._common import (
     add_connection_options,
     add_verbosity_options,
@@ -43,7 +44,8 @@ from ._errors import (
 )
 from ._exit import EXIT_STATUS_HELP, signal_status
 from ._monitor import LeaseMonitor
-from ._signals import Mode, SignalRouter
+from ._proctree import child_subreaper
+from ._signals import Mode, SignalRouter, in_terminal_foreground
 
 if TYPE_CHECKING:
     from kazoo.client import KazooClient
@@ -62,9 +64,15 @@ environment of COMMAND:
   ZKLOCK_PATH    the lock's path
   ZKLOCK_NODE    the full path of the lock node held for the command
 
-signals: SIGINT, SIGTERM and SIGHUP sent to zklock are passed to COMMAND (a SIGINT or
-SIGHUP from zklock's own terminal already reached it and is not sent twice); the lock
-is released once COMMAND exits.  Before COMMAND starts they stop the wait: 128+N.
+signals: SIGINT, SIGTERM and SIGHUP sent to zklock are passed to COMMAND and every
+process it started, once each (in the terminal's foreground COMMAND shares zklock's
+process group, and a SIGINT or SIGHUP from the terminal, which already reached it, is not
+sent twice; elsewhere COMMAND has a process group of its own).  Before COMMAND starts
+they stop the wait: 128+N.
+
+processes left running: the lock is released once COMMAND and every process it started
+have exited (on Linux, orphans included), as flock(1) holds it while a background child
+keeps the descriptor: a COMMAND that leaves a daemon behind keeps the lock until it exits.
 """
 
 
@@ -148,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
     command = _command(args.command)
     path = check_lock_path(args.path)
     if args.identifier is not None:
+        if not args.identifier.strip():  # as --hosts: an unset shell variable, say
+            raise CommandLineError("--identifier is empty", "zklock exec")
         check_identifier(args.identifier)
     _check_executable(command[0])
     with SignalRouter() as router, connect(args) as client:
@@ -247,13 +257,12 @@ def _conflict_message(lock: Lock, args: argparse.Namespace) -> str:
 
 # ---------------------------------------------------------------------- running the command
 def _hold_and_run(
-    lock: Lock, command: list[str], args: argparse.Namespace, router: SignalRouter
+    lock: Lock, argv: list[str], args: argparse.Namespace, router: SignalRouter
 ) -> int:
     from ..lease import LeaseState
 
     lease = lock.lease
     assert lease is not None
-    proc: subprocess.Popen[bytes] | None = None
     try:
         router.mode = Mode.FORWARD  # from here a signal is kept for the child, or passed on
         router.check()
@@ -273,19 +282,19 @@ def _hold_and_run(
             ZKLOCK_PATH=lease.path,
             ZKLOCK_NODE=lease.node,
         )
-        try:
-            proc = subprocess.Popen(command, env=env)
-        except FileNotFoundError as error:
-            raise CommandNotFound(f"{command[0]}: {error.strerror}") from None
-        except OSError as error:
-            raise CannotExecute(f"{command[0]}: {error.strerror or error}") from None
-        router.attach(proc)
-        monitor = LeaseMonitor(lease, proc, args.grace)
-        monitor.start()
-        try:
-            returncode = proc.wait()
-        finally:
-            monitor.finish()
+        with child_subreaper():  # orphans of the command stay zklock's, to be waited for
+            command = _start(argv, env)
+            monitor = LeaseMonitor(lease, command, args.grace)
+            try:
+                router.attach(command)
+                monitor.start()
+                returncode = command.wait(lambda code: _command_exited(command, code, args))
+            except BaseException:
+                command.kill()  # zklock itself failed: nothing may run on without the lock
+                raise
+            finally:
+                if monitor.is_alive():
+                    monitor.finish()
         status = signal_status(-returncode) if returncode < 0 else returncode
         if monitor.stopped_with:
             raise LockLostWhileRunning(
@@ -300,10 +309,38 @@ def _hold_and_run(
         return status
     finally:
         router.mode = Mode.RECORD
-        if proc is not None and proc.poll() is None:  # only if something above went wrong
-            proc.kill()
-            proc.wait()
         _release(lock)
+
+
+def _start(argv: list[str], env: dict[str, str]) -> Command:
+    """Start the command: in a process group of its own unless zklock has the terminal.
+
+    In the terminal's foreground the command shares zklock's group, so that Ctrl-C reaches it
+    directly (and zklock does not pass it on).  Anywhere else it gets a group of its own: a
+    signal sent to zklock's whole group then reaches it once, passed on by zklock, and what
+    zklock passes on reaches the script's children too (``kill`` of the group).
+    """
+    try:
+        return Command.start(argv, env, own_group=not in_terminal_foreground())
+    except FileNotFoundError as error:
+        raise CommandNotFound(f"{argv[0]}: {error.strerror}") from None
+    except OSError as error:
+        raise CannotExecute(f"{argv[0]}: {error.strerror or error}") from None
+
+
+def _command_exited(command: Command, returncode: int, args: argparse.Namespace) -> None:
+    """Say that the lock stays held while processes the command left behind still run."""
+    left = command.processes() or []
+    if not left or args.quiet:
+        return
+    status = signal_status(-returncode) if returncode < 0 else returncode
+    pids = " ".join(str(process.pid) for process in left[:5]) + (" ..." if len(left) > 5 else "")
+    if len(left) == 1:
+        running = f"1 process it started still runs (pid {pids}): holding the lock until it exits"
+    else:
+        running = (f"{len(left)} processes it started still run (pids {pids}): "
+                   "holding the lock until they exit")
+    say(f"the command exited with status {status}; {running}")
 
 
 def _release(lock: Lock) -> None:

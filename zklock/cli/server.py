@@ -100,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
             say(f"signal {stop.signum} before ZooKeeper served; stopped")
             return signal_status(stop.signum)
         try:
-            with contextlib.suppress(OSError, ValueError):
+            # AttributeError: started with stdout closed (>&-), sys.stdout is None.  The server
+            # is still of use (its address is on stderr too): serve on.
+            with contextlib.suppress(OSError, ValueError, AttributeError):
                 sys.stdout.write(connect_string + "\n")
                 sys.stdout.flush()
             say(

@@ -28,6 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ._common import add_connection_options, add_verbosity_options, connect
+from ._errors import OutputFailed
 
 if TYPE_CHECKING:
     from ..contender import Contender
@@ -42,7 +43,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Show the holder of the lock PATH and the contenders waiting for it, in queue order: "
         "identifier, node, fencing token, session id and age.  Exit status 0 whether or not "
-        "the lock is held; 69 if ZooKeeper is unreachable."
+        "the lock is held; 64 bad arguments; 69 ZooKeeper unreachable; 74 stdout not "
+        "writable; 77 credentials or ACLs refused."
     )
     parser.add_argument("path", metavar="PATH", help="the lock, a ZooKeeper path such as /locks/backup")
     parser.add_argument("--json", action="store_true", help="print a JSON document (stable schema)")
@@ -60,12 +62,27 @@ def run(args: argparse.Namespace) -> int:
         contenders = Lock(client, path, "zklock-status").contenders(timeout=args.connect_timeout)
     now = time.time()
     if args.json:
-        json.dump(document(path, contenders, now), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        text = json.dumps(document(path, contenders, now), indent=2) + "\n"
     else:
-        sys.stdout.write(table(path, contenders, now))
-    sys.stdout.flush()
+        text = table(path, contenders, now)
+    _print(text)
     return 0
+
+
+def _print(text: str) -> None:
+    """Write ``text`` on stdout, or raise :class:`OutputFailed` if it cannot be written.
+
+    Started with stdout closed (``>&-``), Python sets ``sys.stdout`` to None.  A broken pipe
+    (``| head -1``) is left to ``main``, which exits as the shell's own commands do (141).
+    """
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except (AttributeError, OSError, ValueError) as error:
+        reason = "stdout is closed" if sys.stdout is None else str(error)
+        raise OutputFailed(f"cannot write the status: {reason}") from None
 
 
 def _entry(position: int, contender: Contender, now: float) -> dict[str, Any]:
