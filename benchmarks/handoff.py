@@ -138,7 +138,7 @@ def _stamping_client(hosts: str, stamps: _Stamps, lean: bool) -> KazooClient:
             sock.send, sock.recv = _stamped_io(sock, stamps)
             return sock
 
-    class StampingHandler(SequentialThreadingHandler):
+    class StampingHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is untyped
         def create_connection(self, *args: Any, **kwargs: Any) -> Any:
             return _StampingSocket(super().create_connection(*args, **kwargs), stamps)
 
@@ -232,7 +232,7 @@ def hand_off_stages(
 
 def _collect(queue: Any, workers: list[Any], deadline: float) -> list[Any]:
     """Every contender's report; a contender that died or a run past ``deadline`` raises."""
-    reports = []
+    reports: list[Any] = []
     while len(reports) < len(workers):
         try:
             reports.append(queue.get(timeout=0.5))

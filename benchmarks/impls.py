@@ -84,7 +84,7 @@ class Session:
             from tooz import coordination
 
             first, _, rest = hosts.partition(",")
-            options = {"hosts": rest} if rest else {}
+            options: dict[str, Any] = {"hosts": rest} if rest else {}
             member = f"bench-{uuid.uuid4().hex[:8]}".encode()
             self._coordinator = coordination.get_coordinator(
                 f"kazoo://{first}", member, timeout=str(int(SESSION_TIMEOUT)), **options
