@@ -472,6 +472,35 @@ def test_orphans_of_the_command_are_zklocks_and_are_reaped(hosts, zk_path, tmp_p
     assert proc.returncode == 7, err
 
 
+def test_children_zklock_had_before_the_command_are_not_the_commands(hosts, zk_path, tmp_path, spawn):
+    """A container's entry script may start a sidecar, then ``exec zklock exec``: the sidecar
+    is zklock's child but not the command's. zklock must not wait for it (it held the lock
+    until the sidecar exited), signal it or take its exit status."""
+    sidecar_file = tmp_path / "sidecar"
+    entry = 'sleep 120 >/dev/null 2>&1 & echo $! > "$0"; exec "$@"'  # not on the pipes
+    proc = spawn("exec", "--hosts", hosts, f"{zk_path}/l", "--", "sh", "-c", "exit 3",
+                 cli=["sh", "-c", entry, str(sidecar_file), *CLI])
+    wait_for(lambda: sidecar_file.exists() and sidecar_file.read_text().strip(), 15, "the sidecar")
+    sidecar = int(sidecar_file.read_text())
+    try:
+        _out, err = finish(proc, 20)
+        assert proc.returncode == 3, err
+        assert _alive(sidecar)
+    finally:
+        _kill_if_alive(sidecar)
+
+
+def test_the_commands_status_is_kept_when_zklock_starts_with_sigchld_ignored(hosts, zk_path, spawn):
+    """A parent may leave SIGCHLD ignored; the kernel would then reap the command itself and
+    its status would be lost (zklock ended in an internal error, 70)."""
+    ignoring = [sys.executable, "-c",
+                "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
+                "os.execv(sys.executable, [sys.executable, '-m', 'zklock.cli', *sys.argv[1:]])"]
+    proc = spawn("exec", "--hosts", hosts, f"{zk_path}/l", "--", "sh", "-c", "exit 3", cli=ignoring)
+    _out, err = finish(proc, 20)
+    assert proc.returncode == 3, err
+
+
 def test_a_lost_lease_stops_an_orphan_the_command_double_forked(zookeeper, zk_path, tmp_path, spawn):
     """A daemon-like child (re-parented away from the command) that ignores SIGTERM must not
     work on without the lock either: SIGKILL after --grace."""

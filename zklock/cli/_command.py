@@ -2,10 +2,13 @@
 
 ``zklock exec`` starts no process but COMMAND, and on Linux it is a child subreaper while
 COMMAND runs (``_proctree.child_subreaper``): every process descended from zklock is then
-COMMAND or one that COMMAND started, orphans included.  That is what lets zklock hold the lock
-until the last of them has exited, as ``flock(1)`` does through the descriptor they inherit,
-and stop all of them when the lock is lost.  Elsewhere (no ``/proc``, no subreaper) it is
-COMMAND and, when it has one, its process group.
+COMMAND or one that COMMAND started, orphans included, but for the children zklock already
+had when COMMAND started (a sidecar a container's entry script started before it ran
+``exec zklock exec``, or the other children of a program that runs ``zklock.cli.main``) and
+what they start: those are never signalled, waited for or reaped.  That is what lets zklock
+hold the lock until the last of COMMAND's processes has exited, as ``flock(1)`` does through
+the descriptor they inherit, and stop all of them when the lock is lost.  Elsewhere (no
+``/proc``, no subreaper) it is COMMAND and, when it has one, its process group.
 """
 
 from __future__ import annotations
@@ -15,12 +18,34 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._proctree import Process, alive, descendants, group_of, signal_all
+from ._proctree import Process, alive, children, descendants, group_of, signal_all
 
-__all__ = ["Command"]
+__all__ = ["Command", "exit_statuses_kept"]
+
+
+@contextlib.contextmanager
+def exit_statuses_kept() -> Iterator[None]:
+    """SIGCHLD at its default disposition while in the block, if it was ignored.
+
+    A process started with SIGCHLD ignored (a parent may leave it so) has its children reaped
+    by the kernel, exit statuses lost: COMMAND's could not be reported.  Only the main thread
+    may change it; elsewhere it is left as it is.
+    """
+    previous = signal.getsignal(signal.SIGCHLD)
+    changed = False
+    if previous == signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        changed = True
+    try:
+        yield
+    finally:
+        if changed:
+            signal.signal(signal.SIGCHLD, previous)
 
 
 class Command:
@@ -31,11 +56,14 @@ class Command:
     Ctrl-C reaches it directly.
     """
 
-    def __init__(self, proc: subprocess.Popen[bytes], own_group: bool) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[bytes], own_group: bool, others: frozenset[Process] = frozenset()
+    ) -> None:
         self._proc = proc
         self.pid = proc.pid
         self.group = proc.pid if own_group else None
         self.returncode: int | None = None  # COMMAND's, as Popen's: -N for death by signal N
+        self._others = others  # zklock's children from before COMMAND: not COMMAND's
 
     @classmethod
     def start(cls, argv: list[str], env: dict[str, str], own_group: bool) -> Command:
@@ -46,11 +74,12 @@ class Command:
                 options["process_group"] = 0
             else:  # pragma: no cover - the only way before 3.11; setpgid is async-signal-safe
                 options["preexec_fn"] = os.setpgrp
-        return cls(subprocess.Popen(argv, env=env, **options), own_group)
+        others = frozenset(children())
+        return cls(subprocess.Popen(argv, env=env, **options), own_group, others)
 
     def processes(self) -> list[Process] | None:
         """COMMAND and every process it started that still runs; None where unknowable."""
-        return descendants()
+        return descendants(sparing=self._others)
 
     def running(self) -> bool:
         """True while COMMAND or any process it started still runs."""
@@ -87,26 +116,50 @@ class Command:
         return any(group_of(process) == self.group for process in found)
 
     def wait(self, on_exit: Callable[[int], None] | None = None) -> int:
-        """Reap children until none is left; return COMMAND's status (as Popen's returncode).
+        """Reap COMMAND's processes until none is left; return COMMAND's status (as Popen's).
 
         Returns once COMMAND *and* every process it started have exited.  Orphans are reaped
         as they exit, so none stays a zombie while COMMAND runs; ``on_exit(returncode)`` is
         called when COMMAND itself has exited.  Signal handlers run meanwhile (the wait is
-        resumed after each, PEP 475).
+        resumed after each, PEP 475).  Children zklock had before COMMAND are not reaped.
         """
+        if self._others:
+            return self._wait_beside_others(on_exit)
         while True:
             try:
                 pid, status = os.waitpid(-1, 0)
             except ChildProcessError:  # no child left
                 break
             if pid == self.pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-                self._proc.returncode = self.returncode  # reaped here: Popen must not wait again
-                if on_exit is not None:
-                    on_exit(self.returncode)
+                self._exited(status, on_exit)
         if self.returncode is None:  # pragma: no cover - reaped by someone else: a bug
             raise RuntimeError(f"the exit status of pid {self.pid} was collected elsewhere")
         return self.returncode
+
+    def _wait_beside_others(self, on_exit: Callable[[int], None] | None) -> int:
+        """:meth:`wait` when zklock has children of its own: reap only COMMAND's, by pid.
+
+        ``waitpid(-1)`` would take the others' exit statuses from whoever waits for them;
+        COMMAND is waited for by its pid, and what it leaves running is polled for.
+        """
+        _, status = os.waitpid(self.pid, 0)
+        self._exited(status, on_exit)
+        while True:
+            for child in children():
+                if child not in self._others:
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(child.pid, os.WNOHANG)
+            if not self.running():
+                break
+            time.sleep(0.05)
+        assert self.returncode is not None
+        return self.returncode
+
+    def _exited(self, status: int, on_exit: Callable[[int], None] | None) -> None:
+        self.returncode = os.waitstatus_to_exitcode(status)
+        self._proc.returncode = self.returncode  # reaped here: Popen must not wait again
+        if on_exit is not None:
+            on_exit(self.returncode)
 
     def kill(self) -> None:
         """SIGKILL COMMAND and all it started, and reap them (when zklock itself fails)."""

@@ -62,13 +62,17 @@ class LeaseMonitor(threading.Thread):
         say(f"the lock {self._lease.path} was lost ({self.reason}); sent SIGTERM to the command "
             f"(pid {pid}) and what it started: {count} process{'' if count == 1 else 'es'}")
         deadline = time.monotonic() + self._grace
-        while self._running(tree := self._tree(tree)):
+        killed = False
+        while not self._done.is_set() and self._running(tree := self._tree(tree)):
             if time.monotonic() >= deadline:
+                # On every turn, not once: a process forked between a scan and the kill is
+                # missed by it, and the main thread waits for every one of them.
                 self._signal(tree, signal.SIGKILL)
-                self.stopped_with = f"SIGKILL after {self._grace:g} s"
-                say(f"the command (pid {pid}) or a process it started still ran {self._grace:g} s "
-                    "after SIGTERM; sent SIGKILL")
-                return
+                if not killed:
+                    killed = True
+                    self.stopped_with = f"SIGKILL after {self._grace:g} s"
+                    say(f"the command (pid {pid}) or a process it started still ran "
+                        f"{self._grace:g} s after SIGTERM; sent SIGKILL")
             time.sleep(0.05)
 
     def _tree(self, known: list[Process]) -> list[Process]:

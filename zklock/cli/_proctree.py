@@ -18,13 +18,14 @@ import ctypes
 import ctypes.util
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import NamedTuple
 
 __all__ = [
     "Process",
     "alive",
     "child_subreaper",
+    "children",
     "descendants",
     "group_of",
     "process_tree",
@@ -65,8 +66,11 @@ def _stat(pid: int) -> _Stat | None:
     return _Stat(fields[0], int(fields[1]), int(fields[2]), int(fields[19]))
 
 
-def process_tree(root: int) -> list[Process]:
-    """``root`` and every process descended from it that is still running, root first."""
+def process_tree(root: int, prune: Collection[Process] = ()) -> list[Process]:
+    """``root`` and every process descended from it that is still running, root first.
+
+    The processes in ``prune`` are left out, and so is everything below them.
+    """
     found = _stat(root)
     if found is None or found.state == "Z":
         return []
@@ -81,16 +85,33 @@ def process_tree(root: int) -> list[Process]:
                 children.setdefault(stat.parent, []).append(Process(int(entry), stat.started))
     index = 0
     while index < len(tree):
-        tree.extend(children.get(tree[index].pid, ()))
+        tree.extend(child for child in children.get(tree[index].pid, ()) if child not in prune)
         index += 1
     return tree
 
 
-def descendants() -> list[Process] | None:
-    """Every running process descended from this one; None where ``/proc`` cannot tell."""
+def descendants(sparing: Collection[Process] = ()) -> list[Process] | None:
+    """Every running process descended from this one, but ``sparing`` and those below them.
+
+    None where ``/proc`` cannot tell.
+    """
     if not os.path.isdir(_PROC):  # pragma: no cover - systems without /proc
         return None
-    return process_tree(os.getpid())[1:]
+    return process_tree(os.getpid(), prune=sparing)[1:]
+
+
+def children() -> list[Process]:
+    """The children of this process now, finished ones not yet reaped (zombies) included."""
+    if not os.path.isdir(_PROC):  # pragma: no cover - systems without /proc
+        return []
+    me = os.getpid()
+    found = []
+    for entry in os.listdir(_PROC):
+        if entry.isdigit():
+            stat = _stat(int(entry))
+            if stat is not None and stat.parent == me:
+                found.append(Process(int(entry), stat.started))
+    return found
 
 
 def alive(processes: list[Process]) -> list[Process]:

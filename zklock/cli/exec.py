@@ -25,7 +25,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..naming import NodeNaming
-from ._command import Command
+from ._command import Command, exit_statuses_kept
 from ._common import (
     add_connection_options,
     add_verbosity_options,
@@ -282,7 +282,8 @@ def _hold_and_run(
             ZKLOCK_PATH=lease.path,
             ZKLOCK_NODE=lease.node,
         )
-        with child_subreaper():  # orphans of the command stay zklock's, to be waited for
+        # Orphans of the command stay zklock's, to be waited for; exit statuses are kept.
+        with child_subreaper(), exit_statuses_kept():
             command = _start(argv, env)
             monitor = LeaseMonitor(lease, command, args.grace)
             try:
