@@ -127,10 +127,12 @@ def _inline(func: Any) -> bool:
     # Inline only when a callback that sends a request cannot block the sending thread.
     if not _HAS_EVENTFD:
         return False
-    while isinstance(func, functools.partial):
+    while True:  # the mark may be on a partial itself or on the function it wraps
+        if getattr(func, _INLINE_ATTRIBUTE, False) is True:
+            return True
+        if not isinstance(func, functools.partial):
+            break
         func = func.func
-    if getattr(func, _INLINE_ATTRIBUTE, False) is True:
-        return True
     return _kazoo_completion(func) in _KAZOO_INLINE
 
 
@@ -510,6 +512,7 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
         # The read end of each client's wake-up pair (what its connection loop waits on) and
         # that connection's silence watch, by id(read end); one per client using this handler.
         self._silences: dict[int, tuple[Any, _SilenceWatch]] = {}
+        self._silences_changing = threading.Lock()  # two clients starting at once
 
     # ------------------------------------------------------------------ sockets
     def create_connection(self, *args: Any, **kwargs: Any) -> Any:
@@ -669,9 +672,10 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
             doorbell = Doorbell()
             pair = (doorbell, doorbell)
         # kazoo makes one pair per client start after a close(); forget the closed ones.
-        silences = {key: entry for key, entry in self._silences.items() if entry[0].fileno() >= 0}
-        silences[id(pair[0])] = (pair[0], _SilenceWatch())
-        self._silences = silences  # replaced, not changed: other clients' loops read it
+        with self._silences_changing:
+            silences = {key: entry for key, entry in self._silences.items() if entry[0].fileno() >= 0}
+            silences[id(pair[0])] = (pair[0], _SilenceWatch())
+            self._silences = silences  # replaced, not changed: other clients' loops read it
         return pair
 
     # ------------------------------------------------------------------ callbacks

@@ -414,8 +414,14 @@ def test_bound_methods_and_partials_of_marked_functions_run_inline(handler):
         result.rawlink(functools.partial(runs_inline(callback)))
         result.set(1)
 
+    def marked_partial(callback) -> None:  # the mark on the partial, not on what it wraps
+        result = handler.async_result()
+        result.rawlink(runs_inline(functools.partial(callback)))
+        result.set(1)
+
     assert _thread_of(bound) == me
     assert _thread_of(partial) == me
+    assert _thread_of(marked_partial) == me
 
 
 def test_failing_inline_callback_is_logged_not_raised(handler, caplog):
