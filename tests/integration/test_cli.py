@@ -196,7 +196,7 @@ def test_sigterm_is_passed_to_the_child_and_its_status_returned(hosts, zk_path, 
     path, marker = f"{zk_path}/l", tmp_path / "marker"
     proc = spawn("exec", "--hosts", hosts, path, "--",
                  sys.executable, "-c", LONG_RUNNING, str(marker), "exit")
-    wait_for(lambda: marker.exists() and "started" in marker.read_text(), 15, "the child to start")
+    _started_pid(marker)
     proc.send_signal(signal.SIGTERM)
     _out, err = finish(proc, 15)
     assert proc.returncode == 7, err  # the child's own status, from its SIGTERM handler
@@ -253,7 +253,7 @@ def test_lease_lost_by_server_side_expiry_stops_the_child(hosts, zk_path, tmp_pa
     path, marker = f"{zk_path}/l", tmp_path / "marker"
     proc = spawn("exec", "--hosts", hosts, "--session-timeout", "1", "--grace", "5", path, "--",
                  sys.executable, "-c", LONG_RUNNING, str(marker), "exit")
-    wait_for(lambda: marker.exists() and "started" in marker.read_text(), 15, "the child to start")
+    _started_pid(marker)
     os.kill(proc.pid, signal.SIGSTOP)
     time.sleep(2.5)  # the server expires the session after 1 s of silence
     woke = time.monotonic()
@@ -277,8 +277,7 @@ def test_lease_lost_in_a_partition_kills_a_child_that_ignores_sigterm(zookeeper,
     with TcpProxy(zookeeper.connect_string) as proxy:
         proc = spawn("exec", "--hosts", proxy.connect_string, "--session-timeout", "1", "--grace", "1",
                      path, "--", sys.executable, "-c", LONG_RUNNING, str(marker), "ignore")
-        wait_for(lambda: marker.exists() and "started" in marker.read_text(), 15, "the child to start")
-        child_pid = int(marker.read_text().split()[1])
+        child_pid = _started_pid(marker)
         proxy.blackhole()
         cut = time.monotonic()
         _out, err = finish(proc, 20)
@@ -301,8 +300,7 @@ def test_a_lost_lease_stops_the_processes_the_command_started_too(zookeeper, zk_
         proc = spawn("exec", "--hosts", proxy.connect_string, "--session-timeout", "1", "--grace", "1",
                      path, "--", "sh", "-c", '"$0" -c "$1" "$2" ignore; echo after',
                      sys.executable, LONG_RUNNING, str(marker))
-        wait_for(lambda: marker.exists() and "started" in marker.read_text(), 15, "the child to start")
-        grandchild = int(marker.read_text().split()[1])
+        grandchild = _started_pid(marker)
         proxy.blackhole()
         _out, err = finish(proc, 20)
         proxy.heal()
@@ -322,8 +320,7 @@ def test_a_lost_lease_stops_the_command_even_with_stderr_closed(zookeeper, zk_pa
         proc = spawn("exec", "--hosts", proxy.connect_string, "--session-timeout", "1", "--grace", "1",
                      path, "--", sys.executable, "-c", LONG_RUNNING, str(marker), "ignore",
                      stderr=None, cli=without_stderr)
-        wait_for(lambda: marker.exists() and "started" in marker.read_text(), 15, "the child to start")
-        child_pid = int(marker.read_text().split()[1])
+        child_pid = _started_pid(marker)
         proxy.blackhole()
         finish(proc, 20)
         proxy.heal()
@@ -340,7 +337,7 @@ def test_a_short_connection_drop_leaves_the_child_running(zookeeper, zk_path, tm
     with TcpProxy(zookeeper.connect_string) as proxy:
         proc = spawn("exec", "--hosts", proxy.connect_string, "--session-timeout", "4",
                      path, "--", sys.executable, "-c", LONG_RUNNING, str(marker), "exit")
-        wait_for(lambda: marker.exists() and "started" in marker.read_text(), 15, "the child to start")
+        _started_pid(marker)
         assert proxy.drop() >= 1
         time.sleep(1.5)  # kazoo reconnects at once, with the same session
         assert proc.poll() is None
@@ -870,6 +867,7 @@ def test_example_exec_script(hosts, zk_path):
     assert result.returncode == 0, explain(result)
     assert result.stdout.splitlines()[-1] == "OK"
     assert "held by 'long-job'" in result.stdout
+    assert "the background job had: finished" in result.stdout
 
 
 # -------------------------------------------------------------------------------- server
