@@ -84,4 +84,13 @@ echo "   --timeout 0.5: exit $status, $(tail -n 1 "$work/err")"
 [ "$status" -eq 1 ]
 wait "$holder"
 
+# 5. What the command leaves running keeps the lock, as with flock(1): zklock lets go only once
+#    the background job has finished too (on Linux; it says so on stderr).
+$ZKLOCK exec "$LOCK" -- sh -c "
+    (sleep 0.5; echo finished >>'$work/background') >/dev/null 2>&1 &
+    echo started >>'$work/background'" 2>"$work/err"
+echo "5. $(tail -n 1 "$work/err" | cut -c1-90)..."
+echo "   when zklock exec returned, the background job had: $(tail -n 1 "$work/background")"
+[ "$(tail -n 1 "$work/background")" = finished ]
+
 echo "OK"
