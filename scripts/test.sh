@@ -37,9 +37,15 @@ running() {  # running KIND ID: the test process that created the object is stil
   local labels=.Labels pid
   [ "$1" = container ] && labels=.Config.Labels
   pid=$(docker "$1" inspect -f "{{index $labels \"io.zklock.testing.pid\"}}" "$2" 2>/dev/null)
-  # Not `kill -0`: it fails with EPERM for another user's live process, which would then count
-  # as dead and lose its containers. /proc tells "no such process" from "not ours".
-  [ -n "$pid" ] && [ -d "/proc/$pid" ]
+  [ -n "$pid" ] || return 1
+  # Not `kill -0` alone: it fails for another user's live process too (EPERM), which would then
+  # count as dead and lose its containers. /proc shows every live process, unless it is mounted
+  # with hidepid, which hides other users' processes; those still answer `kill -0` with EPERM
+  # ("not permitted"), never "no such process".
+  [ -d "/proc/$pid" ] && return 0
+  local out
+  out=$(LC_ALL=C kill -0 "$pid" 2>&1) && return 0
+  [[ $out == *"not permitted"* ]]
 }
 
 sweep() {  # containers and networks of crashed runs (Ryuk is off); live runs keep theirs
