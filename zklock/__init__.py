@@ -77,11 +77,12 @@ __all__ = [
     "locked",
 ]
 
+# Errors show (in tracebacks) and pickle as zklock.LockTimeout, not zklock.errors.LockTimeout:
+# a pickle names the public module, which later refactors keep.  Only errors: a class whose
+# annotations name its own module's imports (Lock's ClassVar, RetryPolicy's stop_base) would
+# break typing.get_type_hints (and inspect.getsource) if it claimed to live here.
 for _name in __all__:
     _obj = globals()[_name]
-    if hasattr(_obj, "__module__") and not isinstance(_obj, str):
-        try:
-            _obj.__module__ = "zklock"
-        except (AttributeError, TypeError):
-            pass
+    if isinstance(_obj, type) and issubclass(_obj, BaseException):
+        _obj.__module__ = "zklock"
 del _name, _obj

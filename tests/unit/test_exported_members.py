@@ -1,8 +1,9 @@
-"""zklock's public surface: one sorted __all__, every name importable and owned by "zklock"."""
+"""zklock's public surface: one sorted __all__, every name importable, errors owned by "zklock"."""
 
 from __future__ import annotations
 
 import inspect
+import typing
 
 import zklock
 
@@ -25,11 +26,21 @@ def test_star_import_gives_exactly_all():
     assert set(namespace) - {"__builtins__"} == set(zklock.__all__)
 
 
-def test_classes_and_functions_belong_to_zklock():
+def test_errors_belong_to_zklock():
+    for name in zklock.__all__:
+        member = getattr(zklock, name)
+        if inspect.isclass(member) and issubclass(member, BaseException):
+            assert member.__module__ == "zklock", name
+
+
+def test_type_hints_and_source_of_every_class_and_function_resolve():
+    # A class renamed into "zklock" would look its annotations up in zklock's namespace.
     for name in zklock.__all__:
         member = getattr(zklock, name)
         if inspect.isclass(member) or inspect.isfunction(member):
-            assert member.__module__ == "zklock", name
+            assert isinstance(typing.get_type_hints(member), dict), name
+            if not (inspect.isclass(member) and issubclass(member, BaseException)):
+                assert inspect.getsource(member), name  # errors' source is not found: the price
 
 
 def test_public_names_do_not_start_with_an_underscore():
