@@ -67,7 +67,12 @@ def _unless_never_retried(
 ) -> Callable[[RetryCallState], bool]:
     def decide(state: RetryCallState) -> bool:
         outcome = state.outcome
-        if outcome is not None and isinstance(outcome.exception(), _NEVER_RETRIED):
+        if outcome is None or not outcome.failed:
+            # A try that succeeded is done: retry_always, retry_unless_exception_type and their
+            # unions say yes to a success too, which would send the request again and again
+            # (a held lock's acquire never returned) and end in tenacity's RetryError.
+            return False
+        if isinstance(outcome.exception(), _NEVER_RETRIED):
             return False
         return bool(retry(state))
 

@@ -361,6 +361,30 @@ def test_no_retry_predicate_retries_a_cancel_or_an_error_another_try_cannot_mend
         assert len(calls) == 1
 
 
+@pytest.mark.parametrize(
+    "predicate",
+    [
+        tenacity.retry_always,
+        tenacity.retry_unless_exception_type(errors.NoAuthorization),
+        tenacity.retry_if_exception_type(errors.ConnectionLost)
+        | tenacity.retry_unless_exception_type(errors.NoAuthorization),
+    ],
+)
+def test_a_predicate_that_says_yes_to_a_success_does_not_retry_it(predicate):
+    # These predicates say "retry" to a try that returned: the success must still end the run.
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 2:
+            raise kazoo_errors.ConnectionLoss()
+        return "ok"
+
+    policy = RetryPolicy(retry=predicate, stop=stop_after_attempt(4), wait=wait_fixed(0))
+    assert policy.run(flaky, Deadline(None), lambda _s: None, lambda: "test") == "ok"
+    assert len(calls) == 2
+
+
 def test_run_counts_the_bare_first_try_in_a_time_based_stop(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(time, "monotonic", clock)  # tenacity's clock and ours
