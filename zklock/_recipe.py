@@ -368,7 +368,7 @@ class LockRecipe:
                 raise NoAuthorization(
                     f"{self.path}: this client may not join the lock's queue: the path's ACL "
                     "grants its credentials no CREATE permission (check auth_data and the ACL)"
-                ) from refused
+                ) from refused.__cause__ or refused  # kazoo's NoAuthError, as errors.md says
             except BaseException:
                 # No answer read (a lost connection, the deadline, an interrupt): the create
                 # may still run, so its reply must land in the ledger whenever it comes.
@@ -391,7 +391,7 @@ class LockRecipe:
             raise NoAuthorization(
                 f"{self.path}: this client may not create the lock path: the ACL of an "
                 "existing ancestor grants its credentials no CREATE permission"
-            ) from refused
+            ) from refused.__cause__ or refused  # kazoo's NoAuthError, as errors.md says
 
     def _acl(self) -> list[ACL] | None:
         return self.acl if self.acl is not None else default_acl(self.client)

@@ -48,8 +48,9 @@ def test_other_credentials_cannot_steal_delete_or_join_a_held_lock(zk_client_fac
         for intruder in (bob, anonymous):
             # Joining the queue needs CREATE on the parent: refused at once, with a typed error.
             started = time.monotonic()
-            with pytest.raises(zklock.NoAuthorization, match="may not join the lock's queue"):
+            with pytest.raises(zklock.NoAuthorization, match="may not join the lock's queue") as info:
                 zklock.Lock(intruder, lock_path).acquire(timeout=30)
+            assert isinstance(info.value.__cause__, NoAuthError)  # kazoo's, as errors.md says
             assert time.monotonic() - started < 10  # a definite answer, not a wait
             # Deleting the holder's node needs DELETE on the parent: refused too.
             with pytest.raises(NoAuthError):
@@ -125,6 +126,19 @@ def test_an_acl_without_create_serves_a_lock_path_made_beforehand(zk_client, loc
         node_acl, _ = zk_client.get_acls(lease.node)
         assert [entry.perms for entry in node_acl] == [acl[0].perms]
     assert zk_client.get_children(lock_path) == []
+
+
+def test_a_lock_path_under_a_parent_without_create_is_refused_with_kazoos_error(
+    zk_client_factory, lock_path
+):
+    owner = zk_client_factory()
+    owner.ensure_path(lock_path)
+    owner.set_acls(lock_path, [ACL(Permissions.READ | Permissions.DELETE, ANYONE)])
+    lock = zklock.Lock(zk_client_factory(), f"{lock_path}/inner")
+    with pytest.raises(zklock.NoAuthorization, match="may not create the lock path") as info:
+        lock.acquire(timeout=10)
+    assert isinstance(info.value.__cause__, NoAuthError)
+    assert owner.get_children(lock_path) == []
 
 
 def test_the_auth_scheme_needs_an_authenticated_client(zk_client, lock_path):
