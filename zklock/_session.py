@@ -12,10 +12,11 @@ server's receipt; so at ``last_contact + T`` the server cannot yet have expired 
 Once that bound is near and nothing newer was answered, every lease on the client is declared
 LOST (Curator's "simulated LOST"), before any other client can be granted the lock.  The
 watcher acts at ``last_contact + 0.9 T``: the last tenth absorbs a watchdog woken late.  While
-leases are held, a watchdog thread sends a cheap request (``exists`` on a held lock node, which
-also notices a node deleted behind the holder's back) whenever nothing was answered for
-``T / 5``, so ``last_contact`` stays fresh, and it is the thread that declares the local LOST.
-It exits about a second after the last lease is released.
+leases are held, a watchdog thread sends a cheap request, ``exists`` on a held lock node,
+whenever nothing was answered for ``T / 5`` (so ``last_contact`` stays fresh) or a lease has
+gone ``T / 5`` without such a check (so a node deleted behind its holder's back is noticed even
+on a client kept busy by other requests, whose answers say nothing about this node); it is
+also the thread that declares the local LOST.  It exits shortly after the last lease is released.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ class SessionWatcher:
         self.fork_guard = ForkGuard()
         self._clock = clock
         self._mutex = threading.Lock()
-        self._leases: set[Lease] = set()
+        # Each lease tracked, with when its node was last checked (tracked, or a heartbeat's
+        # exists): the heartbeat checks the one checked longest ago.
+        self._leases: dict[Lease, float] = {}
         self._releasing: set[Lease] = set()
         self._wakeups: set[threading.Event] = set()
         self._orphans: dict[str, int] = {}  # node path -> owning session id
@@ -89,7 +92,6 @@ class SessionWatcher:
         self._last_contact = clock()
         self._generation = 0  # connection state changes seen
         self._drops = 0  # of which losses of the connection
-        self._beats = 0
         self._tracked = 0  # leases tracked so far: tells the watchdog the client was busy
         self._watchdog: threading.Thread | None = None
         self._watchdog_wake = threading.Event()
@@ -180,7 +182,7 @@ class SessionWatcher:
 
     def _track(self, lease: Lease) -> None:
         """Add ``lease`` and start the watchdog if needed (called holding ``_mutex``)."""
-        self._leases.add(lease)
+        self._leases[lease] = self._clock()
         self._tracked += 1
         if self._watchdog is None:
             self._watchdog_wake.clear()
@@ -194,7 +196,7 @@ class SessionWatcher:
     def untrack(self, lease: Lease) -> None:
         """Stop driving ``lease`` (released or lost)."""
         with self._mutex:
-            self._leases.discard(lease)
+            self._leases.pop(lease, None)
             self._releasing.discard(lease)
 
     def releasing(self, lease: Lease) -> None:
@@ -421,6 +423,8 @@ class SessionWatcher:
                     idle_since = None
                 connected = self._connected
                 leases = list(self._leases)
+                # The lease whose node has gone unchecked longest, and since when.
+                unchecked = min(self._leases.items(), key=lambda item: item[1], default=None)
             deadline = self.contact_deadline()
             period = max(0.01, self.session_timeout / _HEARTBEATS_PER_TIMEOUT)
             if leases and now >= deadline:
@@ -430,9 +434,14 @@ class SessionWatcher:
                     )
                     self.untrack(lease)
                 continue
-            # Any answered request counts as contact, so a busy client sends no heartbeat.
-            if leases and connected and now - self._last_contact >= period:
-                self._heartbeat(leases)
+            # Any answered request counts as contact, but only an exists on a lease's own node
+            # tells that it is still there: a client busy with other locks (or with
+            # contenders() on this one) still checks each held node in turn.  A lease held
+            # less than a period is not checked: back-to-back cycles send nothing more.
+            if unchecked is not None and connected and (
+                now - self._last_contact >= period or now - unchecked[1] >= period
+            ):
+                self._heartbeat(unchecked[0], now)
             # Wake at the deadline even while kazoo still believes it is connected: a silent
             # partition is only noticed by kazoo after two thirds of the timeout.
             wait = (
@@ -441,17 +450,18 @@ class SessionWatcher:
             self._watchdog_wake.wait(wait)
             self._watchdog_wake.clear()
 
-    def _heartbeat(self, leases: list[Lease]) -> None:
-        """Send one cheap request: ``exists`` on a held lock node, a different one each time.
+    def _heartbeat(self, lease: Lease, now: float) -> None:
+        """Send one cheap request: ``exists`` on ``lease``'s node (the one checked longest ago).
 
-        The answer refreshes ``last_contact`` and, as a bonus, tells a lease whose node was
-        deleted behind its back (by an operator, say) that it is LOST, within a few beats.
+        The answer refreshes ``last_contact`` and tells a lease whose node was deleted behind
+        its back (by an operator, say) that it is LOST.
         """
         client = self._client_ref()
-        if client is None or not leases:
+        if client is None:
             return
-        self._beats += 1
-        lease = leases[self._beats % len(leases)]
+        with self._mutex:
+            if lease in self._leases:
+                self._leases[lease] = now
         sent_at = self._clock()
 
         def answered(result: Any) -> None:

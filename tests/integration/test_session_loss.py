@@ -563,6 +563,36 @@ def test_a_node_deleted_behind_the_holders_back_turns_the_lease_lost(zk_client_f
 
 
 
+def test_a_node_deleted_behind_a_busy_holders_back_turns_the_lease_lost(zk_client_factory, zk_path):
+    # Answers to the client's other requests keep its session's contact fresh but say nothing
+    # of this node: the held node is checked on its own clock all the same.
+    holder_client = zk_client_factory(timeout=2.0)
+    lock = zklock.Lock(holder_client, f"{zk_path}/deleted")
+    other = zklock.Lock(holder_client, f"{zk_path}/busy")
+    assert lock.acquire()
+    lease = lock.lease
+    stop = threading.Event()
+
+    def keep_the_client_busy() -> None:
+        while not stop.is_set():
+            with other:
+                pass
+            lock.contenders()
+            stop.wait(0.05)
+
+    busy = threading.Thread(target=keep_the_client_busy)
+    busy.start()
+    try:
+        zk_client_factory().delete(lease.node)  # an operator "frees" the lock by hand
+        assert lease.lost.wait(10), lease.state
+    finally:
+        stop.set()
+        busy.join(10)
+    assert lease.reason == "lock node was deleted"
+    with pytest.raises(zklock.LockLost):
+        lock.release()
+
+
 def _watchdogs(client: KazooClient) -> set[threading.Thread]:
     """The running watchdog threads of ``client``'s session (objects: an ident is reused)."""
     name = f"zklock-watchdog-0x{client.client_id[0]:x}"
