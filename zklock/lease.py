@@ -223,6 +223,31 @@ class Lease:
             self._deliver(new, listeners)
         return True
 
+    def _hold_back_listeners(self) -> bool:
+        """Keep changes from the listeners until :meth:`_let_listeners_hear`.
+
+        For a caller in the middle of something a listener must not find half done: a release
+        whose lock object does not yet take an acquire.  False (nothing held back) when
+        another thread is calling the listeners already: it passes the changes on when done.
+        """
+        with self._mutex:
+            if self._delivering:
+                return False
+            self._delivering = True
+            return True
+
+    def _let_listeners_hear(self) -> None:
+        """Tell the listeners the current state if they have not heard it (after a hold-back)."""
+        with self._mutex:
+            state = self._state
+            listeners = tuple(self._listeners)
+            if state is self._notified or not listeners:
+                self._notified = state
+                self._delivering = False
+                return
+            self._notified = state
+        self._deliver(state, listeners)
+
     def _deliver(self, state: LeaseState, listeners: tuple[LeaseListener, ...]) -> None:
         """Call ``listeners`` with ``state``, then with the current state while it differs.
 

@@ -164,10 +164,15 @@ class Lock(_LockingDecorator):
         lease = self._gate.take_lease()
         if lease is None:
             raise NotHeld(f"release of {self.path!r}, which this lock object does not hold")
+        # The listeners hear RELEASED (or LOST) once this object takes an acquire again: one
+        # that re-acquires from its listener must not find the lock still busy.
+        held_back = lease._hold_back_listeners()
         try:
             outcome = self._recipe.release(lease, self._release_wakeup)
         finally:
             self._gate.leave()
+            if held_back:
+                lease._let_listeners_hear()
         if outcome is ReleaseOutcome.ALREADY_LOST:
             raise LockLost(
                 f"lock {self.path!r} was lost before release: {lease.reason}", self.path, lease.node

@@ -404,3 +404,29 @@ def test_missing_parent_is_created_and_deleted_parent_recreated(zk_client, zk_pa
     zk_client.delete(f"{zk_path}/deep", recursive=True)
     with lock:  # the same object again: nothing cached says the parent exists
         assert zk_client.exists(path)
+
+
+def test_a_listener_that_hears_released_may_take_the_lock_again(zk_client, zk_path):
+    # The lock object is free when its lease's listeners hear RELEASED, from the releasing
+    # thread itself as from another one.
+    lock = zklock.Lock(zk_client, f"{zk_path}/again")
+    results: list[object] = []
+
+    def take_again(lease: zklock.Lease, state: zklock.LeaseState) -> None:
+        if state is zklock.LeaseState.RELEASED:
+            try:
+                results.append(lock.acquire(timeout=5))
+            except Exception as error:  # a listener's exception is only logged: keep it
+                results.append(error)
+
+    assert lock.acquire(timeout=10)
+    lock.lease.add_listener(take_again)
+    lock.release()  # on this thread
+    assert results == [True] and lock.locked()
+    lock.lease.add_listener(take_again)
+    releaser = threading.Thread(target=lock.release)  # on another thread
+    releaser.start()
+    releaser.join(30)
+    assert not releaser.is_alive()
+    assert results == [True, True] and lock.locked()
+    lock.release()
