@@ -49,7 +49,6 @@ def main(hosts: str) -> int:
                     print(f"holding, token {lease.token}, state {lease.state.value}")
                     # A listener of this lease only: writing is allowed while it is HELD.
                     may_write = threading.Event()
-                    may_write.set()
 
                     def gate(_lease: zklock.Lease, state: LeaseState) -> None:
                         if state is LeaseState.HELD:
@@ -58,6 +57,8 @@ def main(hosts: str) -> int:
                             may_write.clear()
 
                     lease.add_listener(gate)
+                    # Then the state as it is now: a change before add_listener went unheard.
+                    gate(lease, lease.state)
 
                     print(f"the proxy drops the connection ({proxy.drop()} closed)")
                     if not eventually(lambda: (lease.token, LeaseState.HELD) in changes):
