@@ -39,7 +39,7 @@ from ._validate import (
 from ._wakeup import Wakeup
 from .acl import check_acl
 from .contender import Contender
-from .errors import LockLost, LockTimeout, NotHeld
+from .errors import InvalidTimeout, LockLost, LockTimeout, NotHeld
 from .lease import Lease, LeaseListener, LeaseState, check_listener
 from .naming import NodeNaming
 from .retry import DEFAULT_RETRY, RetryPolicy
@@ -196,11 +196,18 @@ class Lock(_LockingDecorator):
     def contenders(self, timeout: float | None = None) -> list[Contender]:
         """The lock's queue in order (the holder first), with identifiers and tokens.
 
+        ``timeout`` bounds the call; ``None`` (or ``-1``, or ``inf``) means the request timeout.
+        ``0`` is refused with :class:`~zklock.errors.InvalidTimeout`: a listing takes time.
         A contender that just gave up may still be listed by another session for a moment:
         its acquire sends the delete of its node before returning, without waiting for it.
         """
         self._fork_guard.check("this lock")
         seconds = check_timeout(timeout)
+        if seconds == 0:
+            raise InvalidTimeout(
+                "contenders() needs time for its requests: a timeout > 0, or None for the "
+                "request timeout"
+            )
         return self._recipe.contenders(
             Deadline(seconds if seconds is not None else self._recipe.request_timeout())
         )

@@ -430,3 +430,14 @@ def test_a_listener_that_hears_released_may_take_the_lock_again(zk_client, zk_pa
     assert not releaser.is_alive()
     assert results == [True, True] and lock.locked()
     lock.release()
+
+
+def test_contenders_refuses_a_zero_timeout_and_takes_minus_one_as_the_request_timeout(
+    zk_client, zk_path
+):
+    lock = zklock.Lock(zk_client, f"{zk_path}/listed", "me")
+    with lock:
+        with pytest.raises(zklock.InvalidTimeout, match="contenders"):
+            lock.contenders(timeout=0)
+        for unbounded in (None, -1, float("inf")):
+            assert [c.identifier for c in lock.contenders(timeout=unbounded)] == ["me"]
