@@ -43,8 +43,12 @@ def _has_forbidden_char(text: str) -> bool:
     return False
 
 
-def check_lock_path(path: object) -> str:
-    """Return ``path`` if it is a usable lock path, else raise :class:`InvalidPath`."""
+def check_lock_path(path: object, chroot: str = "") -> str:
+    """Return ``path`` if it is a usable lock path, else raise :class:`InvalidPath`.
+
+    ``chroot`` is the client's (kazoo's ``client.chroot``): ``/zookeeper`` is refused where the
+    path lands on the server, chroot included.
+    """
     if not isinstance(path, str):
         raise InvalidPath(f"lock path must be a str, not {type(path).__name__}")
     if not path.startswith("/"):
@@ -62,8 +66,10 @@ def check_lock_path(path: object) -> str:
             raise InvalidPath(f"lock path has an empty component ('//'): {path!r}")
         if part in (".", ".."):
             raise InvalidPath(f"lock path must not contain '.' or '..': {path!r}")
-    if path == "/zookeeper" or path.startswith("/zookeeper/"):
-        raise InvalidPath(f"paths under /zookeeper belong to ZooKeeper itself: {path!r}")
+    on_server = chroot + path
+    if on_server == "/zookeeper" or on_server.startswith("/zookeeper/"):
+        where = f" (with the client's chroot: {on_server!r})" if chroot else ""
+        raise InvalidPath(f"paths under /zookeeper belong to ZooKeeper itself: {path!r}{where}")
     return path
 
 

@@ -99,7 +99,7 @@ class Lock(_LockingDecorator):
         acl: list[ACL] | None = None,
     ) -> None:
         check_client(client)
-        self.path = check_lock_path(path)
+        self.path = check_lock_path(path, getattr(client, "chroot", None) or "")
         self.identifier = check_identifier(
             _default_identifier() if identifier is None else identifier
         )

@@ -102,3 +102,25 @@ def test_a_bool_or_an_int_blocking_is_taken_as_threading_lock_takes_it(client):
     for blocking in (True, False, 0, 1):
         with pytest.raises(zklock.ClientNotConnected):  # got past the argument check
             lock.acquire(blocking=blocking)
+
+
+@pytest.mark.parametrize(
+    "chroot, path, refused",
+    [
+        ("/zookeeper", "/locks/a", True),  # lands in /zookeeper/locks/a on the server
+        ("/zookeeper/sub", "/a", True),
+        ("/app", "/zookeeper/a", False),  # lands in /app/zookeeper/a: an ordinary path
+        ("/zookeeperish", "/a", False),
+        ("", "/zookeeper/a", True),
+    ],
+)
+def test_paths_under_zookeeper_are_refused_where_the_chroot_puts_them(chroot, path, refused):
+    client = KazooClient(hosts=f"127.0.0.1:1{chroot}")  # never started: nothing is sent
+    try:
+        if refused:
+            with pytest.raises(zklock.InvalidPath, match="/zookeeper belong to ZooKeeper"):
+                zklock.Lock(client, path)
+        else:
+            assert zklock.Lock(client, path).path == path
+    finally:
+        client.close()
