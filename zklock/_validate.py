@@ -164,8 +164,16 @@ def check_decorated(func: object) -> None:
     """Refuse a coroutine or generator function as a locked function (:class:`UsageError`).
 
     Its call only makes a coroutine or generator object: the lock would be released before
-    any of its body ran, and the body would run unprotected.
+    any of its body ran, and the body would run unprotected.  A ``staticmethod`` or
+    ``classmethod`` object is refused too: the lock's wrapper would not bind a classmethod,
+    and would hide what a staticmethod wraps from this very check.
     """
+    if isinstance(func, (staticmethod, classmethod)):
+        kind = type(func).__name__
+        raise UsageError(
+            f"a lock cannot decorate a {kind} object: put the lock's decorator below "
+            f"@{kind}, next to the function"
+        )
     if (
         inspect.iscoroutinefunction(func)
         or inspect.isgeneratorfunction(func)

@@ -39,7 +39,7 @@ from ._validate import (
 from ._wakeup import Wakeup
 from .acl import check_acl
 from .contender import Contender
-from .errors import InvalidTimeout, LockLost, LockTimeout, NotHeld
+from .errors import InvalidTimeout, LockLost, LockTimeout, NotHeld, UsageError
 from .lease import Lease, LeaseListener, LeaseState, check_listener
 from .naming import NodeNaming
 from .retry import DEFAULT_RETRY, RetryPolicy
@@ -221,6 +221,8 @@ class Lock(_LockingDecorator):
         exception already leaving the block) unless ``raise_on_lost=False``.
         """
         check_timeout(timeout)
+        if not isinstance(raise_on_lost, bool):  # "no" would count as true
+            raise UsageError(f"raise_on_lost must be True or False, not {raise_on_lost!r}")
         return Hold(self, timeout, raise_on_lost)
 
     def __enter__(self) -> Lease:

@@ -78,6 +78,18 @@ def test_decorating_what_a_lock_cannot_cover_is_refused(client, func):
         zklock.locked(client, "/locks/a")(func)
 
 
+@pytest.mark.parametrize(
+    "wrapped", [staticmethod(_coroutine), staticmethod(lambda: 1), classmethod(lambda cls: 1)]
+)
+def test_decorating_a_staticmethod_or_classmethod_object_is_refused(client, wrapped):
+    # Above @staticmethod the wrapper hid an async body from the check (it then ran unlocked);
+    # above @classmethod the call failed with a bare TypeError.
+    lock = zklock.Lock(client, "/locks/a")
+    for decorate in (lock, lock.hold(timeout=1), zklock.locked(client, "/locks/a")):
+        with pytest.raises(UsageError, match="below @"):
+            decorate(wrapped)
+
+
 def test_plain_functions_are_still_decorated(client):
     lock = zklock.Lock(client, "/locks/a")
 
@@ -124,3 +136,9 @@ def test_paths_under_zookeeper_are_refused_where_the_chroot_puts_them(chroot, pa
             assert zklock.Lock(client, path).path == path
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("flag", ["no", 0, None])
+def test_raise_on_lost_must_be_a_bool(client, flag):
+    with pytest.raises(UsageError, match="raise_on_lost"):
+        zklock.Lock(client, "/locks/a").hold(raise_on_lost=flag)
