@@ -240,8 +240,8 @@ def _translate(error: Exception) -> ZkLockError:
         return NoAuthorization(f"ZooKeeper refused the request: {error!r}")
     if isinstance(error, kazoo_errors.NoChildrenForEphemeralsError):
         return ZooKeeperError(
-            "the lock path is an ephemeral node, and ZooKeeper gives ephemeral nodes no "
-            "children: lock on a path whose parents are persistent nodes"
+            "the lock path or one of its parents is an ephemeral node, and ZooKeeper gives "
+            "ephemeral nodes no children: lock on a path whose parents are persistent nodes"
         )
     return ZooKeeperError(f"ZooKeeper request failed: {error!r}")
 
