@@ -406,11 +406,19 @@ class LockRecipe:
         sent_at = time.monotonic()
         return self.client.get_children_async(self.path), sent_at
 
-    def _children(self, deadline: Deadline, sent: tuple[Any, float] | None = None) -> list[str]:
-        """List the lock path; ``sent`` is a listing already sent (by :meth:`_send_listing`)."""
+    def _children(
+        self, deadline: Deadline, sent: tuple[Any, float] | None = None, contact: bool = True
+    ) -> list[str]:
+        """List the lock path; ``sent`` is a listing already sent (by :meth:`_send_listing`).
+
+        ``contact``: the answer counts as the server's contact with the session.  An acquire's
+        listings do (they follow our create, or a deletion the leader committed); a bare
+        listing does not: a follower cut off from the leader still answers it.
+        """
         result, sent_at = sent or self._send_listing()
         children: list[str] = self._wait(result, deadline)
-        self._session().note_contact(sent_at)
+        if contact:
+            self._session().note_contact(sent_at)
         return children
 
     def _queue(
@@ -605,7 +613,7 @@ class LockRecipe:
 
     def _contenders(self, deadline: Deadline) -> list[Contender]:
         try:
-            children = self._children(deadline)
+            children = self._children(deadline, contact=False)
         except NoNode:
             return []
         queue = self._queue(children)

@@ -12,8 +12,8 @@ server's receipt; so at ``last_contact + T`` the server cannot yet have expired 
 Once that bound is near and nothing newer was answered, every lease on the client is declared
 LOST (Curator's "simulated LOST"), before any other client can be granted the lock.  The
 watcher acts at ``last_contact + 0.9 T``: the last tenth absorbs a watchdog woken late.  While
-leases are held, a watchdog thread sends a cheap request, ``exists`` on a held lock node,
-whenever nothing was answered for ``T / 5`` (so ``last_contact`` stays fresh) or a lease has
+leases are held, a watchdog thread sends cheap requests, ``sync`` and ``exists`` on a held lock
+node, whenever nothing was answered for ``T / 5`` (so ``last_contact`` stays fresh) or a lease has
 gone ``T / 5`` without such a check (so a node deleted behind its holder's back is noticed even
 on a client kept busy by other requests, whose answers say nothing about this node); it is
 also the thread that declares the local LOST.  It exits shortly after the last lease is released.
@@ -451,9 +451,9 @@ class SessionWatcher:
             self._watchdog_wake.clear()
 
     def _heartbeat(self, lease: Lease, now: float) -> None:
-        """Send one cheap request: ``exists`` on ``lease``'s node (the one checked longest ago).
+        """Send ``sync`` and ``exists`` on ``lease``'s node (the one checked longest ago).
 
-        The answer refreshes ``last_contact`` and tells a lease whose node was deleted behind
+        The answers refresh ``last_contact`` and tell a lease whose node was deleted behind
         its back (by an operator, say) that it is LOST.
         """
         client = self._client_ref()
@@ -463,9 +463,12 @@ class SessionWatcher:
             if lease in self._leases:
                 self._leases[lease] = now
         sent_at = self._clock()
+        synced: list[Any] = []
 
         def answered(result: Any) -> None:
-            if not result.successful():
+            # Contact only if the sync was answered too (it was, if this was: one session's
+            # replies come in order; checked all the same).
+            if not result.successful() or not (synced and synced[0].successful()):
                 return
             self.note_contact(sent_at)
             stat = result.get()
@@ -476,6 +479,13 @@ class SessionWatcher:
                 self.untrack(lease)
 
         try:
+            # A sync first.  Only the leader expires sessions, and a follower cut off from it
+            # goes on answering reads (an exists, kazoo's pings) until it gives up, after
+            # syncLimit x tickTime, maybe long after the leader expired the session and
+            # granted the lock to someone else.  A sync is answered only through the leader,
+            # and a server runs one session's requests in order, so the exists behind it is
+            # answered only once the leader was reached after ``sent_at``.
+            synced.append(client.sync_async(lease.node))
             client.exists_async(lease.node).rawlink(answered)
         except Exception as error:
             log.debug("heartbeat not sent: %r", error)

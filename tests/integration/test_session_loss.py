@@ -25,7 +25,13 @@ from tenacity import stop_after_attempt, wait_fixed
 
 import zklock
 from zklock._session import SessionWatcher
-from zklock.testing import KazooClientFactory, TcpProxy, expire_session, wait_until
+from zklock.testing import (
+    KazooClientFactory,
+    TcpProxy,
+    ZooKeeperEnsemble,
+    expire_session,
+    wait_until,
+)
 
 WORKERS = Path(__file__).parent / "workers"
 
@@ -239,6 +245,54 @@ def test_leader_killed_while_holding_the_lease_survives(zookeeper_ensemble):
             pass
         finally:
             factory.close_all()
+
+
+@pytest.mark.ensemble
+def test_a_holder_on_a_follower_cut_off_from_the_leader_is_lost_before_another_is_granted():
+    # Only the leader expires sessions; a follower cut off from it goes on answering its
+    # clients' reads and pings for syncLimit x tickTime (25 x 0.2 s here), longer than the
+    # holder's session timeout.  The holder's heartbeat goes through the leader (a sync), so
+    # its local bound runs from before the cut and it hears LOST before the leader, having
+    # expired its session, lets the waiter (on the leader) have the lock.  A dedicated
+    # ensemble: the cut is made by taking the follower off the ensemble's network, and its
+    # clients reach it on Docker's default bridge meanwhile.
+    with ZooKeeperEnsemble(3, sync_limit=25) as ensemble:
+        follower = ensemble.followers()[0]
+        container = ensemble.nodes[follower].get_wrapped_container()
+        (peers,) = container.attrs["NetworkSettings"]["Networks"]  # the ensemble's only
+        container.client.networks.get("bridge").connect(container)
+        container.reload()
+        ip = container.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        on_follower = KazooClientFactory(f"{ip}:2181")  # ZKLOCK_TEST_HANDLER applies
+        leader_host, leader_port = ensemble.address(ensemble.leader())
+        on_leader = KazooClientFactory(f"{leader_host}:{leader_port}")
+        path = f"/zklock-test/cut-off-{uuid.uuid4().hex[:8]}"
+        try:
+            log = StateLog()
+            holder = zklock.Lock(on_follower(timeout=3.0), path, "holder", listener=log)
+            assert holder.acquire(timeout=10)
+            lease = holder.lease
+            waiter = zklock.Lock(on_leader(timeout=10.0), path, "waiter")
+            seen_at_grant: list[object] = []
+
+            def wait_for_the_lock() -> None:
+                if waiter.acquire(timeout=30):
+                    seen_at_grant.extend([time.monotonic(), lease.state])
+
+            thread = threading.Thread(target=wait_for_the_lock)
+            thread.start()
+            assert wait_until(lambda: len(waiter.contenders()) == 2, 10)
+            time.sleep(1.0)  # a few heartbeats answered through the leader first
+            container.client.networks.get(peers).disconnect(container)
+            thread.join(40)
+            assert not thread.is_alive() and seen_at_grant, "the waiter never got the lock"
+            granted_at, holder_state = seen_at_grant
+            assert holder_state is zklock.LeaseState.LOST, (holder_state, log.seen, granted_at)
+            assert log.first(zklock.LeaseState.LOST) < granted_at
+            waiter.release()
+        finally:
+            on_follower.close_all()
+            on_leader.close_all()
 
 
 def test_tokens_strictly_increase_across_processes_and_parent_recreation(
