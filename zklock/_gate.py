@@ -44,14 +44,16 @@ class LocalGate:
         :class:`AcquireCancelled` after :meth:`cancel`.  ``wakeup`` stays reachable by
         :meth:`cancel` until :meth:`acquired`.
         """
+        me = threading.current_thread()
         with self._mutex:
             if self._busy:
-                if self._owner is threading.current_thread():
+                if self._owner is me:
                     raise AlreadyHeld(f"this thread already holds {self._path!r}")
                 if not self._wait_turn(wakeup, deadline, blocking):
                     return False
-            self._busy = True
-            self._owner = threading.current_thread()
+            # One statement, no call inside: a KeyboardInterrupt cannot land between the two
+            # (busy with no owner would shut every thread out for good).
+            self._busy, self._owner = True, me
             self._pending.add(wakeup)
         return True
 

@@ -164,10 +164,11 @@ class Lock(_LockingDecorator):
         lease = self._gate.take_lease()
         if lease is None:
             raise NotHeld(f"release of {self.path!r}, which this lock object does not hold")
-        # The listeners hear RELEASED (or LOST) once this object takes an acquire again: one
-        # that re-acquires from its listener must not find the lock still busy.
-        held_back = lease._hold_back_listeners()
-        try:
+        held_back = False
+        try:  # at once: the gate opens again whatever happens from here
+            # The listeners hear RELEASED (or LOST) once this object takes an acquire again:
+            # one that re-acquires from its listener must not find the lock still busy.
+            held_back = lease._hold_back_listeners()
             outcome = self._recipe.release(lease, self._release_wakeup)
         finally:
             self._gate.leave()
