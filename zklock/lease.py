@@ -55,7 +55,8 @@ LeaseListener = Callable[["Lease", LeaseState], None]
 
 A listener sees a lease's changes in the order they happened, and its last call carries the
 lease's current state: changes made while the listeners are being called are passed on
-afterwards, by the thread calling them, newest only (see ``Lease._deliver``).
+afterwards, by the thread calling them, newest only (see ``Lease._deliver``); changes made
+while a release is under way, by the releasing thread once it has freed the lock.
 """
 
 _TERMINAL = (LeaseState.LOST, LeaseState.RELEASED)
@@ -81,6 +82,8 @@ class Lease:
     """The state the listeners were last called with (or are being called with)."""
     _delivering: bool = False
     """True while a thread is calling the listeners: it passes on any later change."""
+    _held_back: bool = False
+    """True while a release holds changes back from the listeners (see _hold_back_listeners)."""
 
     def __init__(
         self,
@@ -207,7 +210,7 @@ class Lease:
             self._state = new
             self.reason = None if new is LeaseState.HELD else reason
             listeners: tuple[LeaseListener, ...] = ()
-            if not self._delivering:
+            if not (self._delivering or self._held_back):
                 self._notified = new
                 listeners = tuple(self._listeners)
                 if listeners:
@@ -223,29 +226,32 @@ class Lease:
             self._deliver(new, listeners)
         return True
 
-    def _hold_back_listeners(self) -> bool:
+    def _hold_back_listeners(self) -> None:
         """Keep changes from the listeners until :meth:`_let_listeners_hear`.
 
         For a caller in the middle of something a listener must not find half done: a release
-        whose lock object does not yet take an acquire.  False (nothing held back) when
-        another thread is calling the listeners already: it passes the changes on when done.
+        whose lock object does not yet take an acquire.  A thread calling the listeners
+        already (kazoo's, with SUSPENDED) stops after its current call and leaves the rest.
         """
         with self._mutex:
-            if self._delivering:
-                return False
-            self._delivering = True
-            return True
+            self._held_back = True
 
     def _let_listeners_hear(self) -> None:
-        """Tell the listeners the current state if they have not heard it (after a hold-back)."""
+        """End a hold-back: tell the listeners the current state if they have not heard it.
+
+        Harmless without a hold-back.  If another thread is still calling the listeners, it
+        passes the change on itself once its current call returns.
+        """
         with self._mutex:
+            self._held_back = False
             state = self._state
-            listeners = tuple(self._listeners)
-            if state is self._notified or not listeners:
-                self._notified = state
-                self._delivering = False
+            if self._delivering or state is self._notified:
                 return
+            listeners = tuple(self._listeners)
             self._notified = state
+            if not listeners:
+                return
+            self._delivering = True
         self._deliver(state, listeners)
 
     def _deliver(self, state: LeaseState, listeners: tuple[LeaseListener, ...]) -> None:
@@ -262,8 +268,8 @@ class Lease:
             while True:
                 self._call(listeners, state)
                 with self._mutex:
-                    if self._state is self._notified:
-                        self._delivering = False
+                    if self._state is self._notified or self._held_back:
+                        self._delivering = False  # the hold-back's end passes on the rest
                         return
                     state = self._notified = self._state
                     listeners = tuple(self._listeners)
@@ -271,7 +277,7 @@ class Lease:
             with self._mutex:
                 self._delivering = False
                 final = self._state if self._state in _TERMINAL else None
-                if final is not None and final is not self._notified:
+                if final is not None and final is not self._notified and not self._held_back:
                     self._notified = final  # nobody else will: no change comes after it
                     listeners = tuple(self._listeners)
                 else:

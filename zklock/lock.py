@@ -164,16 +164,14 @@ class Lock(_LockingDecorator):
         lease = self._gate.take_lease()
         if lease is None:
             raise NotHeld(f"release of {self.path!r}, which this lock object does not hold")
-        held_back = False
         try:  # at once: the gate opens again whatever happens from here
             # The listeners hear RELEASED (or LOST) once this object takes an acquire again:
             # one that re-acquires from its listener must not find the lock still busy.
-            held_back = lease._hold_back_listeners()
+            lease._hold_back_listeners()
             outcome = self._recipe.release(lease, self._release_wakeup)
         finally:
             self._gate.leave()
-            if held_back:
-                lease._let_listeners_hear()
+            lease._let_listeners_hear()
         if outcome is ReleaseOutcome.ALREADY_LOST:
             raise LockLost(
                 f"lock {self.path!r} was lost before release: {lease.reason}", self.path, lease.node

@@ -383,6 +383,41 @@ def test_a_loss_from_the_watchdog_during_a_suspended_delivery(clock, liveness):
     assert lease.reason == "no reply from ZooKeeper within the session timeout"
 
 
+def test_a_release_during_another_threads_delivery_is_heard_only_after_the_hold_back(
+    clock, liveness
+):
+    # kazoo's thread is telling the listeners SUSPENDED when the holder releases: it must not
+    # pass RELEASED on before the release ends its hold-back (the Lock is not free before).
+    gate, seen = Gate(SUSPENDED), []
+    lease = gated_lease(clock, liveness, gate, seen)
+    run_gated(gate, lambda: lease._transition(SUSPENDED, "connection lost"))
+    lease._hold_back_listeners()
+    assert lease._transition(RELEASED)
+    gate.release.set()
+    gate.thread.join(5)
+    assert not gate.thread.is_alive()
+    assert seen == [SUSPENDED]  # the delivering thread stopped at the hold-back
+    lease._let_listeners_hear()
+    assert seen == [SUSPENDED, RELEASED]
+    lease._let_listeners_hear()  # harmless again, and without a hold-back
+    assert seen == [SUSPENDED, RELEASED]
+
+
+def test_a_hold_back_ending_while_another_thread_delivers_leaves_the_change_to_it(
+    clock, liveness
+):
+    gate, seen = Gate(SUSPENDED), []
+    lease = gated_lease(clock, liveness, gate, seen)
+    run_gated(gate, lambda: lease._transition(SUSPENDED, "connection lost"))
+    lease._hold_back_listeners()
+    assert lease._transition(RELEASED)
+    lease._let_listeners_hear()  # the other thread is still inside its call
+    assert seen == []
+    gate.release.set()
+    gate.thread.join(5)
+    assert seen == [SUSPENDED, RELEASED]  # it passed RELEASED on itself, once
+
+
 def test_changes_superseded_during_a_delivery_are_skipped(clock, liveness):
     # HELD and SUSPENDED again while SUSPENDED is being delivered: the listener already saw
     # the state the lease is in, so it hears nothing more (and never a stale HELD).
