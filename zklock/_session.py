@@ -7,8 +7,11 @@ delete itself (retried on every reconnect while their session lives).
 
 The local LOST bound.  The server expires a session once it has heard nothing from the client
 for the session timeout ``T``, counted from the last request it *received*.  The watcher records
-the time each answered request was *sent* (``note_contact``), which is never later than the
-server's receipt; so at ``last_contact + T`` the server cannot yet have expired the session.
+the time each answered request that counts as contact was *sent* (``note_contact``): the
+acquire's creates and listings and the watchdog's synced heartbeat, not a bare read, which a
+follower cut off from the leader still answers (see ``_heartbeat``).  That time is never later
+than the server's receipt; so at ``last_contact + T`` the server cannot yet have expired the
+session.
 Once that bound is near and nothing newer was answered, every lease on the client is declared
 LOST (Curator's "simulated LOST"), before any other client can be granted the lock.  The
 watcher acts at ``last_contact + 0.9 T``: the last tenth absorbs a watchdog woken late.  While
@@ -424,7 +427,7 @@ class SessionWatcher:
                 connected = self._connected
                 leases = list(self._leases)
                 # The lease whose node has gone unchecked longest, and since when.
-                unchecked = min(self._leases.items(), key=lambda item: item[1], default=None)
+                stalest = min(self._leases.items(), key=lambda item: item[1], default=None)
             deadline = self.contact_deadline()
             period = max(0.01, self.session_timeout / _HEARTBEATS_PER_TIMEOUT)
             if leases and now >= deadline:
@@ -434,18 +437,20 @@ class SessionWatcher:
                     )
                     self.untrack(lease)
                 continue
-            # Any answered request counts as contact, but only an exists on a lease's own node
-            # tells that it is still there: a client busy with other locks (or with
-            # contenders() on this one) still checks each held node in turn.  A lease held
-            # less than a period is not checked: back-to-back cycles send nothing more.
-            if unchecked is not None and connected and (
-                now - self._last_contact >= period or now - unchecked[1] >= period
-            ):
-                self._heartbeat(unchecked[0], now)
+            # The acquires' answers count as contact too, but only an exists on a lease's own
+            # node tells that it is still there: a client busy with other locks still checks
+            # each held node in turn.  While contact is fresh, a lease held less than a period
+            # is not checked: back-to-back cycles send nothing more.
+            due = period  # until the stalest lease needs a check, if none is sent now
+            if stalest is not None and connected:
+                if now - self._last_contact >= period or now - stalest[1] >= period:
+                    self._heartbeat(stalest[0], now)  # one per wake; the next wake a period on
+                else:
+                    due = max(0.01, stalest[1] + period - now)
             # Wake at the deadline even while kazoo still believes it is connected: a silent
             # partition is only noticed by kazoo after two thirds of the timeout.
             wait = (
-                _IDLE_LINGER if idle_since is not None else min(period, deadline - now, _MAX_NAP)
+                _IDLE_LINGER if idle_since is not None else min(due, deadline - now, _MAX_NAP)
             )
             self._watchdog_wake.wait(wait)
             self._watchdog_wake.clear()
@@ -459,9 +464,6 @@ class SessionWatcher:
         client = self._client_ref()
         if client is None:
             return
-        with self._mutex:
-            if lease in self._leases:
-                self._leases[lease] = now
         sent_at = self._clock()
         synced: list[Any] = []
 
@@ -489,6 +491,10 @@ class SessionWatcher:
             client.exists_async(lease.node).rawlink(answered)
         except Exception as error:
             log.debug("heartbeat not sent: %r", error)
+            return
+        with self._mutex:
+            if lease in self._leases:
+                self._leases[lease] = now
 
 
 if hasattr(os, "register_at_fork"):

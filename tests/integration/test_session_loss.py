@@ -608,7 +608,7 @@ def test_a_node_deleted_behind_the_holders_back_turns_the_lease_lost(zk_client_f
     lease = lock.lease
     deleted_at = time.monotonic()
     zk_client_factory().delete(lease.node)  # an operator "frees" the lock by hand
-    # The watchdog's idle heartbeat is an exists() on the held node: within a few beats (T/5).
+    # The watchdog checks each held node (sync + exists) about every T/5, on the lease's clock.
     assert lease.lost.wait(5)
     print(f"\nTIMING node deleted -> lease LOST {log.first(zklock.LeaseState.LOST) - deleted_at:.3f}s")
     assert lease.reason == "lock node was deleted"
