@@ -49,16 +49,19 @@ def main(hosts: str) -> int:
                     print(f"holding, token {lease.token}, state {lease.state.value}")
                     # A listener of this lease only: writing is allowed while it is HELD.
                     may_write = threading.Event()
+                    gate_mutex = threading.Lock()
 
-                    def gate(_lease: zklock.Lease, state: LeaseState) -> None:
-                        if state is LeaseState.HELD:
-                            may_write.set()
-                        else:
-                            may_write.clear()
+                    def gate(held: zklock.Lease, _state: LeaseState) -> None:
+                        # Reads the state itself, under a mutex: the call made below and one
+                        # made by a change meanwhile may run in either order.
+                        with gate_mutex:
+                            if held.state is LeaseState.HELD:
+                                may_write.set()
+                            else:
+                                may_write.clear()
 
                     lease.add_listener(gate)
-                    # Then the state as it is now: a change before add_listener went unheard.
-                    gate(lease, lease.state)
+                    gate(lease, lease.state)  # a change before add_listener went unheard
 
                     print(f"the proxy drops the connection ({proxy.drop()} closed)")
                     if not eventually(lambda: (lease.token, LeaseState.HELD) in changes):
