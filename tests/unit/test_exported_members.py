@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import typing
+
+import pytest
 
 import zklock
 
@@ -33,10 +36,12 @@ def test_errors_belong_to_zklock():
             assert member.__module__ == "zklock", name
 
 
-def test_type_hints_and_source_of_every_class_and_function_resolve():
+@pytest.mark.parametrize("module", ["zklock", "zklock.testing"])
+def test_type_hints_and_source_of_every_class_and_function_resolve(module):
     # A class renamed into "zklock" would look its annotations up in zklock's namespace.
-    for name in zklock.__all__:
-        member = getattr(zklock, name)
+    public = importlib.import_module(module)
+    for name in public.__all__:
+        member = getattr(public, name)
         if inspect.isclass(member) or inspect.isfunction(member):
             assert isinstance(typing.get_type_hints(member), dict), name
             if not (inspect.isclass(member) and issubclass(member, BaseException)):

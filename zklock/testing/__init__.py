@@ -112,8 +112,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# Errors show and pickle as zklock.testing.X (see zklock/__init__.py); other classes keep
+# their own module, where typing.get_type_hints and inspect.getsource find what they need.
 for _name in __all__:
     _obj = globals().get(_name)
-    if isinstance(_obj, type) or callable(_obj):
+    if isinstance(_obj, type) and issubclass(_obj, BaseException):
         _obj.__module__ = __name__
 del _name, _obj
