@@ -10,8 +10,10 @@ for the session timeout ``T``, counted from the last request it *received*.  The
 the time each answered request that counts as contact was *sent* (``note_contact``): the
 acquire's creates and listings and the watchdog's synced heartbeat, not a bare read, which a
 follower cut off from the leader still answers (see ``_heartbeat``).  That time is never later
-than the server's receipt; so at ``last_contact + T`` the server cannot yet have expired the
-session.
+than the receipt by the server we talk to; so at ``last_contact + T`` that server cannot yet
+have expired the session.  Through a follower the leader hears of the request only with the
+follower's next answer to its ping (every half tick): a cut in between leaves the leader with
+an earlier request, a window ``docs/session-loss.md`` describes and this does not yet close.
 Once that bound is near and nothing newer was answered, every lease on the client is declared
 LOST (Curator's "simulated LOST"), before any other client can be granted the lock.  The
 watcher acts at ``last_contact + 0.9 T``: the last tenth absorbs a watchdog woken late.  While
