@@ -383,16 +383,22 @@ def test_a_loss_from_the_watchdog_during_a_suspended_delivery(clock, liveness):
     assert lease.reason == "no reply from ZooKeeper within the session timeout"
 
 
-def test_a_release_during_another_threads_delivery_is_heard_only_after_the_hold_back(
-    clock, liveness
-):
-    # kazoo's thread is telling the listeners SUSPENDED when the holder releases: it must not
-    # pass RELEASED on before the release ends its hold-back (the Lock is not free before).
+def released_during_a_suspended_delivery(clock, liveness) -> tuple[Gate, list, Lease]:
+    """kazoo's thread is inside its SUSPENDED delivery when the holder releases (held back)."""
     gate, seen = Gate(SUSPENDED), []
     lease = gated_lease(clock, liveness, gate, seen)
     run_gated(gate, lambda: lease._transition(SUSPENDED, "connection lost"))
     lease._hold_back_listeners()
     assert lease._transition(RELEASED)
+    return gate, seen, lease
+
+
+def test_a_release_during_another_threads_delivery_is_heard_only_after_the_hold_back(
+    clock, liveness
+):
+    # The delivering thread must not pass RELEASED on before the release ends its hold-back
+    # (the Lock is not free before).
+    gate, seen, lease = released_during_a_suspended_delivery(clock, liveness)
     gate.release.set()
     gate.thread.join(5)
     assert not gate.thread.is_alive()
@@ -406,11 +412,7 @@ def test_a_release_during_another_threads_delivery_is_heard_only_after_the_hold_
 def test_a_hold_back_ending_while_another_thread_delivers_leaves_the_change_to_it(
     clock, liveness
 ):
-    gate, seen = Gate(SUSPENDED), []
-    lease = gated_lease(clock, liveness, gate, seen)
-    run_gated(gate, lambda: lease._transition(SUSPENDED, "connection lost"))
-    lease._hold_back_listeners()
-    assert lease._transition(RELEASED)
+    gate, seen, lease = released_during_a_suspended_delivery(clock, liveness)
     lease._let_listeners_hear()  # the other thread is still inside its call
     assert seen == []
     gate.release.set()
