@@ -290,20 +290,38 @@ def test_lease_lost_in_a_partition_kills_a_child_that_ignores_sigterm(zookeeper,
         os.kill(child_pid, 0)
 
 
-def test_a_lost_lease_stops_the_processes_the_command_started_too(zookeeper, zk_path, tmp_path, spawn):
-    """A shell script as COMMAND: its own child, which ignores SIGTERM, must not work on
-    without the lock once the shell is gone; it gets SIGKILL after --grace too."""
-    path, marker = f"{zk_path}/l", tmp_path / "marker"
+def _lose_the_lease_while_running(
+    zookeeper, spawn, path: str, marker: Path, command: Sequence[str], **options: object
+) -> tuple[subprocess.Popen[str], str, int]:
+    """``zklock exec PATH -- COMMAND`` through a TCP proxy (session 1 s, --grace 1), cut off
+    once a process of COMMAND's has written its pid to ``marker``, until zklock exits.
+
+    Returns zklock's process, its stderr and that pid (killed here if the wait fails).
+    """
     if len(zookeeper.addresses) != 1:
         skip_outside_ci("the TCP proxy fronts a single server")
     with TcpProxy(zookeeper.connect_string) as proxy:
         proc = spawn("exec", "--hosts", proxy.connect_string, "--session-timeout", "1", "--grace", "1",
-                     path, "--", "sh", "-c", '"$0" -c "$1" "$2" ignore; echo after',
-                     sys.executable, LONG_RUNNING, str(marker))
-        grandchild = _started_pid(marker)
+                     path, "--", *command, **options)
+        pid = _started_pid(marker)
         proxy.blackhole()
-        _out, err = finish(proc, 20)
+        try:
+            _out, err = finish(proc, 20)
+        except BaseException:
+            _kill_if_alive(pid)
+            raise
         proxy.heal()
+    return proc, err, pid
+
+
+def test_a_lost_lease_stops_the_processes_the_command_started_too(zookeeper, zk_path, tmp_path, spawn):
+    """A shell script as COMMAND: its own child, which ignores SIGTERM, must not work on
+    without the lock once the shell is gone; it gets SIGKILL after --grace too."""
+    marker = tmp_path / "marker"
+    proc, err, grandchild = _lose_the_lease_while_running(
+        zookeeper, spawn, f"{zk_path}/l", marker,
+        ["sh", "-c", '"$0" -c "$1" "$2" ignore; echo after', sys.executable, LONG_RUNNING, str(marker)],
+    )
     assert proc.returncode == 75, err
     assert "SIGKILL" in err, err
     wait_for(lambda: not _alive(grandchild), 5, "the command's own child to be gone")
@@ -312,18 +330,13 @@ def test_a_lost_lease_stops_the_processes_the_command_started_too(zookeeper, zk_
 def test_a_lost_lease_stops_the_command_even_with_stderr_closed(zookeeper, zk_path, tmp_path, spawn):
     """Started with ``2>&-`` (as from some cron set-ups): nothing can be written, and the
     command must be stopped all the same."""
-    path, marker = f"{zk_path}/l", tmp_path / "marker"
-    if len(zookeeper.addresses) != 1:
-        skip_outside_ci("the TCP proxy fronts a single server")
+    marker = tmp_path / "marker"
     without_stderr = ["sh", "-c", 'exec "$@" 2>&-', "sh", *CLI]
-    with TcpProxy(zookeeper.connect_string) as proxy:
-        proc = spawn("exec", "--hosts", proxy.connect_string, "--session-timeout", "1", "--grace", "1",
-                     path, "--", sys.executable, "-c", LONG_RUNNING, str(marker), "ignore",
-                     stderr=None, cli=without_stderr)
-        child_pid = _started_pid(marker)
-        proxy.blackhole()
-        finish(proc, 20)
-        proxy.heal()
+    proc, _err, child_pid = _lose_the_lease_while_running(
+        zookeeper, spawn, f"{zk_path}/l", marker,
+        [sys.executable, "-c", LONG_RUNNING, str(marker), "ignore"],
+        stderr=None, cli=without_stderr,
+    )
     assert proc.returncode == 75
     wait_for(lambda: not _alive(child_pid), 5, "the command to be gone")
 
@@ -501,21 +514,16 @@ def test_the_commands_status_is_kept_when_zklock_starts_with_sigchld_ignored(hos
 def test_a_lost_lease_stops_an_orphan_the_command_double_forked(zookeeper, zk_path, tmp_path, spawn):
     """A daemon-like child (re-parented away from the command) that ignores SIGTERM must not
     work on without the lock either: SIGKILL after --grace."""
-    path, marker = f"{zk_path}/l", tmp_path / "marker"
-    if len(zookeeper.addresses) != 1:
-        skip_outside_ci("the TCP proxy fronts a single server")
-    with TcpProxy(zookeeper.connect_string) as proxy:
-        proc = spawn("exec", "--hosts", proxy.connect_string, "--session-timeout", "1", "--grace", "1",
-                     path, "--", "sh", "-c", '( "$0" -c "$1" "$2" ignore & ); exec sleep 600',
-                     sys.executable, LONG_RUNNING, str(marker))
-        orphan = _started_pid(marker)
-        try:
-            proxy.blackhole()
-            _out, err = finish(proc, 20)
-            proxy.heal()
-            orphan_alive = _alive(orphan)  # zklock has exited: everything must be gone already
-        finally:
-            _kill_if_alive(orphan)
+    marker = tmp_path / "marker"
+    proc, err, orphan = _lose_the_lease_while_running(
+        zookeeper, spawn, f"{zk_path}/l", marker,
+        ["sh", "-c", '( "$0" -c "$1" "$2" ignore & ); exec sleep 600',
+         sys.executable, LONG_RUNNING, str(marker)],
+    )
+    try:
+        orphan_alive = _alive(orphan)  # zklock has exited: everything must be gone already
+    finally:
+        _kill_if_alive(orphan)
     assert not orphan_alive, "the double-forked child ran on after the lock was lost"
     assert proc.returncode == 75, err
     assert "SIGKILL" in err, err
