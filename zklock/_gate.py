@@ -28,9 +28,9 @@ class LocalGate:
         # wait their turn.  Sections that do not wait take the mutex itself, which costs less.
         self._mutex = threading.Lock()
         self._turn = threading.Condition(self._mutex)
-        self._busy = False  # a thread is in: acquiring or holding
-        # The thread itself, not its ident: Python reuses the ident of a thread that ended,
-        # and a new thread must not be told it already holds a lock another one left held.
+        # The thread that is in (acquiring or holding), None when none is.  The thread itself,
+        # not its ident: Python reuses the ident of a thread that ended, and a new thread must
+        # not be told it already holds a lock another one left held.
         self._owner: threading.Thread | None = None
         self._pending: set[Wakeup] = set()  # what cancel() wakes: waits here and in the recipe
         self.lease: Lease | None = None
@@ -46,14 +46,12 @@ class LocalGate:
         """
         me = threading.current_thread()
         with self._mutex:
-            if self._busy:
+            if self._owner is not None:
                 if self._owner is me:
                     raise AlreadyHeld(f"this thread already holds {self._path!r}")
                 if not self._wait_turn(wakeup, deadline, blocking):
                     return False
-            # One statement, no call inside: a KeyboardInterrupt cannot land between the two
-            # (busy with no owner would shut every thread out for good).
-            self._busy, self._owner = True, me
+            self._owner = me
             self._pending.add(wakeup)
         return True
 
@@ -92,7 +90,7 @@ class LocalGate:
         # Called holding the mutex; True once no thread is in, False past the deadline.
         self._pending.add(wakeup)  # so that cancel() reaches this wait
         try:
-            while self._busy:
+            while self._owner is not None:
                 if wakeup.cancelled:
                     raise AcquireCancelled(f"acquire of {self._path!r} was cancelled")
                 remaining = deadline.remaining() if blocking else 0.0
@@ -105,7 +103,6 @@ class LocalGate:
 
     def _open(self) -> None:
         # Called holding the mutex.
-        self._busy = False
         self._owner = None
         self.lease = None
         self._turn.notify_all()
