@@ -446,7 +446,7 @@ class SessionWatcher:
             due = period  # until the stalest lease needs a check, if none is sent now
             if stalest is not None and connected:
                 if now - self._last_contact >= period or now - stalest[1] >= period:
-                    self._heartbeat(stalest[0], now)  # one per wake; the next wake a period on
+                    self._heartbeat(stalest[0])  # one per wake; the next wake a period on
                 else:
                     due = max(0.01, stalest[1] + period - now)
             # Wake at the deadline even while kazoo still believes it is connected: a silent
@@ -457,7 +457,7 @@ class SessionWatcher:
             self._watchdog_wake.wait(wait)
             self._watchdog_wake.clear()
 
-    def _heartbeat(self, lease: Lease, now: float) -> None:
+    def _heartbeat(self, lease: Lease) -> None:
         """Send ``sync`` and ``exists`` on ``lease``'s node (the one checked longest ago).
 
         The answers refresh ``last_contact`` and tell a lease whose node was deleted behind
@@ -467,12 +467,26 @@ class SessionWatcher:
         if client is None:
             return
         sent_at = self._clock()
-        synced: list[Any] = []
+        try:
+            # A sync first.  Only the leader expires sessions, and a follower cut off from it
+            # goes on answering reads (an exists, kazoo's pings) until it gives up, after
+            # syncLimit x tickTime, maybe long after the leader expired the session and
+            # granted the lock to someone else.  A sync is answered only through the leader,
+            # and a server runs one session's requests in order, so the exists behind it is
+            # answered only once the leader was reached after ``sent_at``.
+            synced = client.sync_async(lease.node)
+            checked = client.exists_async(lease.node)
+        except Exception as error:
+            log.debug("heartbeat not sent: %r", error)
+            return
+        with self._mutex:
+            if lease in self._leases:
+                self._leases[lease] = sent_at
 
         def answered(result: Any) -> None:
             # Contact only if the sync was answered too (it was, if this was: one session's
             # replies come in order; checked all the same).
-            if not result.successful() or not (synced and synced[0].successful()):
+            if not (result.successful() and synced.successful()):
                 return
             self.note_contact(sent_at)
             stat = result.get()
@@ -482,22 +496,7 @@ class SessionWatcher:
                 lease._transition(LeaseState.LOST, "lock node was deleted")
                 self.untrack(lease)
 
-        try:
-            # A sync first.  Only the leader expires sessions, and a follower cut off from it
-            # goes on answering reads (an exists, kazoo's pings) until it gives up, after
-            # syncLimit x tickTime, maybe long after the leader expired the session and
-            # granted the lock to someone else.  A sync is answered only through the leader,
-            # and a server runs one session's requests in order, so the exists behind it is
-            # answered only once the leader was reached after ``sent_at``.
-            synced.append(client.sync_async(lease.node))
-            client.exists_async(lease.node).rawlink(answered)
-        except Exception as error:
-            log.debug("heartbeat not sent: %r", error)
-            return
-        with self._mutex:
-            if lease in self._leases:
-                self._leases[lease] = now
-
+        checked.rawlink(answered)
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=SessionWatcher._after_fork_in_child)
