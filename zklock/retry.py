@@ -190,4 +190,7 @@ def _stop_either(
     return lambda state: first(state) or second(state)
 
 
+#: The policy of a lock made without ``retry=``: transient errors retried until the call's deadline
+#: (for ever without one), with jittered exponential back-off up to 2 s; a request unanswered for
+#: the session timeout counts as a lost connection.
 DEFAULT_RETRY = RetryPolicy()

@@ -44,6 +44,7 @@ __all__ = [
 ENV_IMAGE = "ZKLOCK_ZOOKEEPER_IMAGE"
 ENV_HOSTS = "ZKLOCK_ZOOKEEPER_HOSTS"
 ENV_PULL = "ZKLOCK_ZOOKEEPER_PULL"
+#: The ZooKeeper image when ``ZKLOCK_ZOOKEEPER_IMAGE`` is not set: the official one on Docker Hub.
 DEFAULT_IMAGE = "zookeeper:3.9"
 LOOPBACK = "127.0.0.1"
 
