@@ -201,7 +201,7 @@ class LockRecipe:
         """
         session = self._session()  # the client is checked by every run (_run)
         ledger = CreateLedger(on_late_node=self._discard)
-        session.subscribe(wakeup.event)
+        session.waiting(wakeup.event)
         kept: OwnNode | None = None
         lease: Lease | None = None
         granted = False
@@ -236,7 +236,7 @@ class LockRecipe:
             granted = True
             return lease
         finally:
-            session.unsubscribe(wakeup.event)
+            session.done_waiting(wakeup.event)
             if not granted and lease is not None:  # interrupted after the node was ours
                 session.untrack(lease)
             # A node not handed over in a lease is deleted, the kept one too if it was not.
@@ -263,8 +263,8 @@ class LockRecipe:
             me = ledger.adopt(session.session_id)
         if me is None:
             me, children = self._create(deadline, ledger)
-        else:
-            children = self._children(deadline)
+        else:  # our node from an earlier try: this one sends no write to vouch for its answers
+            children = self._synced_children(deadline)
         own_name = me.path.rsplit("/", 1)[1]
         own = parse_node_name(own_name, self.kind.queued_behind)
         behind = None if own is None else later_names_key(own)
@@ -377,7 +377,7 @@ class LockRecipe:
             node = OwnNode(path, stat.czxid, stat.ephemeralOwner)
             ledger.found(attempt_id, node)
             ledger.use(node)
-            self._session().note_contact(sent_at)
+            self._session().answered_through_leader(sent_at)  # a write: the leader committed it
             return node, self._wait(listing, deadline)
         raise ConnectionLost(f"parent of {self.path!r} keeps disappearing")
 
@@ -406,19 +406,29 @@ class LockRecipe:
         sent_at = time.monotonic()
         return self.client.get_children_async(self.path), sent_at
 
-    def _children(
-        self, deadline: Deadline, sent: tuple[Any, float] | None = None, contact: bool = True
-    ) -> list[str]:
+    def _children(self, deadline: Deadline, sent: tuple[Any, float] | None = None) -> list[str]:
         """List the lock path; ``sent`` is a listing already sent (by :meth:`_send_listing`).
 
-        ``contact``: the answer counts as the server's contact with the session.  An acquire's
-        listings do (they follow our create, or a deletion the leader committed); a bare
-        listing does not: a follower cut off from the leader still answers it.
+        The answer counts as contact only once a later request answered through the leader
+        vouches for it: a follower cut off from the leader still answers a listing.
         """
         result, sent_at = sent or self._send_listing()
         children: list[str] = self._wait(result, deadline)
-        if contact:
-            self._session().note_contact(sent_at)
+        self._session().answered(sent_at)
+        return children
+
+    def _synced_children(self, deadline: Deadline) -> list[str]:
+        """List the lock path after a ``sync`` (not waited for: the listing is served after it).
+
+        The sync makes the server serving us apply what the leader committed before it (a
+        create of ours still on its way through the ensemble), and its answer, which comes
+        through the leader, vouches for this session's earlier answers as contact.
+        """
+        sent_at = time.monotonic()
+        synced = self.client.sync_async(self.path)
+        children = self._children(deadline)
+        if synced.successful():  # one session's answers come in order: it is in
+            self._session().answered_through_leader(sent_at)
         return children
 
     def _queue(
@@ -506,8 +516,7 @@ class LockRecipe:
         after it) makes the server now serving us apply it before it lists.
         """
         try:
-            self.client.sync_async(self.path)
-            children = self._children(deadline)
+            children = self._synced_children(deadline)
         except NoNode:
             children = []  # no lock path: those creates failed (the next create makes it)
         for name in children:
@@ -564,8 +573,10 @@ class LockRecipe:
                     if _is_lost(lease):
                         return ReleaseOutcome.ALREADY_LOST
                 session.releasing(lease)
+                sent_at = time.monotonic()
                 sent.append(self.client.delete_async(lease.node))
                 self._wait(sent[-1], until_lost)
+                session.answered_through_leader(sent_at)  # a write: the leader committed it
                 return None
 
             try:
@@ -613,7 +624,7 @@ class LockRecipe:
 
     def _contenders(self, deadline: Deadline) -> list[Contender]:
         try:
-            children = self._children(deadline, contact=False)
+            children = self._children(deadline)
         except NoNode:
             return []
         queue = self._queue(children)

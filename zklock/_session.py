@@ -6,22 +6,22 @@ wakes waiting acquires on any state change, and deletes nodes that a failed acqu
 delete itself (retried on every reconnect while their session lives).
 
 The local LOST bound.  The server expires a session once it has heard nothing from the client
-for the session timeout ``T``, counted from the last request it *received*.  The watcher records
-the time each answered request that counts as contact was *sent* (``note_contact``): the
-acquire's creates and listings and the watchdog's synced heartbeat, not a bare read, which a
-follower cut off from the leader still answers (see ``_heartbeat``).  That time is never later
-than the receipt by the server we talk to; so at ``last_contact + T`` that server cannot yet
-have expired the session.  Through a follower the leader hears of the request only with the
-follower's next answer to its ping (every half tick): a cut in between leaves the leader with
-an earlier request, a window ``docs/session-loss.md`` describes and this does not yet close.
-Once that bound is near and nothing newer was answered, every lease on the client is declared
-LOST (Curator's "simulated LOST"), before any other client can be granted the lock.  The
-watcher acts at ``last_contact + 0.9 T``: the last tenth absorbs a watchdog woken late.  While
-leases are held, a watchdog thread sends cheap requests, ``sync`` and ``exists`` on a held lock
-node, whenever nothing was answered for ``T / 5`` (so ``last_contact`` stays fresh) or a lease has
-gone ``T / 5`` without such a check (so a node deleted behind its holder's back is noticed even
-on a client kept busy by other requests, whose answers say nothing about this node); it is
-also the thread that declares the local LOST.  It exits shortly after the last lease is released.
+for the session timeout ``T``; through a follower, once the *leader* has heard nothing of it.
+:class:`~zklock._contact.ContactRecord` keeps the latest time the leader is known to have heard
+from the session: answers are credited with their send time only once a later request,
+answered through the leader, proves the server's report of them went through (see there).  At
+``last + T`` the leader cannot yet have expired the session.  Once that bound is near and
+nothing newer was credited, every lease on the client is declared LOST (Curator's "simulated
+LOST"), before any other client can be granted the lock.  The watcher acts at
+``last + 0.9 T``: the last tenth absorbs a watchdog woken late.
+
+While leases are held or acquires wait, a watchdog thread keeps ``last`` fresh: it sends a
+``sync`` (answered only through the leader) whenever no request answered through the leader
+was sent for ``T / 5``, with an ``exists`` on a held lock node behind it; and it sends the pair
+when a lease has gone ``T / 5`` without such a check (so a node deleted behind its holder's
+back is noticed even on a client kept busy by other requests, whose answers say nothing about
+this node).  It is also the thread that declares the local LOST.  It exits shortly after the
+last lease is released and the last acquire returns.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import Any, Callable
 from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 
+from ._contact import ContactRecord
 from ._fork import ForkGuard
 from .errors import NoNode, translate_kazoo_errors
 from .lease import Lease, LeaseState
@@ -88,16 +89,20 @@ class SessionWatcher:
         self._leases: dict[Lease, float] = {}
         self._releasing: set[Lease] = set()
         self._wakeups: set[threading.Event] = set()
+        self._waiting = 0  # acquires under way: the watchdog keeps their contact fresh too
         self._orphans: dict[str, int] = {}  # node path -> owning session id
         self._orphan_attempts: dict[tuple[str, str], int] = {}  # (parent, attempt id) -> session
         self._connected = False  # read below, once the listener is in place
         self._session_id: int | None = None
         # kazoo sets it once, from KazooClient(timeout=...), and never changes it.
         self._session_timeout = float(client._session_timeout) / 1000.0
-        self._last_contact = clock()
+        self._contact = ContactRecord(self._session_timeout, clock)
+        # When the watchdog last sent a heartbeat, or an acquire began (it sends a create, a
+        # write, at once): no heartbeat is due for a period after either.
+        self._leader_request_sent = float("-inf")
         self._generation = 0  # connection state changes seen
         self._drops = 0  # of which losses of the connection
-        self._tracked = 0  # leases tracked so far: tells the watchdog the client was busy
+        self._uses = 0  # leases tracked and acquires begun: tells the watchdog the client is busy
         self._watchdog: threading.Thread | None = None
         self._watchdog_wake = threading.Event()
         # The listener first, then the state: a change after this read reaches the listener,
@@ -123,21 +128,25 @@ class SessionWatcher:
         A safety share of the timeout is kept back, so that a watchdog woken a little late
         by the scheduler still declares the loss before the server can act on it.
         """
-        return self._last_contact + self._session_timeout * (1.0 - _SAFETY_SHARE)
+        return self._contact.last + self._session_timeout * (1.0 - _SAFETY_SHARE)
 
     def contact_is_fresh(self) -> bool:
-        """True while more than half the session timeout is left before :meth:`contact_deadline`.
+        """True while more than a quarter of the session timeout is left before the bound.
 
         A watch event does not say when the server last heard from us: only a session heard
-        from this recently may take a lock on an event alone, without a request.
+        from this recently may take a lock on an event alone, without a request.  While an
+        acquire waits, the watchdog's heartbeats keep about ``T / 2`` left (a sync every
+        ``T / 5`` credits the one before it).
         """
-        return self.contact_deadline() - self._clock() > self._session_timeout / 2
+        return self.contact_deadline() - self._clock() > self._session_timeout / 4
 
-    def note_contact(self, sent_at: float) -> None:
-        """Record that a request sent at ``sent_at`` was answered by the server."""
-        with self._mutex:
-            if sent_at > self._last_contact:
-                self._last_contact = sent_at
+    def answered(self, sent_at: float) -> None:
+        """A request sent at ``sent_at`` was answered (by any server: see ``ContactRecord``)."""
+        self._contact.answered(sent_at)
+
+    def answered_through_leader(self, sent_at: float) -> None:
+        """A request sent at ``sent_at`` was answered through the leader (a sync or a write)."""
+        self._contact.answered_through_leader(sent_at)
 
     @property
     def connected(self) -> bool:
@@ -188,7 +197,11 @@ class SessionWatcher:
     def _track(self, lease: Lease) -> None:
         """Add ``lease`` and start the watchdog if needed (called holding ``_mutex``)."""
         self._leases[lease] = self._clock()
-        self._tracked += 1
+        self._uses += 1
+        self._start_watchdog()
+
+    def _start_watchdog(self) -> None:
+        """Start the watchdog thread if it is not running (called holding ``_mutex``)."""
         if self._watchdog is None:
             self._watchdog_wake.clear()
             self._watchdog = threading.Thread(
@@ -213,6 +226,28 @@ class SessionWatcher:
         """Set ``event`` on every connection state change (wakes a waiting acquire)."""
         with self._mutex:
             self._wakeups.add(event)
+
+    def waiting(self, event: threading.Event) -> None:
+        """An acquire starts: :meth:`subscribe` ``event``, and keep contact fresh meanwhile.
+
+        A waiter's lease is bounded by the same contact record as any other: without the
+        watchdog's heartbeats, one that waited longer than ``T`` would be granted a lease
+        already past its bound.
+        """
+        now = self._clock()
+        with self._mutex:
+            self._wakeups.add(event)
+            self._waiting += 1
+            self._uses += 1
+            if now > self._leader_request_sent:
+                self._leader_request_sent = now
+            self._start_watchdog()
+
+    def done_waiting(self, event: threading.Event) -> None:
+        """Undo :meth:`waiting`."""
+        with self._mutex:
+            self._wakeups.discard(event)
+            self._waiting -= 1
 
     def unsubscribe(self, event: threading.Event) -> None:
         """Undo :meth:`subscribe`."""
@@ -329,7 +364,7 @@ class SessionWatcher:
             if state == KazooState.CONNECTED:
                 self._connected = True
                 self._session_id = self._current_session_id(client)
-                self._last_contact = self._clock()
+                self._contact.reconnected()
             else:
                 self._connected = False
                 self._drops += 1
@@ -396,7 +431,7 @@ class SessionWatcher:
                 lease._transition(LeaseState.LOST, "lock node belongs to another session")
                 self.untrack(lease)
                 return
-            self.note_contact(sent_at)
+            self.answered(sent_at)
 
             def still_connected() -> bool:
                 # Asked under the lease's lock, without ours (plain reads): _on_state changes
@@ -411,16 +446,16 @@ class SessionWatcher:
     # ------------------------------------------------------------------ watchdog thread
     def _watchdog_loop(self) -> None:
         idle_since: float | None = None
-        tracked = self._tracked
+        uses = self._uses
         while True:
             now = self._clock()
             with self._mutex:
-                if not self._leases:
+                if not self._leases and not self._waiting:
                     # Linger a moment: a lock taken again right away reuses this thread.  A
-                    # lease tracked and released since the last look means the client is
-                    # not idle, though it holds nothing at either look.
-                    if idle_since is None or tracked != self._tracked:
-                        idle_since, tracked = now, self._tracked
+                    # lease tracked or an acquire begun since the last look means the client
+                    # is not idle, though nothing is under way at either look.
+                    if idle_since is None or uses != self._uses:
+                        idle_since, uses = now, self._uses
                     elif now - idle_since >= _IDLE_LINGER:
                         self._watchdog = None
                         return
@@ -439,56 +474,68 @@ class SessionWatcher:
                     )
                     self.untrack(lease)
                 continue
-            # The acquires' answers count as contact too, but only an exists on a lease's own
-            # node tells that it is still there: a client busy with other locks still checks
-            # each held node in turn.  While contact is fresh, a lease held less than a period
-            # is not checked: back-to-back cycles send nothing more.
-            due = period  # until the stalest lease needs a check, if none is sent now
-            if stalest is not None and connected:
-                if now - self._last_contact >= period or now - stalest[1] >= period:
-                    self._heartbeat(stalest[0])  # one per wake; the next wake a period on
+            # Contact is fresh only while requests reach the leader: a sync when none was
+            # sent for a period.  And only an exists on a lease's own node tells that it is
+            # still there: a client busy with other locks still checks each held node in
+            # turn.  A lease held less than a period on a busy client gets nothing more, so
+            # back-to-back cycles send nothing more.
+            due = period  # until the next heartbeat, if none is sent now
+            if idle_since is None and connected:
+                leader_due = max(self._contact.last_through_leader, self._leader_request_sent) + period
+                lease_due = stalest[1] + period if stalest is not None else float("inf")
+                if now >= min(leader_due, lease_due):
+                    self._heartbeat(stalest[0] if stalest is not None else None)
                 else:
-                    due = max(0.01, stalest[1] + period - now)
+                    due = max(0.01, min(leader_due, lease_due) - now)
             # Wake at the deadline even while kazoo still believes it is connected: a silent
             # partition is only noticed by kazoo after two thirds of the timeout.
-            wait = (
-                _IDLE_LINGER if idle_since is not None else min(due, deadline - now, _MAX_NAP)
-            )
+            if idle_since is not None:
+                wait = _IDLE_LINGER
+            elif leases:
+                wait = min(due, deadline - now, _MAX_NAP)
+            else:
+                wait = min(due, _MAX_NAP)
             self._watchdog_wake.wait(wait)
             self._watchdog_wake.clear()
 
-    def _heartbeat(self, lease: Lease) -> None:
-        """Send ``sync`` and ``exists`` on ``lease``'s node (the one checked longest ago).
+    def _heartbeat(self, lease: Lease | None) -> None:
+        """Send a ``sync``, and an ``exists`` on ``lease``'s node (the one checked longest ago).
 
-        The answers refresh ``last_contact`` and tell a lease whose node was deleted behind
-        its back (by an operator, say) that it is LOST.
+        The sync's answer comes through the leader and refreshes the contact record; the
+        exists tells a lease whose node was deleted behind its back (by an operator, say)
+        that it is LOST.  With no lease held (acquires waiting), the sync alone.
         """
         client = self._client_ref()
         if client is None:
             return
         sent_at = self._clock()
+        self._leader_request_sent = sent_at
         try:
-            # A sync first.  Only the leader expires sessions, and a follower cut off from it
-            # goes on answering reads (an exists, kazoo's pings) until it gives up, after
+            # A sync: only the leader expires sessions, and a follower cut off from it goes
+            # on answering reads (an exists, kazoo's pings) until it gives up, after
             # syncLimit x tickTime, maybe long after the leader expired the session and
-            # granted the lock to someone else.  A sync is answered only through the leader,
-            # and a server runs one session's requests in order, so the exists behind it is
-            # answered only once the leader was reached after ``sent_at``.
-            synced = client.sync_async(lease.node)
-            checked = client.exists_async(lease.node)
+            # granted the lock to someone else.  A sync is answered only through the leader.
+            synced = client.sync_async(lease.node if lease is not None else "/")
+            checked = client.exists_async(lease.node) if lease is not None else None
         except Exception as error:
             log.debug("heartbeat not sent: %r", error)
+            return
+
+        def reached_the_leader(result: Any) -> None:
+            if result.successful():
+                self.answered_through_leader(sent_at)
+
+        synced.rawlink(reached_the_leader)
+        if lease is None or checked is None:
             return
         with self._mutex:
             if lease in self._leases:
                 self._leases[lease] = sent_at
 
         def answered(result: Any) -> None:
-            # Contact only if the sync was answered too (it was, if this was: one session's
-            # replies come in order; checked all the same).
-            if not (result.successful() and synced.successful()):
+            # One session's replies come in order: the sync was answered before this.
+            if not result.successful():
                 return
-            self.note_contact(sent_at)
             stat = result.get()
             with self._mutex:
                 watched = lease in self._leases and lease not in self._releasing

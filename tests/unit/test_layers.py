@@ -23,6 +23,7 @@ LAYERS = {
     "_attempts": 0,
     "contender": 0,
     "_wakeup": 0,
+    "_contact": 0,  # pure bookkeeping of answer times
     "_fork": 1,
     "handler": 1,  # a kazoo connection handler: needs only kazoo's error classes, from errors
     "acl": 1,

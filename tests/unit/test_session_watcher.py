@@ -7,11 +7,13 @@ against a real ZooKeeper in tests/integration.
 from __future__ import annotations
 
 import threading
+import time
 
 from kazoo.protocol.states import KazooState
 
 from zklock._session import SessionWatcher
 from zklock.lease import Lease, LeaseState
+from zklock.testing import wait_until
 
 
 class ConnectingClient:
@@ -73,6 +75,10 @@ class ConnectedClient:
         self.sent.append(("exists", path))
         return Unanswered()
 
+    def sync_async(self, path: str) -> Unanswered:
+        self.sent.append(("sync", path))
+        return Unanswered()
+
 
 class Unanswered:
     def rawlink(self, callback) -> None:
@@ -131,14 +137,39 @@ def test_a_lease_of_a_session_that_ended_before_track_is_lost_at_once():
 
 
 def test_only_a_session_heard_from_within_the_first_part_of_its_timeout_is_fresh():
-    # A hand-off on a watch event alone is taken only while contact is fresh: more than half
-    # the timeout (10 s here) left before the loss bound, which keeps back 10 % of it.
+    # A hand-off on a watch event alone is taken only while contact is fresh: more than a
+    # quarter of the timeout (10 s here) left before the loss bound, which keeps back 10 %.
     now = [100.0]
-    watcher = SessionWatcher(ConnectedClient(), clock=lambda: now[0])  # type: ignore[arg-type]
-    watcher.note_contact(100.0)
-    now[0] = 103.9
-    assert watcher.contact_is_fresh()  # 9.0 - 3.9 = 5.1 s left
-    now[0] = 104.1
-    assert not watcher.contact_is_fresh()  # 4.9 s left
-    watcher.note_contact(104.0)  # a request sent at 104.0 was answered
-    assert watcher.contact_is_fresh()
+    client = ConnectedClient()  # held: the watcher keeps only a weak reference
+    watcher = SessionWatcher(client, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert not watcher.contact_is_fresh()  # nothing known of a client first seen
+    watcher._on_state(KazooState.CONNECTED)  # the leader validated the session at 100.0
+    now[0] = 106.4
+    assert watcher.contact_is_fresh()  # 9.0 - 6.4 = 2.6 s left
+    now[0] = 106.6
+    assert not watcher.contact_is_fresh()  # 2.4 s left
+    watcher.answered(106.0)  # a read sent at 106.0, answered at 106.6: no news of the leader
+    assert not watcher.contact_is_fresh()
+    now[0] = 107.9
+    watcher.answered_through_leader(107.9)  # a sync sent 1.3 s (more than T / 8) after it
+    assert watcher.contact_is_fresh()  # the read is credited: 115.0 - 107.9 s left
+    assert watcher.contact_deadline() == 106.0 + 9.0
+
+
+def test_a_waiting_acquire_gets_heartbeats_and_an_idle_client_none():
+    # A waiter's lease will be bounded by the contact record: while it waits, the watchdog
+    # sends a sync (through the leader) every T / 5, with no exists (no node is held).
+    client = ConnectedClient()
+    client._session_timeout = 500  # heartbeats every 0.1 s
+    watcher = SessionWatcher(client)  # type: ignore[arg-type]
+    woken = threading.Event()
+    watcher.waiting(woken)
+    try:
+        assert wait_until(lambda: client.sent.count(("sync", "/")) >= 2, 10)
+        assert all(kind == "sync" for kind, _ in client.sent)
+    finally:
+        watcher.done_waiting(woken)
+    assert wait_until(lambda: watcher._watchdog is None, 10)  # gone once nobody waits
+    sent = len(client.sent)
+    time.sleep(0.3)
+    assert len(client.sent) == sent
