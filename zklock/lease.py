@@ -9,8 +9,8 @@ state that only moves forward::
       +--> RELEASED             released by its holder
 
 Connection-state handling (``_session.py``) moves the state; the lease itself only adds the
-clock: once more time has passed since the server last answered than the session allows, the
-lease reports itself LOST when asked, with no thread involved.  A process frozen by a GC pause
+clock: once more time has passed since the server was last known to hear from the session than
+the session allows, the lease reports itself LOST when asked, with no thread involved.  A process frozen by a GC pause
 or SIGSTOP thus learns on waking, before kazoo notices anything.
 """
 
