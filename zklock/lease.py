@@ -10,8 +10,8 @@ state that only moves forward::
 
 Connection-state handling (``_session.py``) moves the state; the lease itself only adds the
 clock: once more time has passed since the server was last known to hear from the session than
-the session allows, the lease reports itself LOST when asked, with no thread involved.  A process frozen by a GC pause
-or SIGSTOP thus learns on waking, before kazoo notices anything.
+the session allows, the lease reports itself LOST when asked, with no thread involved.  A
+process frozen by a GC pause or SIGSTOP thus learns on waking, before kazoo notices anything.
 """
 
 from __future__ import annotations
