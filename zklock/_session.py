@@ -533,7 +533,8 @@ class SessionWatcher:
                 self._leases[lease] = sent_at
 
         def answered(result: Any) -> None:
-            # One session's replies come in order: the sync was answered before this.
+            # No need to wait for the sync here: a server behind the leader can only still
+            # show a node the leader deleted, never miss one it has.
             if not result.successful():
                 return
             stat = result.get()
