@@ -209,12 +209,7 @@ class Lease:
                 return False
             self._state = new
             self.reason = None if new is LeaseState.HELD else reason
-            listeners: tuple[LeaseListener, ...] = ()
-            if not (self._delivering or self._held_back):
-                self._notified = new
-                listeners = tuple(self._listeners)
-                if listeners:
-                    self._delivering = True
+            listeners = self._claim_delivery(new)
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "lease %s (session 0x%x): %s -> %s%s", self.node, self.session_id, old.value,
@@ -245,14 +240,26 @@ class Lease:
         with self._mutex:
             self._held_back = False
             state = self._state
-            if self._delivering or state is self._notified:
+            if state is self._notified:
                 return
-            listeners = tuple(self._listeners)
-            self._notified = state
-            if not listeners:
-                return
+            listeners = self._claim_delivery(state)
+        if listeners:
+            self._deliver(state, listeners)
+
+    def _claim_delivery(self, state: LeaseState) -> tuple[LeaseListener, ...]:
+        """The listeners to tell of ``state`` now, or () (called holding ``_mutex``).
+
+        () while another thread is calling them or a hold-back is on: that caller, or the
+        hold-back's end, passes ``state`` on.  Otherwise ``state`` counts as told, and the
+        caller must call :meth:`_deliver` with the listeners returned.
+        """
+        if self._delivering or self._held_back:
+            return ()
+        self._notified = state
+        listeners = tuple(self._listeners)
+        if listeners:
             self._delivering = True
-        self._deliver(state, listeners)
+        return listeners
 
     def _deliver(self, state: LeaseState, listeners: tuple[LeaseListener, ...]) -> None:
         """Call ``listeners`` with ``state``, then with the current state while it differs.
