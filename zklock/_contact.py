@@ -93,16 +93,19 @@ class ContactRecord:
                 self._last_through_leader = sent_at
             self._queue(sent_at, answered_at)  # its own touch needs the next proof
 
-    def reconnected(self) -> None:
-        """The session was (re)established: the leader validated it just now.
+    def reconnected(self, attempt_began: float) -> None:
+        """The session was (re)established by a connect request sent after ``attempt_began``.
 
-        Every answer waiting for a proof came before, so none of them can credit more.
+        The leader touched the session when it validated (or made) it, after that request
+        was sent, but maybe long before the client heard of it: the reply may have been held
+        up on the way (by the follower, or kazoo's thread).  So the credit is the time the
+        attempt began, never the time it succeeded.  Answers waiting for a proof are dropped:
+        none was sent after that time.
         """
-        now = self._clock()
         with self._mutex:
             self._unconfirmed.clear()
-            if now > self._last:
-                self._last = now
+            if attempt_began > self._last:
+                self._last = attempt_began
 
     def _queue(self, sent_at: float, answered_at: float) -> None:
         unconfirmed = self._unconfirmed

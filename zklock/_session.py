@@ -100,6 +100,10 @@ class SessionWatcher:
         # When the watchdog last sent a heartbeat, or an acquire began (it sends a create, a
         # write, at once): no heartbeat is due for a period after either.
         self._leader_request_sent = float("-inf")
+        # When this listener heard the connection drop (SUSPENDED or LOST), on kazoo's
+        # connection thread, before kazoo sent any request to connect again; None while no
+        # drop was heard (a client first seen connecting: its attempt may be older).
+        self._dropped_at: float | None = None
         self._generation = 0  # connection state changes seen
         self._drops = 0  # of which losses of the connection
         self._uses = 0  # leases tracked and acquires begun: tells the watchdog the client is busy
@@ -169,10 +173,9 @@ class SessionWatcher:
 
         ``drops_before`` is :attr:`drops` read before the request that granted the lease was
         sent.  If the connection was lost since, the grant may have come over the earlier
-        connection: the contact noted at the reconnect (the callback's time, later than the
-        server's touch of the session by however long the callback was late) must not
-        vouch for it, so the lease starts SUSPENDED and is verified with a request.  If the
-        session itself ended since, the lease is LOST at once and not tracked.
+        connection, and the reconnect's check of every held node missed this one: the lease
+        starts SUSPENDED and is verified with a request, as those were.  If the session
+        itself ended since, the lease is LOST at once and not tracked.
         """
         # No wake-up here or in untrack: a lingering watchdog naps at most _MAX_NAP, and the
         # contact of a new lease is fresh.  Two thread wake-ups per lock cycle were measurable.
@@ -352,6 +355,7 @@ class SessionWatcher:
 
     def _on_state(self, state: str) -> None:
         # Runs in kazoo's connection thread: never block here, only send async requests.
+        heard_at = self._clock()
         client = self._client_ref()
         if client is None:
             return
@@ -364,10 +368,12 @@ class SessionWatcher:
             if state == KazooState.CONNECTED:
                 self._connected = True
                 self._session_id = self._current_session_id(client)
-                self._contact.reconnected()
+                if self._dropped_at is not None:
+                    self._contact.reconnected(self._dropped_at)
             else:
                 self._connected = False
                 self._drops += 1
+                self._dropped_at = heard_at
                 if state == KazooState.LOST:
                     # The session is over: nothing may be judged as still its own (a grant,
                     # a found node, a delete) until kazoo reports the next one.

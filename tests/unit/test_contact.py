@@ -68,10 +68,10 @@ def test_answers_close_together_are_kept_as_one_and_credited_together(record, no
     assert 100.4 < record.last <= 100.5
 
 
-def test_a_reconnect_credits_its_own_time(record, now):
+def test_a_reconnect_credits_the_time_its_attempt_began_not_its_success(record, now):
     now[0] = 100.5
     record.answered(100.4)
-    now[0] = 101.0
-    record.reconnected()  # the leader validated the session (or made it) just now
+    now[0] = 106.0  # CONNECTED heard now; the connection dropped at 101.0
+    record.reconnected(101.0)  # the leader validated the session after that, maybe long before now
     assert record.last == 101.0
-    assert not record._unconfirmed  # all older than that
+    assert not record._unconfirmed  # all sent before the drop

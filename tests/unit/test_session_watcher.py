@@ -143,9 +143,11 @@ def test_only_a_session_heard_from_within_the_first_part_of_its_timeout_is_fresh
     client = ConnectedClient()  # held: the watcher keeps only a weak reference
     watcher = SessionWatcher(client, clock=lambda: now[0])  # type: ignore[arg-type]
     assert not watcher.contact_is_fresh()  # nothing known of a client first seen
-    watcher._on_state(KazooState.CONNECTED)  # the leader validated the session at 100.0
+    client.tell(KazooState.SUSPENDED)  # heard at 100.0, before kazoo tries to connect again
+    now[0] = 100.5
+    client.tell(KazooState.CONNECTED)  # the leader validated the session after 100.0
     now[0] = 106.4
-    assert watcher.contact_is_fresh()  # 9.0 - 6.4 = 2.6 s left
+    assert watcher.contact_is_fresh()  # 100.0 + 9.0 - 106.4 = 2.6 s left
     now[0] = 106.6
     assert not watcher.contact_is_fresh()  # 2.4 s left
     watcher.answered(106.0)  # a read sent at 106.0, answered at 106.6: no news of the leader
@@ -154,6 +156,22 @@ def test_only_a_session_heard_from_within_the_first_part_of_its_timeout_is_fresh
     watcher.answered_through_leader(107.9)  # a sync sent 1.3 s (more than T / 8) after it
     assert watcher.contact_is_fresh()  # the read is credited: 115.0 - 107.9 s left
     assert watcher.contact_deadline() == 106.0 + 9.0
+
+
+def test_a_reconnect_is_credited_from_when_the_drop_was_heard_not_when_it_succeeded():
+    # The leader touches the session when it validates the reconnect, maybe seconds before
+    # the client hears CONNECTED (a reply held up on the way): only the time the drop was
+    # heard, before kazoo sent its connect request, is sure to come before that touch.
+    now = [100.0]
+    client = ConnectedClient()
+    watcher = SessionWatcher(client, clock=lambda: now[0])  # type: ignore[arg-type]
+    client.tell(KazooState.CONNECTED)  # a client first seen connected: no drop heard yet
+    assert watcher.contact_deadline() < now[0]  # nothing credited
+    now[0] = 102.0
+    client.tell(KazooState.SUSPENDED)
+    now[0] = 105.0
+    client.tell(KazooState.CONNECTED)
+    assert watcher.contact_deadline() == 102.0 + 9.0
 
 
 def test_a_waiting_acquire_gets_heartbeats_and_an_idle_client_none():
