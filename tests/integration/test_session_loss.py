@@ -272,33 +272,16 @@ def test_a_holder_on_a_follower_cut_off_from_the_leader_is_lost_before_another_i
             holder_client = on_follower(timeout=3.0)
             holder = zklock.Lock(holder_client, path, "holder", listener=log)
             assert holder.acquire(timeout=10)
-            lease = holder.lease
             waiter = zklock.Lock(on_leader(timeout=10.0), path, "waiter")
-            seen_at_grant: list[object] = []
-
-            def wait_for_the_lock() -> None:
-                if waiter.acquire(timeout=30):
-                    seen_at_grant.extend([time.monotonic(), lease.state])
-
-            thread = threading.Thread(target=wait_for_the_lock)
-            thread.start()
+            grant = GrantWatch(waiter, holder.lease)
             assert wait_until(lambda: len(waiter.contenders()) == 2, 10)
             time.sleep(1.0)  # a few heartbeats answered through the leader first
             container.client.networks.get(peers).disconnect(container)
-            cut_at = time.monotonic()
-            thread.join(40)
-            assert not thread.is_alive() and seen_at_grant, "the waiter never got the lock"
-            granted_at, holder_state = seen_at_grant
-            assert holder_state is zklock.LeaseState.LOST, (holder_state, log.seen, granted_at)
-            lost_at = log.first(zklock.LeaseState.LOST)
-            print(f"\nTIMING follower cut off: holder LOST {lost_at - cut_at:.2f}s after the cut, "
-                  f"waiter granted {granted_at - cut_at:.2f}s after it")
-            assert lost_at < granted_at
+            grant.assert_holder_lost_first(log, time.monotonic(), "follower cut off")
             waiter.release()
         finally:
             on_follower.close_all()
             on_leader.close_all()
-
 
 
 @pytest.mark.ensemble
@@ -328,29 +311,41 @@ def test_a_follower_frozen_right_after_a_holders_create_cannot_give_the_holder_e
             ensemble.pause(follower, wait=False)  # well within the half tick, mostly
             frozen_at = time.monotonic()
             frozen = True
-            lease = holder.lease
-            seen_at_grant: list[object] = []
-
-            def wait_for_the_lock() -> None:
-                if waiter.acquire(timeout=30):
-                    seen_at_grant.extend([time.monotonic(), lease.state])
-
-            thread = threading.Thread(target=wait_for_the_lock)
-            thread.start()
-            thread.join(40)
-            assert not thread.is_alive() and seen_at_grant, "the waiter never got the lock"
-            granted_at, holder_state = seen_at_grant
-            assert holder_state is zklock.LeaseState.LOST, (holder_state, log.seen, granted_at)
-            lost_at = log.first(zklock.LeaseState.LOST)
-            print(f"\nTIMING follower frozen after a create: holder LOST {lost_at - frozen_at:.2f}s "
-                  f"after the freeze, waiter granted {granted_at - frozen_at:.2f}s after it")
-            assert lost_at < granted_at
+            grant = GrantWatch(waiter, holder.lease)
+            grant.assert_holder_lost_first(log, frozen_at, "follower frozen after a create")
             waiter.release()
         finally:
             if frozen:
                 ensemble.unpause(follower, wait=False)
             on_follower.close_all()
             on_leader.close_all()
+
+
+class GrantWatch:
+    """A waiter acquiring in a thread of its own, noting when it got the lock and the state
+    the holder's lease was in at that moment."""
+
+    def __init__(self, waiter: zklock.Lock, holder_lease: zklock.Lease) -> None:
+        self._seen: list[object] = []
+
+        def wait_for_the_lock() -> None:
+            if waiter.acquire(timeout=30):
+                self._seen.extend([time.monotonic(), holder_lease.state])
+
+        self._thread = threading.Thread(target=wait_for_the_lock)
+        self._thread.start()
+
+    def assert_holder_lost_first(self, log: StateLog, fault_at: float, fault: str) -> None:
+        """The waiter got the lock, after the holder's lease was LOST (as ``log`` heard it)."""
+        self._thread.join(40)
+        assert not self._thread.is_alive() and self._seen, "the waiter never got the lock"
+        granted_at, holder_state = self._seen
+        assert holder_state is zklock.LeaseState.LOST, (holder_state, log.seen, granted_at)
+        lost_at = log.first(zklock.LeaseState.LOST)
+        print(f"\nTIMING {fault}: holder LOST {lost_at - fault_at:.2f}s after it, "
+              f"waiter granted {granted_at - fault_at:.2f}s after it")
+        assert lost_at < granted_at
+
 
 def test_tokens_strictly_increase_across_processes_and_parent_recreation(
     zookeeper, zk_client, zk_path
