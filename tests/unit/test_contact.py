@@ -75,3 +75,27 @@ def test_a_reconnect_credits_the_time_its_attempt_began_not_its_success(record, 
     record.reconnected(101.0)  # the leader validated the session after that, maybe long before now
     assert record.last == 101.0
     assert not record._unconfirmed  # all sent before the drop
+
+
+def _worst_time_left(answer_delay: float) -> float:
+    """Time left before the bound (last + 0.9 T), at its lowest, on a client whose only
+    requests are the watchdog's syncs (one every T / 5), each answered ``answer_delay`` late."""
+    now = [0.0]
+    record = ContactRecord(T, clock=lambda: now[0])
+    period = T / 5
+    sends = [i * period for i in range(40)]
+    events = sorted([(s + answer_delay, s) for s in sends])  # (answered at, sent at)
+    worst = float("inf")
+    for answered_at, sent_at in events:
+        now[0] = answered_at
+        if answered_at > 3 * T:  # past the start, where nothing was known yet
+            worst = min(worst, record.last + 0.9 * T - answered_at)
+        record.answered_through_leader(sent_at)
+    return worst
+
+
+def test_a_slow_leader_keeps_the_bound_up_to_a_quarter_of_t_and_not_past_it():
+    # docs/session-loss.md: a lease is LOST once syncs take longer than about T / 4.
+    assert _worst_time_left(0.0) > 0.4 * T
+    assert _worst_time_left(0.2 * T) > 0
+    assert _worst_time_left(0.3 * T) < 0
