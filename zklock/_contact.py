@@ -9,14 +9,16 @@ kazoo's pings, and an answer says nothing about whether the leader ever heard of
 So an answer is *credited* (it may move :attr:`ContactRecord.last`) only once a later request
 proves the report went through: one sent at least ``G`` after the answer came in, and answered
 through the leader (a ``sync``, a create, a delete).  By then the follower has had a ping from
-the leader between the two, and its report, sent before it forwarded the later request on the
-same connection, reached the leader first.  So the leader touched the session at or after the
-credited request's send time, and cannot expire it before that time plus ``T``.
+the leader between the two, and its report, sent as it answered that ping, went before the
+later request on the same connection and reached the leader first.  So the leader touched the
+session at or after the credited request's send time, and cannot expire it before that time
+plus ``T``.  A reconnect credits the time the drop was heard (see :meth:`reconnected`).
 
 Two assumptions, documented in ``docs/session-loss.md``:
 
 - ``G = T / 8`` covers half a tick plus delivery: the server's ``tickTime`` is at most ``T / 5``
-  (kazoo's default ``T`` of 10 s with ZooKeeper's default tick of 2 s is exactly that).
+  (kazoo's default ``T`` of 10 s with ZooKeeper's default tick of 2 s is exactly that), and
+  the servers' threads run on time (the order above rests on timing, not on a promise).
 - kazoo pings a connection that is otherwise idle at least every ``T / 3``.  zklock does not
   see those pings, but a request answered through the leader shows the connection was up, so
   the follower received something in ``[p - G - T/3, p - G]`` and reported it: a leader
