@@ -427,8 +427,13 @@ class LockRecipe:
         sent_at = time.monotonic()
         synced = self.client.sync_async(self.path)
         children = self._children(deadline)
-        if synced.successful():  # one session's answers come in order: it is in
-            self._session().answered_through_leader(sent_at)
+        try:
+            # Answered before the listing (one session's answers come in order), but kazoo's
+            # callback thread may not have handed the answer over yet.
+            self._wait(synced, deadline)
+        except ZkLockError:
+            return children  # no proof this time: the listing stands on its own
+        self._session().answered_through_leader(sent_at)
         return children
 
     def _queue(
