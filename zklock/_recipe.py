@@ -427,13 +427,20 @@ class LockRecipe:
         sent_at = time.monotonic()
         synced = self.client.sync_async(self.path)
         children = self._children(deadline)
-        try:
-            # Answered before the listing (one session's answers come in order), but kazoo's
-            # callback thread may not have handed the answer over yet.
-            self._wait(synced, deadline)
-        except ZkLockError:
-            return children  # no proof this time: the listing stands on its own
-        self._session().answered_through_leader(sent_at)
+        session = self._session()
+        # Answered before the listing (one session's answers come in order), but kazoo's
+        # callback thread hands the answer over, maybe not yet: never wait for that thread,
+        # which a user's callback may hold up.
+        if synced.ready():
+            if synced.successful():
+                session.answered_through_leader(sent_at)
+        else:
+
+            def reached_the_leader(result: Any) -> None:
+                if result.successful():
+                    session.answered_through_leader(sent_at)
+
+            synced.rawlink(reached_the_leader)
         return children
 
     def _queue(
