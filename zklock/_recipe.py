@@ -427,20 +427,7 @@ class LockRecipe:
         sent_at = time.monotonic()
         synced = self.client.sync_async(self.path)
         children = self._children(deadline)
-        session = self._session()
-        # Answered before the listing (one session's answers come in order), but kazoo's
-        # callback thread hands the answer over, maybe not yet: never wait for that thread,
-        # which a user's callback may hold up.
-        if synced.ready():
-            if synced.successful():
-                session.answered_through_leader(sent_at)
-        else:
-
-            def reached_the_leader(result: Any) -> None:
-                if result.successful():
-                    session.answered_through_leader(sent_at)
-
-            synced.rawlink(reached_the_leader)
+        self._session().credit_when_answered(synced, sent_at)
         return children
 
     def _queue(

@@ -152,6 +152,24 @@ class SessionWatcher:
         """A request sent at ``sent_at`` was answered through the leader (a sync or a write)."""
         self._contact.answered_through_leader(sent_at)
 
+    def credit_when_answered(self, synced: Any, sent_at: float) -> None:
+        """Call :meth:`answered_through_leader` once the sync ``synced`` is answered.
+
+        At once if its answer is handed over already, else from its callback: never waiting
+        for kazoo's callback thread (which hands answers over, and a user's callback may hold
+        up).
+        """
+        if synced.ready():
+            if synced.successful():
+                self.answered_through_leader(sent_at)
+            return
+
+        def reached_the_leader(result: Any) -> None:
+            if result.successful():
+                self.answered_through_leader(sent_at)
+
+        synced.rawlink(reached_the_leader)
+
     @property
     def connected(self) -> bool:
         """True while kazoo reports the connection up (as of its last state change)."""
@@ -527,11 +545,7 @@ class SessionWatcher:
             log.debug("heartbeat not sent: %r", error)
             return
 
-        def reached_the_leader(result: Any) -> None:
-            if result.successful():
-                self.answered_through_leader(sent_at)
-
-        synced.rawlink(reached_the_leader)
+        self.credit_when_answered(synced, sent_at)
         if lease is None or checked is None:
             return
         with self._mutex:

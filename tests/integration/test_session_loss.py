@@ -72,6 +72,32 @@ class StateLog:
         return next(at for seen, at in self.seen if seen is state)
 
 
+class GrantWatch:
+    """A waiter acquiring in a thread of its own, noting when it got the lock and the state
+    the holder's lease was in at that moment."""
+
+    def __init__(self, waiter: zklock.Lock, holder_lease: zklock.Lease) -> None:
+        self._seen: list[object] = []
+
+        def wait_for_the_lock() -> None:
+            if waiter.acquire(timeout=30):
+                self._seen.extend([time.monotonic(), holder_lease.state])
+
+        self._thread = threading.Thread(target=wait_for_the_lock)
+        self._thread.start()
+
+    def assert_holder_lost_first(self, log: StateLog, fault_at: float, fault: str) -> None:
+        """The waiter got the lock, after the holder's lease was LOST (as ``log`` heard it)."""
+        self._thread.join(40)
+        assert not self._thread.is_alive() and self._seen, "the waiter never got the lock"
+        granted_at, holder_state = self._seen
+        assert holder_state is zklock.LeaseState.LOST, (holder_state, log.seen, granted_at)
+        lost_at = log.first(zklock.LeaseState.LOST)
+        print(f"\nTIMING {fault}: holder LOST {lost_at - fault_at:.2f}s after it, "
+              f"waiter granted {granted_at - fault_at:.2f}s after it")
+        assert lost_at < granted_at
+
+
 @pytest.fixture
 def proxy(zookeeper):
     with TcpProxy(zookeeper.connect_string) as proxy:
@@ -319,32 +345,6 @@ def test_a_follower_frozen_right_after_a_holders_create_cannot_give_the_holder_e
                 ensemble.unpause(follower, wait=False)
             on_follower.close_all()
             on_leader.close_all()
-
-
-class GrantWatch:
-    """A waiter acquiring in a thread of its own, noting when it got the lock and the state
-    the holder's lease was in at that moment."""
-
-    def __init__(self, waiter: zklock.Lock, holder_lease: zklock.Lease) -> None:
-        self._seen: list[object] = []
-
-        def wait_for_the_lock() -> None:
-            if waiter.acquire(timeout=30):
-                self._seen.extend([time.monotonic(), holder_lease.state])
-
-        self._thread = threading.Thread(target=wait_for_the_lock)
-        self._thread.start()
-
-    def assert_holder_lost_first(self, log: StateLog, fault_at: float, fault: str) -> None:
-        """The waiter got the lock, after the holder's lease was LOST (as ``log`` heard it)."""
-        self._thread.join(40)
-        assert not self._thread.is_alive() and self._seen, "the waiter never got the lock"
-        granted_at, holder_state = self._seen
-        assert holder_state is zklock.LeaseState.LOST, (holder_state, log.seen, granted_at)
-        lost_at = log.first(zklock.LeaseState.LOST)
-        print(f"\nTIMING {fault}: holder LOST {lost_at - fault_at:.2f}s after it, "
-              f"waiter granted {granted_at - fault_at:.2f}s after it")
-        assert lost_at < granted_at
 
 
 def test_tokens_strictly_increase_across_processes_and_parent_recreation(

@@ -81,6 +81,9 @@ class ConnectedClient:
 
 
 class Unanswered:
+    def ready(self) -> bool:
+        return False
+
     def rawlink(self, callback) -> None:
         pass
 
