@@ -217,28 +217,42 @@ def test_reentry_by_the_holding_thread_fails_fast(zk_client, zk_path, lock_class
 def test_a_new_thread_given_a_finished_holders_ident_waits_and_is_not_told_it_holds(
     zk_client, zk_path, lock_class
 ):
-    # Any thread may release; the holder here ends first.  Python hands its ident to the
-    # next thread (glibc reuses the finished thread's stack at once).
+    # Any thread may release; the holder here ends first.  Python hands its ident to a later
+    # thread (glibc reuses a finished thread's stack).  Other threads may end meanwhile (a
+    # zklock watchdog, kazoo's), so the successors that did not get it stay alive until one
+    # does: each new thread then takes another cached stack, and the holder's comes up.
     lock = lock_class(zk_client, f"{zk_path}/ident")
     holder = threading.Thread(target=lock.acquire)
     holder.start()
     holder.join()
     outcome: list[object] = []
+    checked: list[bool] = []  # per successor: did it get the holder's ident
+    done = threading.Event()
 
     def try_it() -> None:
-        if threading.get_ident() != holder.ident:
+        mine = threading.get_ident() == holder.ident
+        checked.append(mine)
+        if not mine:
+            done.wait(30)  # keep this stack out of the cache until the end
             return
         try:
             outcome.append(lock.acquire(timeout=0.2))
         except Exception as error:
             outcome.append(error)
 
-    for _ in range(50):
-        successor = threading.Thread(target=try_it)
-        successor.start()
-        successor.join()
-        if outcome:
-            break
+    successors: list[threading.Thread] = []
+    try:
+        for started in range(1, 51):
+            successors.append(threading.Thread(target=try_it))
+            successors[-1].start()
+            assert wait_until(lambda n=started: len(checked) == n, 10)
+            if checked[-1]:
+                successors[-1].join(30)
+                break
+    finally:
+        done.set()
+        for successor in successors:
+            successor.join(30)
     assert outcome, "no new thread got the finished holder's ident"
     assert outcome == [False]  # it waited for the lock (held) and gave up, as threading.Lock
     lock.release()
