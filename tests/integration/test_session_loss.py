@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -273,6 +275,27 @@ def test_leader_killed_while_holding_the_lease_survives(zookeeper_ensemble):
             factory.close_all()
 
 
+def _a_follower_to_cut_off(
+    ensemble: ZooKeeperEnsemble,
+) -> tuple[Callable[[], None], KazooClientFactory, KazooClientFactory]:
+    """A follower that can be cut off from the other servers while its clients reach it.
+
+    Returns the cut (taking the follower off the ensemble's network), client factories for
+    the follower (reached over Docker's default bridge, which the cut leaves in place) and
+    for the leader.
+    """
+    follower = ensemble.followers()[0]
+    container = ensemble.nodes[follower].get_wrapped_container()
+    (peers,) = container.attrs["NetworkSettings"]["Networks"]  # the ensemble's only
+    container.client.networks.get("bridge").connect(container)
+    container.reload()
+    ip = container.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    on_follower = KazooClientFactory(f"{ip}:2181")  # ZKLOCK_TEST_HANDLER applies
+    leader_host, leader_port = ensemble.address(ensemble.leader())
+    on_leader = KazooClientFactory(f"{leader_host}:{leader_port}")
+    return (lambda: container.client.networks.get(peers).disconnect(container)), on_follower, on_leader
+
+
 @pytest.mark.ensemble
 def test_a_holder_on_a_follower_cut_off_from_the_leader_is_lost_before_another_is_granted():
     # Only the leader expires sessions; a follower cut off from it goes on answering its
@@ -283,15 +306,7 @@ def test_a_holder_on_a_follower_cut_off_from_the_leader_is_lost_before_another_i
     # ensemble: the cut is made by taking the follower off the ensemble's network, and its
     # clients reach it on Docker's default bridge meanwhile.
     with ZooKeeperEnsemble(3, sync_limit=25) as ensemble:
-        follower = ensemble.followers()[0]
-        container = ensemble.nodes[follower].get_wrapped_container()
-        (peers,) = container.attrs["NetworkSettings"]["Networks"]  # the ensemble's only
-        container.client.networks.get("bridge").connect(container)
-        container.reload()
-        ip = container.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
-        on_follower = KazooClientFactory(f"{ip}:2181")  # ZKLOCK_TEST_HANDLER applies
-        leader_host, leader_port = ensemble.address(ensemble.leader())
-        on_leader = KazooClientFactory(f"{leader_host}:{leader_port}")
+        cut_off, on_follower, on_leader = _a_follower_to_cut_off(ensemble)
         path = f"/zklock-test/cut-off-{uuid.uuid4().hex[:8]}"
         try:
             log = StateLog()
@@ -302,7 +317,7 @@ def test_a_holder_on_a_follower_cut_off_from_the_leader_is_lost_before_another_i
             grant = GrantWatch(waiter, holder.lease)
             assert wait_until(lambda: len(waiter.contenders()) == 2, 10)
             time.sleep(1.0)  # a few heartbeats answered through the leader first
-            container.client.networks.get(peers).disconnect(container)
+            cut_off()
             grant.assert_holder_lost_first(log, time.monotonic(), "follower cut off")
             waiter.release()
         finally:
@@ -343,6 +358,78 @@ def test_a_follower_frozen_right_after_a_holders_create_cannot_give_the_holder_e
         finally:
             if frozen:
                 ensemble.unpause(follower, wait=False)
+            on_follower.close_all()
+            on_leader.close_all()
+
+
+def _listen_ahead_of_zklock(client: KazooClient, listener_for: Callable[[], Callable]) -> None:
+    """Add a state listener that kazoo calls before zklock's own.
+
+    kazoo keeps its listeners in a set and calls them in the set's order, which follows the
+    objects' hashes: new listeners are made until one lands ahead of zklock's (the ones
+    that did not are kept alive meanwhile, so that no new one takes a freed one's place).
+    """
+    rejected = []
+    for _ in range(1000):
+        listener = listener_for()
+        client.add_listener(listener)
+        order = list(client.state_listeners)
+        zklocks = [i for i, known in enumerate(order)
+                   if isinstance(getattr(known, "__self__", None), SessionWatcher)]
+        assert len(zklocks) == 1, order
+        if order.index(listener) < zklocks[0]:
+            return
+        client.remove_listener(listener)
+        rejected.append(listener)
+    raise AssertionError("no listener landed ahead of zklock's")
+
+
+@pytest.mark.ensemble
+def test_a_reconnect_through_a_follower_answered_late_cannot_give_the_holder_extra_time():
+    # The leader touches a session when it validates the session's reconnect; the answer that
+    # says CONNECTED can reach zklock much later.  Here a state listener that kazoo calls
+    # before zklock's holds CONNECTED back, and cuts the follower off the ensemble at once,
+    # so the leader hears nothing more of the session.  Counted from when zklock heard
+    # CONNECTED, the holder's lease would stay valid into the waiter's turn (with the credit
+    # so given, the waiter got the lock 16.85 s after CONNECTED while the holder's lease was
+    # HELD, on either handler); counted from when zklock heard the connection drop, before
+    # the reconnect was asked for, it is LOST first.  The sizes: held back longer than the
+    # bound's margin (0.1 T) plus a tick, the leader's rounding of expiry times, and shorter
+    # than what is left of the bound at the drop (the credited contact trails the clock),
+    # hence a long session timeout.
+    stall = 4.0
+    with ZooKeeperEnsemble(3, tick_time=1000, sync_limit=25) as ensemble:
+        cut_off, on_follower, on_leader = _a_follower_to_cut_off(ensemble)
+        path = f"/zklock-test/late-reconnect-{uuid.uuid4().hex[:8]}"
+        armed = threading.Event()
+        connected_at: list[float] = []
+
+        def stalling_listener() -> Callable[[str], None]:
+            def hold_back_connected(state: str) -> None:
+                if state == KazooState.CONNECTED and armed.is_set():
+                    armed.clear()
+                    connected_at.append(time.monotonic())
+                    cut_off()
+                    time.sleep(max(0.0, connected_at[0] + stall - time.monotonic()))
+            return hold_back_connected
+
+        try:
+            log = StateLog()
+            holder_client = on_follower(timeout=16.0)
+            holder = zklock.Lock(holder_client, path, "holder", listener=log)
+            assert holder.acquire(timeout=10)
+            _listen_ahead_of_zklock(holder_client, stalling_listener)
+            waiter = zklock.Lock(on_leader(timeout=10.0), path, "waiter")
+            grant = GrantWatch(waiter, holder.lease)
+            assert wait_until(lambda: len(waiter.contenders()) == 2, 10)
+            time.sleep(1.0)  # a few heartbeats answered through the leader first
+            armed.set()
+            holder_client._connection._socket.shutdown(socket.SHUT_RDWR)  # as a TCP reset would
+            assert wait_until(lambda: bool(connected_at), 20), "the holder never reconnected"
+            grant.assert_holder_lost_first(log, connected_at[0], "CONNECTED held back 4 s")
+            assert zklock.LeaseState.SUSPENDED in log.states()
+            waiter.release()
+        finally:
             on_follower.close_all()
             on_leader.close_all()
 
