@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from kazoo.protocol.states import KeeperState
 from kazoo.recipe.lock import Lock as KazooLock
 
 import zklock
@@ -402,10 +403,25 @@ def test_client_never_started_or_closed_fails_fast(zookeeper, zk_path, lock_clas
 
 
 def test_acquire_right_after_start_async_waits_for_the_connection(zk_client_factory, zk_path, lock_class):
-    # kazoo reports CLOSED until its connection thread runs: that is starting, not stopped.
+    # kazoo reports CLOSED until its connection thread first runs, and fails requests sent
+    # meanwhile as if the client were closed: that is starting, not stopped.  The thread is
+    # held back here before it says CONNECTING (it first works out the hosts' addresses), so
+    # that the acquire surely meets that window.
     client = zk_client_factory(start=False)
+    connection = client._connection
+    addresses_of_hosts = connection._expand_client_hosts
+    acquire_begun = threading.Event()
+
+    def after_the_acquire_has_begun() -> list:
+        acquire_begun.wait(10)
+        time.sleep(0.3)  # the acquire's first try meets CLOSED
+        return addresses_of_hosts()
+
+    connection._expand_client_hosts = after_the_acquire_has_begun
     client.start_async()
+    assert client.client_state == KeeperState.CLOSED
     lock = lock_class(client, f"{zk_path}/x")
+    acquire_begun.set()
     assert lock.acquire(timeout=15)
     lock.release()
 
