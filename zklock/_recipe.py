@@ -37,7 +37,6 @@ import threading
 import time
 from typing import Any
 
-from kazoo import exceptions as kazoo_errors
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, KeeperState
@@ -181,17 +180,7 @@ class LockRecipe:
                 ) from error
             raise _translate(error) from error
         except _KAZOO_ERRORS as error:  # translate_kazoo_errors, without a context manager
-            raise self._translated(error) from error
-
-    def _translated(self, error: Exception) -> ZkLockError:
-        """The zklock error for kazoo's ``error``, met by a request this recipe sent.
-
-        kazoo fails a request sent between ``start_async()`` and its connection thread's
-        first run as if the client were closed: such a client is only not connected yet.
-        """
-        if isinstance(error, kazoo_errors.ConnectionClosedError) and _starting(self.client):
-            return ConnectionLost(f"{self._context()}: the client has not connected yet")
-        return _translate(error)
+            raise _translate(error, client_starting=_starting(self.client)) from error
 
     def _context(self) -> str:
         session_id = self._session().session_id

@@ -221,10 +221,12 @@ _KAZOO_CONNECTION_FAILURES = (
 )
 
 
-def _translate(error: Exception) -> ZkLockError:
+def _translate(error: Exception, client_starting: bool = False) -> ZkLockError:
     if isinstance(error, ZkLockError):
         return error
     if isinstance(error, kazoo_errors.ConnectionClosedError):  # before its base SessionExpiredError
+        if client_starting:  # kazoo refuses requests so until its connection thread first runs
+            return ConnectionLost("the KazooClient has not connected yet")
         return ClientNotConnected("the KazooClient is stopped or closed")
     if isinstance(error, kazoo_errors.NoNodeError):
         return NoNode(f"no such node: {error!r}")
