@@ -145,7 +145,7 @@ class Nemesis:
             raise AssertionError("nemesis: found no queued worker whose session it knows")
         worker, session, password = chosen[-1]
         at = time.monotonic()
-        expire_session_id(self.target.ensemble.connect_string(), session, bytes.fromhex(password))
+        expire_session_id(self.target.ensemble.connect_string, session, bytes.fromhex(password))
         return Fault(EXPIRE_SESSION, at, time.monotonic(), f"worker-{worker} (queued last)", (worker,))
 
     def gc_pause(self) -> Fault:

@@ -70,7 +70,7 @@ class ChaosRun:
         self.counter.create()
         self.store.create()
         self._write_config()
-        admin = KazooClient(hosts=self.ensemble.connect_string(), timeout=10.0)
+        admin = KazooClient(hosts=self.ensemble.connect_string, timeout=10.0)
         admin.start(timeout=30)
         try:
             admin.ensure_path(self.root)
@@ -134,7 +134,7 @@ class ChaosRun:
     # ---------------------------------------------------------------------------- workers
     def _write_config(self) -> None:
         config = {
-            "hosts": self.ensemble.connect_string(),
+            "hosts": self.ensemble.connect_string,
             "lock_path": self.lock_path,
             "session_timeout": self.settings.session_timeout,
             "hold": self.settings.hold,

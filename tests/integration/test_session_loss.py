@@ -237,7 +237,7 @@ def test_leader_killed_while_holding_the_lease_survives(zookeeper_ensemble):
     # Every server drops its clients when the leader goes (a follower without a leader stops
     # serving): the lease is in doubt until the client is back on its session, then HELD.
     ensemble = zookeeper_ensemble
-    factory = KazooClientFactory(ensemble.connect_string())  # ZKLOCK_TEST_HANDLER applies
+    factory = KazooClientFactory(ensemble.connect_string)  # ZKLOCK_TEST_HANDLER applies
     path = f"/zklock-test/leader-kill-{uuid.uuid4().hex[:8]}"
     try:
         client = factory(timeout=15.0)

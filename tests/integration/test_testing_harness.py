@@ -214,7 +214,7 @@ def test_ensemble_leader_kill_and_restart_keep_the_client_session(
 ) -> None:
     ensemble = zookeeper_ensemble
     assert sorted(map(str, ensemble.modes().values())) == ["follower", "follower", "leader"]
-    factory = KazooClientFactory(ensemble.connect_string())
+    factory = KazooClientFactory(ensemble.connect_string)
     try:
         client = factory()
         log = StateLog(client)
@@ -249,7 +249,7 @@ def test_ensemble_pause_and_unpause_a_follower(zookeeper_ensemble: ZooKeeperEnse
     ensemble.pause(follower)
     try:
         assert follower not in ensemble.available
-        with KazooClientFactory(ensemble.connect_string(exclude=[follower])) as factory:
+        with KazooClientFactory(ensemble.connect_string_without([follower])) as factory:
             client = factory()
             node = client.create(f"/zklock-test/paused-{uuid.uuid4().hex[:8]}", makepath=True)
             client.delete(node)

@@ -192,7 +192,7 @@ class ContainerBackend:
             )
             self._running = ensemble
             ensemble.open()
-            return str(ensemble.connect_string())
+            return str(ensemble.connect_string)
         except PortInUseError as error:
             raise _port_in_use(error) from None
         except HarnessError as error:

@@ -47,7 +47,7 @@ class ZooKeeperEnsemble:
     ::
 
         with ZooKeeperEnsemble() as ensemble:
-            client = KazooClient(hosts=ensemble.connect_string())
+            client = KazooClient(hosts=ensemble.connect_string)
             ensemble.kill(ensemble.leader())     # returns once a new leader serves
             ensemble.start(...)                  # the node rejoins as a follower
 
@@ -224,9 +224,14 @@ class ZooKeeperEnsemble:
         self._check(node)
         return self._nodes[node].network_address
 
-    def connect_string(self, exclude: Iterable[int] = ()) -> str:
-        """The kazoo ``hosts`` string of all nodes except ``exclude``."""
-        skip = set(exclude)
+    @property
+    def connect_string(self) -> str:
+        """The kazoo ``hosts`` string of all nodes (a property, as on every server class)."""
+        return self.connect_string_without(())
+
+    def connect_string_without(self, nodes: Iterable[int]) -> str:
+        """The kazoo ``hosts`` string of all nodes but ``nodes``."""
+        skip = set(nodes)
         return ",".join(f"{LOOPBACK}:{self._ports[i]}" for i in self._nodes if i not in skip)
 
     def mode(self, node: int) -> Optional[str]:
