@@ -161,13 +161,17 @@ def check_retry(retry: object) -> RetryPolicy | None:
 
 
 def check_decorated(func: object) -> None:
-    """Refuse a coroutine or generator function as a locked function (:class:`UsageError`).
+    """Refuse what a lock cannot protect as a locked function (:class:`UsageError`).
 
-    Its call only makes a coroutine or generator object: the lock would be released before
-    any of its body ran, and the body would run unprotected.  A ``staticmethod`` or
+    Something not callable is refused at once, not after the lock was taken for its first
+    call.  A coroutine or generator function is refused: its call only makes a coroutine or
+    generator object, so the lock would be released before any of its body ran, and the
+    body would run unprotected.  A ``staticmethod`` or
     ``classmethod`` object is refused too: the lock's wrapper would not bind a classmethod,
     and would hide what a staticmethod wraps from this very check.
     """
+    if not callable(func) and not isinstance(func, (staticmethod, classmethod)):
+        raise UsageError(f"a lock decorates a function, not {type(func).__name__} {func!r}")
     if isinstance(func, (staticmethod, classmethod)):
         kind = type(func).__name__
         raise UsageError(

@@ -219,9 +219,6 @@ class Lock(_LockingDecorator):
         leaving, if the lease was lost meanwhile, :class:`LockLost` is raised (or noted on the
         exception already leaving the block) unless ``raise_on_lost=False``.
         """
-        check_timeout(timeout)
-        if not isinstance(raise_on_lost, bool):  # "no" would count as true
-            raise UsageError(f"raise_on_lost must be True or False, not {raise_on_lost!r}")
         return Hold(self, timeout, raise_on_lost)
 
     def __enter__(self) -> Lease:
@@ -248,6 +245,11 @@ class Hold(_LockingDecorator):
     """Holds a lock for the span of a ``with`` block or a decorated call (see ``Lock.hold``)."""
 
     def __init__(self, lock: Lock, timeout: float | None, raise_on_lost: bool) -> None:
+        if not isinstance(lock, Lock):
+            raise UsageError(f"Hold needs a zklock.Lock, not {type(lock).__name__}")
+        check_timeout(timeout)
+        if not isinstance(raise_on_lost, bool):  # "no" would count as true
+            raise UsageError(f"raise_on_lost must be True or False, not {raise_on_lost!r}")
         self.lock = lock
         self.timeout = timeout
         self.raise_on_lost = raise_on_lost
@@ -286,6 +288,7 @@ def locked(
     retry: RetryPolicy | None = None,
     naming: NodeNaming = NodeNaming.KAZOO,
     acl: list[ACL] | None = None,
+    listener: LeaseListener | None = None,
 ) -> Callable[[F], F]:
     """Decorate a function so each call runs holding the lock on ``path``.
 
@@ -294,7 +297,7 @@ def locked(
     arguments are :class:`Lock`'s.
     """
     check_timeout(timeout)
-    lock = Lock(client, path, identifier, retry=retry, naming=naming, acl=acl)
+    lock = Lock(client, path, identifier, retry=retry, listener=listener, naming=naming, acl=acl)
 
     def decorate(func: F) -> F:
         check_decorated(func)

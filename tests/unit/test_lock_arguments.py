@@ -90,6 +90,15 @@ def test_decorating_a_staticmethod_or_classmethod_object_is_refused(client, wrap
             decorate(wrapped)
 
 
+@pytest.mark.parametrize("not_callable", [3, "job", None])
+def test_decorating_what_cannot_be_called_is_refused_at_once(client, not_callable):
+    # Not when the wrapper is first called, after the lock was taken for it.
+    lock = zklock.Lock(client, "/locks/a")
+    for decorate in (lock, lock.hold(timeout=1), zklock.locked(client, "/locks/a")):
+        with pytest.raises(UsageError, match="decorates a function"):
+            decorate(not_callable)
+
+
 def test_plain_functions_are_still_decorated(client):
     lock = zklock.Lock(client, "/locks/a")
 
@@ -140,5 +149,16 @@ def test_paths_under_zookeeper_are_refused_where_the_chroot_puts_them(chroot, pa
 
 @pytest.mark.parametrize("flag", ["no", 0, None])
 def test_raise_on_lost_must_be_a_bool(client, flag):
+    lock = zklock.Lock(client, "/locks/a")
     with pytest.raises(UsageError, match="raise_on_lost"):
-        zklock.Lock(client, "/locks/a").hold(raise_on_lost=flag)
+        lock.hold(raise_on_lost=flag)
+    with pytest.raises(UsageError, match="raise_on_lost"):
+        zklock.Hold(lock, None, flag)
+
+
+def test_a_hold_made_directly_checks_its_arguments_as_hold_does(client):
+    lock = zklock.Lock(client, "/locks/a")
+    with pytest.raises(zklock.InvalidTimeout):
+        zklock.Hold(lock, -5, True)
+    with pytest.raises(UsageError, match=r"zklock\.Lock"):
+        zklock.Hold("/locks/a", None, True)  # type: ignore[arg-type]
