@@ -15,6 +15,7 @@ policy's stop is joined with ``|`` to :class:`stop_at_deadline`, which (like ten
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -102,11 +103,14 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         # Refused here, not at the first request: a zero or negative bound would time out
         # every request on a healthy server, and acquire() with no timeout would retry forever.
+        # A part that cannot be called with tenacity's one argument would fail only at the
+        # first retry, after the first connection loss.
         for name in ("stop", "wait", "retry"):
-            if not callable(getattr(self, name)):
+            part = getattr(self, name)
+            if not callable(part) or not _takes_one_argument(part):
                 raise UsageError(
-                    f"RetryPolicy.{name} must be a tenacity {name} object or a callable, "
-                    f"not {getattr(self, name)!r}"
+                    f"RetryPolicy.{name} must be a tenacity {name} object or a callable "
+                    f"taking tenacity's RetryCallState, not {part!r}"
                 )
         timeout = self.request_timeout
         if timeout is None:
@@ -122,6 +126,9 @@ class RetryPolicy:
 
     def copy(self, **changes: Any) -> RetryPolicy:
         """A new policy with some fields replaced (policies are immutable)."""
+        unknown = sorted(set(changes) - {"stop", "wait", "retry", "request_timeout"})
+        if unknown:
+            raise UsageError(f"RetryPolicy has no field {', '.join(map(repr, unknown))}")
         return replace(self, **changes)
 
     def run(
@@ -176,12 +183,47 @@ class RetryPolicy:
             stop=self.stop | stop_at_deadline(deadline)
             if isinstance(self.stop, stop_base)
             else _stop_either(self.stop, stop_at_deadline(deadline)),
-            wait=self.wait,
+            wait=_checked_wait(self.wait),
             retry=_unless_never_retried(self.retry),
             sleep=sleep,
             before_sleep=log_retry,
             reraise=True,
         )
+
+
+def _takes_one_argument(part: Callable[..., Any]) -> bool:
+    """Whether ``part`` can be called with one positional argument (True when unknowable)."""
+    try:
+        inspect.signature(part).bind(None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (some built-ins): let the call tell
+        return True
+    return True
+
+
+def _checked_wait(
+    wait: Callable[[RetryCallState], float],
+) -> Callable[[RetryCallState], float]:
+    """``wait``, refusing an answer that is no sleep (:class:`UsageError`).
+
+    A sleep must be a number of seconds, at least 0; one beyond ``threading.TIMEOUT_MAX``
+    is cut to it (no wait can be longer).
+    """
+
+    def checked(state: RetryCallState) -> float:
+        seconds = wait(state)
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not seconds >= 0  # NaN fails this too
+        ):
+            raise UsageError(
+                f"RetryPolicy.wait must give a number of seconds >= 0, and gave {seconds!r}"
+            )
+        return min(float(seconds), threading.TIMEOUT_MAX)
+
+    return checked
 
 
 def _stop_either(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 
 import pytest
@@ -334,6 +335,50 @@ def test_copy_checks_its_changes_too():
 def test_a_policy_part_that_cannot_be_called_is_refused(field):
     with pytest.raises(errors.UsageError, match=f"RetryPolicy.{field}"):
         RetryPolicy(**{field: 3})
+
+
+@pytest.mark.parametrize("field", ["stop", "wait", "retry"])
+def test_a_policy_part_that_cannot_take_tenacitys_argument_is_refused(field):
+    # Not at the first retry, after the first connection loss.
+    with pytest.raises(errors.UsageError, match=f"RetryPolicy.{field}"):
+        RetryPolicy(**{field: lambda: 1})
+    with pytest.raises(errors.UsageError, match=f"RetryPolicy.{field}"):
+        RetryPolicy(**{field: lambda state, more: 1})
+    RetryPolicy(**{field: lambda state, more=None: 1})  # one argument is enough
+
+
+def test_copy_refuses_a_field_a_policy_does_not_have():
+    with pytest.raises(errors.UsageError, match="'bogus'"):
+        RetryPolicy().copy(bogus=3)
+
+
+@pytest.mark.parametrize("answer", [float("nan"), -1.0, None, "1", True])
+def test_a_wait_that_gives_no_sleep_is_refused_at_the_retry(answer):
+    calls: list[int] = []
+
+    def lost() -> None:
+        calls.append(1)
+        raise kazoo_errors.ConnectionLoss()
+
+    policy = RetryPolicy(wait=lambda _state: answer, stop=stop_after_attempt(3))
+    with pytest.raises(errors.UsageError, match=r"RetryPolicy\.wait must give"):
+        policy.run(lost, Deadline(1.0), lambda _s: None, lambda: "test")
+    assert len(calls) == 1
+
+
+def test_a_wait_longer_than_any_sleep_is_cut_to_the_longest():
+    slept: list[float] = []
+    calls: list[int] = []
+
+    def lost_once() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise kazoo_errors.ConnectionLoss()
+        return "ok"
+
+    policy = RetryPolicy(wait=lambda _state: 1e300)
+    assert policy.run(lost_once, Deadline(None), slept.append, lambda: "test") == "ok"
+    assert slept == [threading.TIMEOUT_MAX]
 
 
 @pytest.mark.parametrize(
