@@ -69,6 +69,7 @@ def check_acl(acl: object, client: KazooClient) -> list[ACL] | None:
             raise InvalidAcl(f"acl entry with id {ident!r} has invalid permissions {perms!r}")
         if not (isinstance(ident, Id) and isinstance(ident.scheme, str) and isinstance(ident.id, str)):
             raise InvalidAcl(f"acl entry id {ident!r} must be a kazoo.security.Id of two strings")
+        _check_id(ident)
     if any(entry.id.scheme == _AUTH_SCHEME for entry in entries) and not client.auth_data:
         raise InvalidAcl(
             "an ACL with the 'auth' scheme needs an authenticated client "
@@ -82,6 +83,21 @@ def check_acl(acl: object, client: KazooClient) -> list[ACL] | None:
         if not any(entry.perms & permission for entry in entries):
             raise InvalidAcl(f"acl grants {name} to nobody: {why}")
     return entries
+
+
+def _check_id(ident: Id) -> None:
+    """Refuse the ids of ZooKeeper's own schemes that every server refuses (``InvalidACL``).
+
+    Other schemes (``ip``, ``x509``, ``sasl``, a server's own plug-ins) are the server's to
+    judge: a refusal comes back from the create as :class:`InvalidAcl` too.
+    """
+    if ident.scheme == "world" and ident.id != "anyone":
+        raise InvalidAcl(f"acl entry id {ident!r}: the 'world' scheme has the one id 'anyone'")
+    if ident.scheme == "digest" and (ident.id.count(":") != 1 or ident.id.endswith(":")):
+        raise InvalidAcl(
+            f"acl entry id {ident!r}: a 'digest' id is 'user:base64-digest' (as "
+            "kazoo.security.make_digest_acl_credential makes it), not a password"
+        )
 
 
 _NEEDED = (

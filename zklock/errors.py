@@ -240,6 +240,11 @@ def _translate(error: Exception, client_starting: bool = False) -> ZkLockError:
         return SessionExpired("the ZooKeeper session expired")
     if isinstance(error, (kazoo_errors.NoAuthError, kazoo_errors.AuthFailedError)):
         return NoAuthorization(f"ZooKeeper refused the request: {error!r}")
+    if isinstance(error, kazoo_errors.InvalidACLError):
+        return InvalidAcl(
+            f"ZooKeeper refused the lock's acl (an id its scheme does not accept, or a scheme "
+            f"the server does not know): {error!r}"
+        )
     if isinstance(error, kazoo_errors.NoChildrenForEphemeralsError):
         return ZooKeeperError(
             "the lock path or one of its parents is an ephemeral node, and ZooKeeper gives "

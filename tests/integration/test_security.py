@@ -7,8 +7,8 @@ import os
 import time
 
 import pytest
-from kazoo.exceptions import NoAuthError
-from kazoo.security import ACL, Permissions, make_digest_acl
+from kazoo.exceptions import InvalidACLError, NoAuthError
+from kazoo.security import ACL, Id, Permissions, make_digest_acl
 from kazoo.security import ANYONE_ID_UNSAFE as ANYONE
 
 import zklock
@@ -109,11 +109,28 @@ def test_without_credentials_the_default_is_kazoos(zk_client, lock_path):
         ([ACL("31", ANYONE)], "invalid permissions"),  # type: ignore[arg-type]
         ([ACL(True, ANYONE)], "invalid permissions"),
         ([ACL(Permissions.ALL, ("world", "anyone"))], "Id"),  # type: ignore[arg-type]
+        ([ACL(Permissions.ALL, Id("world", "nobody"))], "'anyone'"),
+        ([ACL(Permissions.ALL, Id("digest", "alice-secret"))], "user:base64-digest"),
+        ([ACL(Permissions.ALL, Id("digest", "alice:"))], "user:base64-digest"),
     ],
 )
 def test_bad_acls_are_refused_before_anything_is_sent(zk_client, lock_path, acl, message):
     with pytest.raises(zklock.InvalidAcl, match=message):
         zklock.Lock(zk_client, lock_path, acl=acl)
+    assert zk_client.exists(lock_path) is None
+
+
+@pytest.mark.parametrize(
+    "ident", [Id("world", "nobody"), Id("digest", "alice-secret"), Id("no-such-scheme", "x")]
+)
+def test_an_acl_the_server_refuses_is_an_invalid_acl_and_leaves_nothing(zk_client, lock_path, ident):
+    # The first two are also refused when the lock is made (above); sent anyway, the server
+    # refuses them as it refuses a scheme it does not know, which only it can judge.
+    lock = zklock.Lock(zk_client, lock_path, acl=[ACL(Permissions.ALL, ANYONE)])
+    lock._recipe.acl = [ACL(Permissions.ALL, ident)]  # past the check, as a server-side plug-in's id
+    with pytest.raises(zklock.InvalidAcl, match="refused the lock's acl") as info:
+        lock.acquire(timeout=10)
+    assert isinstance(info.value.__cause__, InvalidACLError)
     assert zk_client.exists(lock_path) is None
 
 
