@@ -70,7 +70,7 @@ from typing import Any, Callable, TypeVar
 from kazoo.handlers import utils as kazoo_utils
 from kazoo.handlers.threading import AsyncResult, SequentialThreadingHandler
 
-from .errors import _KAZOO_CONNECTION_FAILURES
+from .errors import _KAZOO_CONNECTION_FAILURES, UsageError
 
 __all__ = ["BufferedSocket", "LeanAsyncResult", "LeanHandler", "runs_inline"]
 
@@ -107,7 +107,10 @@ def runs_inline(func: F) -> F:
     other handler the mark has no effect.
     """
     target = getattr(func, "__func__", func)  # a bound method takes no attribute of its own
-    setattr(target, _INLINE_ATTRIBUTE, True)
+    try:
+        setattr(target, _INLINE_ATTRIBUTE, True)
+    except AttributeError:  # a built-in, a number: nothing a callback can be marked on
+        raise UsageError(f"runs_inline marks a Python function or method, not {func!r}") from None
     return func
 
 

@@ -71,7 +71,8 @@ class Lock(_LockingDecorator):
     """An exclusive lock on ``path``, held through an ephemeral-sequential node.
 
     ``client`` is a started ``KazooClient``.  ``identifier`` is stored in the lock node so
-    others can see who holds or waits (default ``"<hostname>:<pid>"``).  ``retry`` is a
+    others can see who holds or waits (default ``"<hostname>:<pid>"``; ``""`` is allowed, as
+    kazoo's own lock writes it, though ``zklock exec`` refuses one).  ``retry`` is a
     :class:`~zklock.retry.RetryPolicy`; ``listener`` is called as ``listener(lease, state)`` on
     every state change of every lease this lock hands out.
 
@@ -222,6 +223,7 @@ class Lock(_LockingDecorator):
         return Hold(self, timeout, raise_on_lost)
 
     def __enter__(self) -> Lease:
+        """Acquire, waiting without limit; the :class:`~zklock.lease.Lease` is the ``as`` value."""
         return Hold(self, None, True).__enter__()
 
     def __exit__(
@@ -255,6 +257,7 @@ class Hold(_LockingDecorator):
         self.raise_on_lost = raise_on_lost
 
     def __enter__(self) -> Lease:
+        """Acquire within the timeout (else :class:`LockTimeout`); the lease is the ``as`` value."""
         lease = self.lock._acquire_lease(True, self.timeout)
         if lease is None:
             raise LockTimeout(self.lock.path, self.timeout)

@@ -311,6 +311,12 @@ def test_runs_inline_marks_and_returns_the_function():
     assert runs_inline(callback) is callback
 
 
+@pytest.mark.parametrize("not_a_function", [None, 3, print])
+def test_runs_inline_refuses_what_it_cannot_mark(not_a_function):
+    with pytest.raises(zklock.UsageError, match="runs_inline marks"):
+        runs_inline(not_a_function)
+
+
 def test_a_callback_with_an_empty_closure_cell_is_queued_not_an_error(handler):
     """The handler looks into closures for kazoo's wrapped completions; a cell that is not
     filled yet (a name assigned later in the enclosing function) must not break delivery."""

@@ -1,4 +1,4 @@
-"""``zklock server``: a throwaway ZooKeeper for development, until SIGINT or SIGTERM.
+"""``zklock server``: a throwaway ZooKeeper for development, until SIGINT, SIGTERM or SIGHUP.
 
 Two backends, tried in this order by ``--backend auto``:
 
@@ -44,10 +44,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Declare the arguments of ``zklock server``."""
     parser.description = (
         "Start a throwaway ZooKeeper on 127.0.0.1 for development, print its connect string "
-        "on stdout, and keep it running until SIGINT (Ctrl-C) or SIGTERM; then stop it and "
+        "on stdout, and keep it running until SIGINT (Ctrl-C), SIGTERM or SIGHUP; then stop it and "
         "delete its data.  By default uses containers when a Docker engine is reachable and the "
         "image is present locally, else a local Java ZooKeeper.  Exit status: 0 after a clean "
-        "stop; 64 bad arguments; 69 no backend, or the server failed to start or died."
+        "stop; 64 bad arguments; 69 no backend, or the server failed to start or died; 128 + N "
+        "when stopped by signal N before it served."
     )
     parser.add_argument(
         "--ensemble",
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
                 sys.stdout.flush()
             say(
                 f"ZooKeeper ({backend.description}) serving on {connect_string}; "
-                "Ctrl-C or SIGTERM stops it"
+                "Ctrl-C, SIGTERM or SIGHUP stops it"
             )
             while True:
                 time.sleep(0.5)  # a stop signal raises _Stop in here

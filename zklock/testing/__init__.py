@@ -4,8 +4,9 @@ The pytest plugin (:mod:`zklock.testing.plugin`) is registered through the ``pyt
 point, so installing ``zklock[testing]`` gives any test suite the fixtures ``zookeeper``,
 ``zookeeper_ensemble``, ``zookeeper_tls``, ``zk_client``, ``zk_client_factory``, ``zk_path`` and
 ``no_thread_leaks``. Settings come from ``ZKLOCK_ZOOKEEPER_IMAGE``, ``ZKLOCK_ZOOKEEPER_HOSTS`` and
-``ZKLOCK_ZOOKEEPER_PULL`` (see :class:`Settings`). :class:`LocalZooKeeper` runs servers as local
-Java processes instead, without Docker.
+``ZKLOCK_ZOOKEEPER_PULL`` (see :class:`Settings`); ``ZKLOCK_TEST_HANDLER`` picks the kazoo handler
+of the clients the fixtures make (see :class:`KazooClientFactory`). :class:`LocalZooKeeper` runs
+servers as local Java processes instead, without Docker.
 """
 
 from __future__ import annotations

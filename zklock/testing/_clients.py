@@ -87,6 +87,7 @@ class KazooClientFactory:
         return list(self._clients)
 
     def __enter__(self) -> KazooClientFactory:
+        """The factory itself; leaving the block stops and closes every client it made."""
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -184,6 +184,7 @@ class ZooKeeperEnsemble:
                     _log.warning("zklock.testing: could not remove the ensemble's network", exc_info=True)
 
     def __enter__(self) -> Self:
+        """Start the ensemble (:meth:`open`); leaving the block stops and removes it."""
         return self.open()
 
     def __exit__(

@@ -215,6 +215,7 @@ class TcpProxy:
         self._cleanup()
 
     def __enter__(self) -> Self:
+        """Start the proxy (:meth:`start`); leaving the block closes it."""
         return self.start()
 
     def __exit__(

@@ -192,6 +192,7 @@ class LocalZooKeeper:
             self._dir = None
 
     def __enter__(self) -> Self:
+        """Start the servers (:meth:`start`); leaving the block stops them."""
         self.start()
         return self
 
