@@ -18,6 +18,8 @@ from .lease import Lease
 
 __all__ = ["LocalGate"]
 
+_RELEASING = object()  # the gate's owner while a release is under way: no thread holds
+
 
 class LocalGate:
     """Which thread of this process holds (or is acquiring) one lock object, and its lease."""
@@ -28,10 +30,11 @@ class LocalGate:
         # wait their turn.  Sections that do not wait take the mutex itself, which costs less.
         self._mutex = threading.Lock()
         self._turn = threading.Condition(self._mutex)
-        # The thread that is in (acquiring or holding), None when none is.  The thread itself,
-        # not its ident: Python reuses the ident of a thread that ended, and a new thread must
-        # not be told it already holds a lock another one left held.
-        self._owner: threading.Thread | None = None
+        # The thread that is in (acquiring or holding), _RELEASING once a release took the
+        # lease, None when none is.  The thread itself, not its ident: Python reuses the ident
+        # of a thread that ended, and a new thread must not be told it already holds a lock
+        # another one left held.
+        self._owner: threading.Thread | object | None = None
         self._pending: set[Wakeup] = set()  # what cancel() wakes: waits here and in the recipe
         self.lease: Lease | None = None
         """The lease held through this object, or None (read without the mutex: one read)."""
@@ -40,15 +43,20 @@ class LocalGate:
         """Let the calling thread in to acquire, once no other thread of ours is in.
 
         Returns False when the deadline passes first (at once without ``blocking``).  Raises
-        :class:`AlreadyHeld` if the calling thread is the one in, and
-        :class:`AcquireCancelled` after :meth:`cancel`.  ``wakeup`` stays reachable by
-        :meth:`cancel` until :meth:`acquired`.
+        :class:`AlreadyHeld` if the calling thread is the one in and would wait with no
+        deadline (as ``threading.Lock`` it would wait for ever unless another thread released:
+        a nested ``with lock:`` is the usual cause); with a deadline it waits its turn as any
+        thread, since any thread may release.  Raises :class:`AcquireCancelled` after
+        :meth:`cancel`.  ``wakeup`` stays reachable by :meth:`cancel` until :meth:`acquired`.
         """
         me = threading.current_thread()
         with self._mutex:
             if self._owner is not None:
-                if self._owner is me:
-                    raise AlreadyHeld(f"this thread already holds {self._path!r}")
+                if self._owner is me and blocking and deadline.remaining() is None:
+                    raise AlreadyHeld(
+                        f"this thread already holds {self._path!r}, and would wait for ever "
+                        "for itself (give a timeout if another thread is to release it)"
+                    )
                 if not self._wait_turn(wakeup, deadline, blocking):
                     return False
             self._owner = me
@@ -68,10 +76,13 @@ class LocalGate:
         """For a release: the lease held, which the object no longer holds (None if none).
 
         The gate stays closed until :meth:`leave`: no thread of ours queues again while the
-        release is under way.
+        release is under way.  The thread that acquired no longer holds: its next acquire
+        waits for the release like any other thread's.
         """
         with self._mutex:
             lease, self.lease = self.lease, None
+            if lease is not None:
+                self._owner = _RELEASING
             return lease
 
     def leave(self) -> None:

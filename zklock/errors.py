@@ -114,7 +114,11 @@ class NotHeld(LockStateError):
 
 
 class AlreadyHeld(LockStateError):
-    """A thread tried to acquire a non-reentrant lock it already holds; waiting would never end."""
+    """A thread tried to acquire, with no timeout, a non-reentrant lock it already holds.
+
+    Waiting would end only if another thread released the lock; with a timeout the acquire
+    waits (or, with ``blocking=False``, returns False), as ``threading.Lock``'s does.
+    """
 
 
 class LockTimeout(ZkLockError, TimeoutError):

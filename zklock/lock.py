@@ -123,9 +123,10 @@ class Lock(_LockingDecorator):
 
         ``timeout`` is a total deadline in seconds (``None`` or ``-1``: no limit; ``0``: one
         try).  ``blocking=False`` makes one try.  Raises :class:`AlreadyHeld` if the calling
-        thread already holds this lock, :class:`AcquireCancelled` after :meth:`cancel`, and a
-        :class:`~zklock.errors.ZooKeeperError` if ZooKeeper stays unreachable until the
-        deadline (or the retry policy stops).
+        thread already holds this lock and gave no timeout (with one it waits, as
+        ``threading.Lock`` does: any thread may release), :class:`AcquireCancelled` after
+        :meth:`cancel`, and a :class:`~zklock.errors.ZooKeeperError` if ZooKeeper stays
+        unreachable until the deadline (or the retry policy stops).
         """
         return self._acquire_lease(blocking, timeout) is not None
 

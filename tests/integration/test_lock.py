@@ -208,11 +208,21 @@ def test_shared_lock_object_between_threads(zk_client, zk_path, lock_class):
     assert max_nodes == 1  # the other threads waited locally, without znodes
 
 
-def test_reentry_by_the_holding_thread_fails_fast(zk_client, zk_path, lock_class):
+def test_reentry_by_the_holding_thread_fails_fast_or_waits_as_threading_lock(
+    zk_client, zk_path, lock_class
+):
+    # With no timeout only another thread's release could end the wait: refused at once.
+    # With a timeout, or one try, as threading.Lock: another thread may release meanwhile.
     lock = lock_class(zk_client, f"{zk_path}/re")
     with lock:
         with pytest.raises(zklock.AlreadyHeld):
-            lock.acquire(timeout=5)
+            lock.acquire()
+        with pytest.raises(zklock.AlreadyHeld):
+            with lock:
+                pass
+        assert lock.acquire(blocking=False) is False
+        assert lock.acquire(timeout=0.2) is False
+        assert lock.locked()
 
 
 def test_a_new_thread_given_a_finished_holders_ident_waits_and_is_not_told_it_holds(
@@ -460,6 +470,26 @@ def test_a_listener_that_hears_released_may_take_the_lock_again(zk_client, zk_pa
     assert not releaser.is_alive()
     assert results == [True, True] and lock.locked()
     lock.release()
+
+
+def test_a_thread_whose_lock_another_thread_releases_may_acquire_it_again(zk_client, zk_path):
+    # As with threading.Lock: the acquiring thread waits for the release another thread
+    # began, and with a timeout it may even wait for one not begun yet (asyncio.to_thread
+    # reuses a worker for the next task's acquire while the first task still holds).
+    lock = zklock.Lock(zk_client, f"{zk_path}/handed")
+    for _ in range(3):
+        assert lock.acquire(timeout=10)
+        releaser = threading.Thread(target=lock.release)
+        releaser.start()
+        assert wait_until(lambda: not lock.locked(), 10)  # the release has begun
+        assert lock.acquire()  # no timeout: this thread no longer holds
+        releaser.join(10)
+        later = threading.Timer(0.2, lock.release)
+        later.start()
+        assert lock.acquire(timeout=10)  # held by this thread until the timer releases it
+        later.join(10)
+        lock.release()
+    assert zk_client.get_children(f"{zk_path}/handed") == []
 
 
 def test_contenders_refuses_a_zero_timeout_and_takes_minus_one_as_the_request_timeout(

@@ -33,7 +33,7 @@ def enter_in_a_thread(
     return thread, outcome
 
 
-def test_the_thread_in_cannot_enter_again():
+def test_the_thread_in_cannot_enter_again_with_no_deadline():
     gate = LocalGate("/l")
     wakeup = Wakeup()
     assert gate.enter(wakeup, Deadline(None), blocking=True)
@@ -42,6 +42,41 @@ def test_the_thread_in_cannot_enter_again():
     gate.acquired(wakeup, LEASE)  # type: ignore[arg-type]
     with pytest.raises(AlreadyHeld):
         gate.enter(Wakeup(), Deadline(None), blocking=True)
+
+
+def test_the_thread_in_waits_as_threading_lock_with_a_deadline_or_one_try():
+    # Another thread may release it meanwhile (any thread may), so this is no sure deadlock.
+    gate = LocalGate("/l")
+    wakeup = Wakeup()
+    gate.enter(wakeup, Deadline(None), blocking=True)
+    gate.acquired(wakeup, LEASE)  # type: ignore[arg-type]
+    assert gate.enter(Wakeup(), Deadline(60.0), blocking=False) is False
+    assert gate.enter(Wakeup(), Deadline(0.05), blocking=True) is False
+
+    def release_elsewhere() -> None:
+        assert gate.take_lease() is LEASE
+        gate.leave()
+
+    releaser = threading.Timer(0.1, release_elsewhere)
+    releaser.start()
+    assert gate.enter(Wakeup(), Deadline(5.0), blocking=True) is True
+    releaser.join(5)
+
+
+def test_the_thread_that_acquired_waits_for_a_release_another_thread_began():
+    # The lease taken for a release, the thread that acquired holds nothing: its acquire,
+    # with no deadline too, waits for the release to end rather than raising AlreadyHeld.
+    gate = LocalGate("/l")
+    wakeup = Wakeup()
+    gate.enter(wakeup, Deadline(None), blocking=True)
+    gate.acquired(wakeup, LEASE)  # type: ignore[arg-type]
+    taken = threading.Thread(target=gate.take_lease)
+    taken.start()
+    taken.join(5)
+    leave = threading.Timer(0.1, gate.leave)
+    leave.start()
+    assert gate.enter(Wakeup(), Deadline(None), blocking=True) is True
+    leave.join(5)
 
 
 def test_another_thread_waits_until_the_release_has_ended():
