@@ -59,6 +59,7 @@ from .errors import (
     NodeExists,
     NoNode,
     SessionExpired,
+    UsageError,
     ZkLockError,
     _NoAnswerByDeadline,
     _translate,
@@ -146,6 +147,15 @@ class LockRecipe:
         if state in (KeeperState.CLOSED, KeeperState.AUTH_FAILED):
             raise ClientNotConnected(
                 "the KazooClient is not started (call client.start()) or was stopped/closed"
+            )
+
+    def check_may_wait(self, call: str) -> None:
+        """Refuse ``call`` on kazoo's connection thread, where it would wait for itself."""
+        if self._session().on_connection_thread():
+            raise UsageError(
+                f"{call} cannot wait for ZooKeeper on kazoo's connection thread (a state or "
+                "lease listener, a watch callback): it would block the thread that reads the "
+                "answer; call it from another thread"
             )
 
     def _session(self) -> SessionWatcher:
@@ -559,6 +569,11 @@ class LockRecipe:
         try:
             if lease.state is LeaseState.LOST:
                 return ReleaseOutcome.ALREADY_LOST
+            if session.on_connection_thread():
+                # A listener letting go (on SUSPENDED, say): waiting for the delete's answer
+                # would block the thread that reads it, and that must reconnect.  The holder
+                # has let go at once; its node is deleted in the background (finally, below).
+                return ReleaseOutcome.RELEASED
             if wakeup.event.is_set():  # the caller may reuse one wakeup for its releases
                 wakeup.event.clear()
             session.subscribe(wakeup.event)
@@ -607,7 +622,10 @@ class LockRecipe:
                     # holder meant to let go, and its node must not block the queue until the
                     # session ends.
                     lease._transition(
-                        LeaseState.RELEASED, "release interrupted; the node is deleted in the background"
+                        LeaseState.RELEASED,
+                        "released on kazoo's connection thread; the node is deleted in the background"
+                        if session.on_connection_thread()
+                        else "release interrupted; the node is deleted in the background",
                     )
                 session.delete_later(lease.node, lease.session_id)
             session.untrack(lease)
@@ -616,6 +634,7 @@ class LockRecipe:
     def contenders(self, deadline: Deadline) -> list[Contender]:
         """The queue in order: holders first, with identifiers, tokens and sessions."""
         self.check_started()
+        self.check_may_wait("contenders()")
         try:
             return self._contenders(deadline)
         except _NoAnswerByDeadline as cut:  # the caller's bound, not a slow lock: a plain loss

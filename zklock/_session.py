@@ -116,6 +116,17 @@ class SessionWatcher:
             self._connected = client.state == KazooState.CONNECTED
             self._session_id = self._current_session_id(client)
 
+    def on_connection_thread(self) -> bool:
+        """Whether the caller runs on kazoo's connection thread (a listener, an inline callback).
+
+        There a call must not wait for a reply: the thread it blocks is the one that would
+        read it, and that reconnects.  kazoo keeps the thread as its connection's
+        ``_connection_routine`` (what its handler's ``spawn`` returned).
+        """
+        client = self._client_ref()
+        routine = getattr(getattr(client, "_connection", None), "_connection_routine", None)
+        return routine is threading.current_thread()
+
     # ------------------------------------------------------------------ liveness
     @property
     def session_timeout(self) -> float:

@@ -144,6 +144,7 @@ class Lock(_LockingDecorator):
         if seconds == 0:
             blocking = False
         self._recipe.check_started()
+        self._recipe.check_may_wait("acquire()")
         # A one-try acquire still gets its round trip: bounded by the request timeout.
         deadline = Deadline(seconds if blocking else self._recipe.request_timeout())
         wakeup = Wakeup()
@@ -161,6 +162,9 @@ class Lock(_LockingDecorator):
 
         Raises :class:`NotHeld` if this object does not hold it, and :class:`LockLost` if the
         lease was lost before it could be released (the critical section was not protected).
+        Called on kazoo's connection thread (from a listener: letting go on SUSPENDED, say),
+        it does not wait for ZooKeeper, which that thread must read: the lease is RELEASED at
+        once and the node deleted in the background, after a reconnect if need be.
         """
         self._fork_guard.check("this lock")
         lease = self._gate.take_lease()

@@ -149,6 +149,45 @@ def test_short_connection_drop_suspends_then_restores(zk_client_factory, zk_path
     ]
 
 
+def test_a_listener_may_let_go_on_suspended_without_stalling_kazoos_thread(
+    zk_client_factory, zk_path, proxy
+):
+    # Curator's habit: stop and release when the lock is in doubt.  The listener runs on
+    # kazoo's connection thread, which must read the delete's answer and reconnect: release()
+    # there returns at once (the node is deleted once reconnected), and an acquire() there,
+    # which would wait for itself, is refused.  Before, the release stalled that thread until
+    # the lease was LOST and raised LockLost, though the session lived on.
+    client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
+    path = f"{zk_path}/let-go"
+    seen: list[object] = []
+
+    def let_go(lease: zklock.Lease, state: zklock.LeaseState) -> None:
+        seen.append(state)
+        if state is zklock.LeaseState.SUSPENDED:
+            began = time.monotonic()
+            lock.release()
+            seen.append(time.monotonic() - began)
+            try:
+                lock.acquire(timeout=5)
+            except zklock.UsageError as error:
+                seen.append(error)
+
+    lock = zklock.Lock(client, path, listener=let_go)
+    assert lock.acquire(timeout=10)
+    session = client.client_id[0]
+    proxy.drop()
+    assert wait_until(lambda: zklock.LeaseState.RELEASED in seen, 10), seen
+    suspended, took, refused, released = seen
+    assert suspended is zklock.LeaseState.SUSPENDED and released is zklock.LeaseState.RELEASED
+    assert isinstance(took, float) and took < 1.0, seen
+    assert isinstance(refused, zklock.UsageError) and "connection thread" in str(refused)
+    assert not lock.locked()
+    assert wait_until(lambda: client.connected and client.client_id[0] == session, 10)
+    assert wait_until(lambda: client.get_children(path) == [], 10)  # deleted after the reconnect
+    assert lock.acquire(timeout=10)  # from an ordinary thread, as before
+    lock.release()
+
+
 def test_a_reconnect_that_finds_the_node_deleted_turns_the_lease_lost(
     zk_client_factory, zk_path, proxy
 ):
