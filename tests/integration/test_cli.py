@@ -268,6 +268,23 @@ def test_lease_lost_by_server_side_expiry_stops_the_child(hosts, zk_path, tmp_pa
     assert after.returncode == 0, explain(after)
 
 
+def test_zklock_killed_outright_takes_the_command_with_it(hosts, zk_path, zk_client, tmp_path, spawn):
+    """zklock SIGKILLed cannot stop the command when its lock goes, a session timeout later:
+    the kernel kills the command at once instead (Linux), so it never runs unlocked."""
+    path, marker = f"{zk_path}/l", tmp_path / "marker"
+    proc = spawn("exec", "--hosts", hosts, "--session-timeout", "2", path, "--",
+                 sys.executable, "-c", LONG_RUNNING, str(marker), "ignore")
+    command = _started_pid(marker)
+    try:
+        proc.kill()
+        proc.wait(10)
+        wait_for(lambda: not _alive(command), 5, "the command to die with zklock")
+    finally:
+        _kill_if_alive(command)
+    # The lock itself goes when the server expires the silent session.
+    wait_for(lambda: contenders(zk_client, path) == [], 20, "the session to expire")
+
+
 def test_lease_lost_in_a_partition_kills_a_child_that_ignores_sigterm(zookeeper, zk_path, tmp_path, spawn):
     """The connection is black-holed: exec declares the lease lost by its own clock, sends
     SIGTERM, and SIGKILL after --grace to a child that ignores SIGTERM."""

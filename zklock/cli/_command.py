@@ -23,7 +23,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._proctree import Process, alive, children, descendants, group_of, signal_all
+from ._proctree import (
+    Process,
+    alive,
+    children,
+    descendants,
+    dies_with_this_thread,
+    group_of,
+    signal_all,
+)
 
 __all__ = ["Command", "exit_statuses_kept"]
 
@@ -67,13 +75,26 @@ class Command:
 
     @classmethod
     def start(cls, argv: list[str], env: dict[str, str], own_group: bool) -> Command:
-        """Start ``argv``; in a process group of its own if ``own_group``.  Raises OSError."""
+        """Start ``argv``; in a process group of its own if ``own_group``.  Raises OSError.
+
+        On Linux COMMAND is killed (SIGKILL) if zklock is killed outright while it runs:
+        zklock's session, and with it the lock, ends a session timeout later, and COMMAND
+        must not be running then.  (The processes COMMAND started are out of the kernel's
+        reach for this: docs/cli.md says what a supervisor should do.)  Call this from the
+        thread that waits for COMMAND: the kernel watches the thread, not the process.
+        """
         options: dict[str, Any] = {}
         if own_group:
             if sys.version_info >= (3, 11):
                 options["process_group"] = 0
             else:  # pragma: no cover - the only way before 3.11; setpgid is async-signal-safe
                 options["preexec_fn"] = os.setpgrp
+        die_with_zklock = dies_with_this_thread(signal.SIGKILL)
+        if die_with_zklock is not None:
+            before = options.get("preexec_fn")
+            options["preexec_fn"] = (
+                die_with_zklock if before is None else lambda: (before(), die_with_zklock())
+            )
         others = frozenset(children())
         return cls(subprocess.Popen(argv, env=env, **options), own_group, others)
 
