@@ -250,7 +250,7 @@ def _translate(error: Exception, client_starting: bool = False) -> ZkLockError:
             f"the server does not know): {error!r}"
         )
     if isinstance(error, kazoo_errors.NoChildrenForEphemeralsError):
-        return ZooKeeperError(
+        return InvalidPath(
             "the lock path or one of its parents is an ephemeral node, and ZooKeeper gives "
             "ephemeral nodes no children: lock on a path whose parents are persistent nodes"
         )

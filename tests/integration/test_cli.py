@@ -665,6 +665,28 @@ def test_bad_arguments_give_usage_status_and_a_clear_message(args, message):
     assert "Traceback" not in result.stderr
 
 
+def test_a_script_without_a_shebang_line_runs_with_sh_as_flock_runs_it(hosts, zk_path, tmp_path):
+    # execvp(3), and so flock(1), runs a file the kernel cannot run with /bin/sh.
+    script = tmp_path / "no-shebang"
+    script.write_text('echo "ran with $# arguments: $1"\nexit 3\n')
+    script.chmod(0o755)
+    result = zklock_run("exec", "--hosts", hosts, f"{zk_path}/l", "--", str(script), "one")
+    assert result.returncode == 3, explain(result)
+    assert result.stdout == "ran with 1 arguments: one\n", explain(result)
+    on_path = zklock_run("exec", "--hosts", hosts, f"{zk_path}/l", "--", "no-shebang", "two",
+                         PATH=f"{tmp_path}:{os.environ['PATH']}")
+    assert on_path.returncode == 3 and "arguments: two" in on_path.stdout, explain(on_path)
+
+
+def test_a_lock_path_under_an_ephemeral_node_is_a_usage_error(hosts, zk_path, zk_client):
+    ephemeral = f"{zk_path}/ephemeral"
+    zk_client.create(ephemeral, ephemeral=True, makepath=True)
+    result = zklock_run("exec", "--hosts", hosts, "-n", f"{ephemeral}/l", "--", "true")
+    assert result.returncode == 64, explain(result)
+    assert "ephemeral node" in result.stderr, explain(result)
+    zk_client.delete(ephemeral)
+
+
 def test_command_not_found_127_and_not_executable_126(tmp_path):
     # Checked before connecting: the unreachable hosts are never tried.
     result = zklock_run("exec", "--hosts", "127.0.0.1:1", "/l", "--", "no-such-command-zklock")

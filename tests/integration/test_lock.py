@@ -507,7 +507,7 @@ def test_contenders_refuses_a_zero_timeout_and_takes_minus_one_as_the_request_ti
 def test_a_lock_path_at_or_under_an_ephemeral_node_gets_a_typed_error(zk_client, zk_path, below):
     ephemeral = f"{zk_path}/ephemeral"
     zk_client.create(ephemeral, ephemeral=True, makepath=True)
-    with pytest.raises(zklock.ZooKeeperError, match="or one of its parents is an ephemeral node"):
+    with pytest.raises(zklock.InvalidPath, match="or one of its parents is an ephemeral node"):
         zklock.Lock(zk_client, f"{ephemeral}{below}").acquire(timeout=10)
     assert zk_client.get_children(ephemeral) == []
     zk_client.delete(ephemeral)

@@ -237,5 +237,5 @@ def test_not_transient(error):
 
 def test_a_lock_path_that_is_an_ephemeral_node_is_explained():
     translated = errors._translate(kazoo_errors.NoChildrenForEphemeralsError())
-    assert type(translated) is errors.ZooKeeperError
+    assert type(translated) is errors.InvalidPath  # a usage error: the CLI's status 64
     assert "ephemeral" in str(translated) and "persistent" in str(translated)

@@ -14,7 +14,9 @@ the descriptor they inherit, and stop all of them when the lock is lost.  Elsewh
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,6 +56,19 @@ def exit_statuses_kept() -> Iterator[None]:
     finally:
         if changed:
             signal.signal(signal.SIGCHLD, previous)
+
+
+def _script_without_interpreter(error: OSError, program: str, env: dict[str, str]) -> str | None:
+    """The file to run with ``/bin/sh`` when the kernel could not run ``program``, else None.
+
+    A file the kernel does not know how to run (no ``#!`` line) is a shell script to
+    ``execvp(3)``, and so to ``flock(1)``: it is run with ``/bin/sh``, as they do.
+    """
+    if error.errno != errno.ENOEXEC:
+        return None
+    if "/" in program:
+        return program
+    return shutil.which(program, path=env.get("PATH", os.defpath))
 
 
 class Command:
@@ -96,7 +111,14 @@ class Command:
                 die_with_zklock if before is None else lambda: (before(), die_with_zklock())
             )
         others = frozenset(children())
-        return cls(subprocess.Popen(argv, env=env, **options), own_group, others)
+        try:
+            proc = subprocess.Popen(argv, env=env, **options)
+        except OSError as error:
+            script = _script_without_interpreter(error, argv[0], env)
+            if script is None:
+                raise
+            proc = subprocess.Popen(["/bin/sh", script, *argv[1:]], env=env, **options)
+        return cls(proc, own_group, others)
 
     def processes(self) -> list[Process] | None:
         """COMMAND and every process it started that still runs; None where unknowable."""
