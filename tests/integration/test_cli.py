@@ -565,6 +565,25 @@ def test_a_signal_to_zklocks_whole_group_reaches_the_command_once(
     assert _received(marker, signum) == ROUNDS, marker.read_text()
 
 
+def test_two_copies_of_one_delivery_reach_the_command_once(hosts, zk_path, tmp_path, spawn):
+    """timeout(1) signals its child, then its own group; a supervisor may signal zklock's
+    pid and its group: zklock gets the signal twice within moments and passes it on once."""
+    path, marker, stop = f"{zk_path}/l", tmp_path / "marker", tmp_path / "stop"
+    proc = spawn("exec", "--hosts", hosts, path, "--", sys.executable, "-c", COUNTING, str(marker),
+                 str(stop), new_session=True)
+    _started_pid(marker)
+    for round_ in range(1, 4):
+        os.kill(proc.pid, signal.SIGTERM)
+        time.sleep(0.02)  # zklock has handled the first by now: the kernel does not merge them
+        os.killpg(proc.pid, signal.SIGTERM)
+        wait_for(lambda round_=round_: _received(marker, signal.SIGTERM) >= round_, 10, "the signal")
+        time.sleep(0.3)  # a second copy passed on would come within this
+        assert _received(marker, signal.SIGTERM) == round_, marker.read_text()
+    stop.touch()
+    _out, err = finish(proc, 15)
+    assert proc.returncode == 7, err
+
+
 # Runs zklock as a terminal session does: a new session whose controlling terminal is the pty
 # named by argv[1]; argv[2] "tty" puts fds 0-2 on it, "redirected" leaves them as they are.
 WITH_A_TERMINAL = r"""

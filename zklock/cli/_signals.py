@@ -6,6 +6,7 @@ import contextlib
 import os
 import select
 import signal
+import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,10 @@ class Mode:
 
 STOP = 0  # the byte that stops the waiting thread; signal numbers are never 0
 
+# The same signal again this soon is a second copy of one delivery, passed on once: timeout(1)
+# signals its child and then its own group, and a supervisor may signal zklock's pid and group.
+SAME_DELIVERY = 0.1  # seconds
+
 
 class SignalRouter:
     """Handlers for SIGINT/SIGTERM/SIGHUP whose effect depends on the phase (``mode``).
@@ -44,6 +49,7 @@ class SignalRouter:
         self.received: list[int] = []
         self._pending: list[int] = []
         self._child: Command | None = None
+        self._forwarded_at: dict[int, float] = {}  # signal -> when it was last passed on
         self._old: dict[int, Any] = {}
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
@@ -92,10 +98,15 @@ class SignalRouter:
     def _forward(self, signum: int, before_child: bool = False) -> None:
         """Pass ``signum`` on to the command and every process it started, once to each.
 
-        Also after the command exited: the processes it left running hold the lock.
+        Also after the command exited: the processes it left running hold the lock.  A copy
+        that comes within :data:`SAME_DELIVERY` of the last one passed on is not passed on.
         """
         if self._child is None:
             return
+        now = time.monotonic()
+        if now - self._forwarded_at.get(signum, -SAME_DELIVERY) < SAME_DELIVERY:
+            return
+        self._forwarded_at[signum] = now
         spare = None
         if not before_child and signum in (signal.SIGINT, signal.SIGHUP) and in_terminal_foreground():
             # Taken for the terminal's own (Ctrl-C, hang-up): it reached zklock's whole group,
