@@ -150,6 +150,17 @@ class Lease:
         # The fork test first: in a child, the state's lock may be held by a parent's thread.
         return not self._fork_guard.forked and self.state is LeaseState.HELD
 
+    def time_left(self) -> float:
+        """Seconds until the lease is declared LOST if ZooKeeper is not heard from meanwhile.
+
+        The bound zklock counts itself (see docs/session-loss.md), before the server can
+        expire the session: a critical section that must finish under the lock can check
+        that it has the time.  ``0.0`` once the lease is LOST or RELEASED.
+        """
+        if self.state in _TERMINAL:
+            return 0.0
+        return max(0.0, self._liveness.contact_deadline() - self._clock())
+
     def check(self) -> None:
         """Raise unless the lease is valid: call it between the steps of a long critical section.
 

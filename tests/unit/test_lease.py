@@ -537,3 +537,19 @@ def test_a_loss_made_while_a_listener_escapes_with_a_base_exception_is_still_hea
 def test_a_listener_that_cannot_be_called_is_refused_when_added(lease, listener):
     with pytest.raises(errors.UsageError, match="listener"):
         lease.add_listener(listener)
+
+
+def test_time_left_counts_down_to_the_bound_and_is_zero_once_over(lease, clock, liveness, changes):
+    assert lease.time_left() == 10.0
+    lease._transition(SUSPENDED, "connection lost")  # in doubt: the same bound runs on
+    clock.now += 4.0
+    assert lease.time_left() == 6.0
+    liveness.deadline = clock.now + 10.0  # heard from again
+    assert lease.time_left() == 10.0
+    clock.now = liveness.deadline
+    assert lease.time_left() == 0.0 and changes == [SUSPENDED, LOST]  # reading it tells the loss
+
+
+def test_a_released_lease_has_no_time_left(lease, liveness):
+    lease._transition(RELEASED)
+    assert lease.time_left() == 0.0

@@ -201,7 +201,7 @@ def _make_lock(client: KazooClient, path: str, args: argparse.Namespace) -> Lock
         if state is LeaseState.SUSPENDED:
             say(
                 f"connection to ZooKeeper lost; the lock {lease.path} is in doubt "
-                f"(it is lost within {args.session_timeout:g} s without ZooKeeper)"
+                f"(lost in {lease.time_left():.1f} s unless ZooKeeper is heard from)"
             )
         elif state is LeaseState.HELD:
             say(f"connection to ZooKeeper back; the lock {lease.path} is still held")
@@ -289,7 +289,9 @@ def _hold_and_run(
             try:
                 router.attach(command)
                 monitor.start()
-                returncode = command.wait(lambda code: _command_exited(command, code, args))
+                returncode = command.wait(
+                    lambda code: _command_exited(command, code, args, lease.state is LeaseState.LOST)
+                )
             except BaseException:
                 command.kill()  # zklock itself failed: nothing may run on without the lock
                 raise
@@ -329,18 +331,25 @@ def _start(argv: list[str], env: dict[str, str]) -> Command:
         raise CannotExecute(f"{argv[0]}: {error.strerror or error}") from None
 
 
-def _command_exited(command: Command, returncode: int, args: argparse.Namespace) -> None:
-    """Say that the lock stays held while processes the command left behind still run."""
+def _command_exited(
+    command: Command, returncode: int, args: argparse.Namespace, lost: bool
+) -> None:
+    """Say that zklock waits for the processes the command left behind.
+
+    It holds the lock meanwhile, unless the lock was ``lost`` already: they are then being
+    stopped, and saying "holding the lock" would be wrong.
+    """
     left = command.processes() or []
     if not left or args.quiet:
         return
     status = signal_status(-returncode) if returncode < 0 else returncode
     pids = " ".join(str(process.pid) for process in left[:5]) + (" ..." if len(left) > 5 else "")
+    holding = "waiting for it to be stopped" if lost else "holding the lock until it exits"
     if len(left) == 1:
-        running = f"1 process it started still runs (pid {pids}): holding the lock until it exits"
+        running = f"1 process it started still runs (pid {pids}): {holding}"
     else:
-        running = (f"{len(left)} processes it started still run (pids {pids}): "
-                   "holding the lock until they exit")
+        holding = "waiting for them to be stopped" if lost else "holding the lock until they exit"
+        running = f"{len(left)} processes it started still run (pids {pids}): {holding}"
     say(f"the command exited with status {status}; {running}")
 
 
