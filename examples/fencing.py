@@ -51,7 +51,9 @@ def main(hosts: str) -> int:
                     print(f"alice holds the lock, token {alice_lease.token}")
                     store.write("balance", "100 (alice)", alice_lease.token)
                     alice_lease.check()
-                    print("alice: lease checked, about to write... and is paused")
+                    if alice_lease.time_left() < 1.0:  # too little to finish the step under the lock
+                        problems.append("alice's fresh lease had under a second left")
+                    print("alice: lease checked (it has time left), about to write... and is paused")
 
                     expire_session(hosts, alice_client)
                     print("  (meanwhile alice's session expired on the server)")
