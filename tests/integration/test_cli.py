@@ -907,6 +907,7 @@ def test_wait_display_on_a_terminal_is_one_line_updated_in_place(hosts, zk_path,
                 seen += os.read(master, 4096)
         assert seen.count(b"\r\x1b[2Kzklock: waiting for") >= 2, seen
         assert b"held by 'tty-holder'" in seen and b"\n" not in seen  # updated in place
+        assert b": 1 ahead, waited " in seen  # the news first, within 80 columns
         holder.release()
         waiter.wait(timeout=15)
         assert waiter.returncode == 0

@@ -147,12 +147,16 @@ class Waiting(threading.Thread):
             self._display.update(f"waiting for {self._lock.path}; {waited}", ("free",))
             return
         holder = contenders[0]
-        # The count ahead is also our position as `zklock status` numbers it (holder: 0).
-        queue = "" if place is None else f"; position {place} in the queue ({place} ahead of us)"
-        rest = f": held by {holder.identifier!r} (token {holder.token}){queue}; {waited}"
+        held_by = f"held by {holder.identifier!r} (token {holder.token})"
         path = self._lock.path
         columns = self._display.columns()
-        if columns is not None:  # on a terminal: shorten the path, not the news
+        if columns is None:
+            # The count ahead is also our position as `zklock status` numbers it (holder: 0).
+            queue = "" if place is None else f"; position {place} in the queue ({place} ahead of us)"
+            rest = f": {held_by}{queue}; {waited}"
+        else:  # one line on a terminal: the news first, the path shortened, the end cut
+            ahead = "" if place is None else f"{place} ahead, "
+            rest = f": {ahead}{waited}; {held_by}"
             path = elide(path, columns - 1 - len(f"zklock: waiting for {rest}"))
         self._display.update(f"waiting for {path}{rest}", (holder.node, place))
 
