@@ -149,13 +149,19 @@ class LockRecipe:
                 "the KazooClient is not started (call client.start()) or was stopped/closed"
             )
 
-    def check_may_wait(self, call: str) -> None:
-        """Refuse ``call`` on kazoo's connection thread, where it would wait for itself."""
-        if self._session().on_connection_thread():
+    def check_may_wait(self, call: str, on_callback_thread_too: bool = False) -> None:
+        """Refuse ``call`` on a kazoo thread where it would wait for itself.
+
+        Always on kazoo's connection thread (state listeners, lease listeners told of a
+        connection change, inline callbacks); with ``on_callback_thread_too``, also on
+        kazoo's callback threads (watch and completion callbacks, the listeners they tell).
+        """
+        session = self._session()
+        if session.on_connection_thread() or (on_callback_thread_too and session.on_callback_thread()):
             raise UsageError(
-                f"{call} cannot wait for ZooKeeper on kazoo's connection thread (a state or "
-                "lease listener, a watch callback): it would block the thread that reads the "
-                "answer; call it from another thread"
+                f"{call} cannot wait for ZooKeeper on one of kazoo's threads (in a state or "
+                "lease listener, or a callback): it would block the thread that hands over "
+                "the answer; call it from another thread"
             )
 
     def _session(self) -> SessionWatcher:
@@ -566,13 +572,15 @@ class LockRecipe:
         node went with its session, or is queued for deletion on reconnect).
         """
         session = self._session()
+        on_connection_thread = session.on_connection_thread()
         try:
             if lease.state is LeaseState.LOST:
                 return ReleaseOutcome.ALREADY_LOST
-            if session.on_connection_thread():
+            if on_connection_thread:
                 # A listener letting go (on SUSPENDED, say): waiting for the delete's answer
                 # would block the thread that reads it, and that must reconnect.  The holder
-                # has let go at once; its node is deleted in the background (finally, below).
+                # has let go at once; its node is deleted in the background (finally, below),
+                # so a loss found then (the node gone already) cannot be reported.
                 return ReleaseOutcome.RELEASED
             if wakeup.event.is_set():  # the caller may reuse one wakeup for its releases
                 wakeup.event.clear()
@@ -624,7 +632,7 @@ class LockRecipe:
                     lease._transition(
                         LeaseState.RELEASED,
                         "released on kazoo's connection thread; the node is deleted in the background"
-                        if session.on_connection_thread()
+                        if on_connection_thread
                         else "release interrupted; the node is deleted in the background",
                     )
                 session.delete_later(lease.node, lease.session_id)

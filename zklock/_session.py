@@ -127,6 +127,16 @@ class SessionWatcher:
         routine = getattr(getattr(client, "_connection", None), "_connection_routine", None)
         return routine is threading.current_thread()
 
+    def on_callback_thread(self) -> bool:
+        """Whether the caller runs on one of kazoo's callback threads (its handler's workers).
+
+        There an acquire must not wait either: under kazoo's own handler a create's answer
+        reaches its caller through a completion queued for that very thread.
+        """
+        client = self._client_ref()
+        workers = getattr(getattr(client, "handler", None), "_workers", ())
+        return threading.current_thread() in workers
+
     # ------------------------------------------------------------------ liveness
     @property
     def session_timeout(self) -> float:

@@ -144,7 +144,7 @@ class Lock(_LockingDecorator):
         if seconds == 0:
             blocking = False
         self._recipe.check_started()
-        self._recipe.check_may_wait("acquire()")
+        self._recipe.check_may_wait("acquire()", on_callback_thread_too=True)
         # A one-try acquire still gets its round trip: bounded by the request timeout.
         deadline = Deadline(seconds if blocking else self._recipe.request_timeout())
         wakeup = Wakeup()
@@ -164,7 +164,8 @@ class Lock(_LockingDecorator):
         lease was lost before it could be released (the critical section was not protected).
         Called on kazoo's connection thread (from a listener: letting go on SUSPENDED, say),
         it does not wait for ZooKeeper, which that thread must read: the lease is RELEASED at
-        once and the node deleted in the background, after a reconnect if need be.
+        once and the node deleted in the background, after a reconnect if need be, so a loss
+        found then cannot raise :class:`LockLost` (check the lease before letting go there).
         """
         self._fork_guard.check("this lock")
         lease = self._gate.take_lease()

@@ -492,6 +492,29 @@ def test_a_thread_whose_lock_another_thread_releases_may_acquire_it_again(zk_cli
     assert zk_client.get_children(f"{zk_path}/handed") == []
 
 
+def test_an_acquire_in_a_kazoo_callback_is_refused_not_left_to_hang(zk_client, zk_path):
+    # On kazoo's callback thread, the create's answer would be handed over by that very
+    # thread (under kazoo's own handler): the acquire would wait out its request timeout.
+    lock = zklock.Lock(zk_client, f"{zk_path}/in-callback")
+    trigger = f"{zk_path}/trigger"
+    outcome: list[object] = []
+    done = threading.Event()
+
+    def on_event(_event: object) -> None:
+        try:
+            outcome.append(lock.acquire(timeout=5))
+        except zklock.UsageError as error:
+            outcome.append(error)
+        done.set()
+
+    zk_client.exists(trigger, watch=on_event)
+    zk_client.create(trigger, makepath=True)
+    assert done.wait(10)
+    assert isinstance(outcome[0], zklock.UsageError) and "kazoo's threads" in str(outcome[0])
+    assert not lock.locked()
+    zk_client.delete(trigger)
+
+
 def test_contenders_refuses_a_zero_timeout_and_takes_minus_one_as_the_request_timeout(
     zk_client, zk_path
 ):

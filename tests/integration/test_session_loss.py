@@ -180,7 +180,7 @@ def test_a_listener_may_let_go_on_suspended_without_stalling_kazoos_thread(
     suspended, took, refused, released = seen
     assert suspended is zklock.LeaseState.SUSPENDED and released is zklock.LeaseState.RELEASED
     assert isinstance(took, float) and took < 1.0, seen
-    assert isinstance(refused, zklock.UsageError) and "connection thread" in str(refused)
+    assert isinstance(refused, zklock.UsageError) and "kazoo's threads" in str(refused)
     assert not lock.locked()
     assert wait_until(lambda: client.connected and client.client_id[0] == session, 10)
     assert wait_until(lambda: client.get_children(path) == [], 10)  # deleted after the reconnect
