@@ -72,17 +72,20 @@ class LocalGate:
             else:
                 self.lease = lease
 
-    def take_lease(self) -> Lease | None:
+    def take_lease(self, expected: Lease | None = None) -> Lease | None:
         """For a release: the lease held, which the object no longer holds (None if none).
 
+        With ``expected``, only that lease: None if the object holds another one, or none.
         The gate stays closed until :meth:`leave`: no thread of ours queues again while the
         release is under way.  The thread that acquired no longer holds: its next acquire
         waits for the release like any other thread's.
         """
         with self._mutex:
-            lease, self.lease = self.lease, None
-            if lease is not None:
-                self._owner = _RELEASING
+            lease = self.lease
+            if lease is None or (expected is not None and lease is not expected):
+                return None
+            self.lease = None
+            self._owner = _RELEASING
             return lease
 
     def leave(self) -> None:

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import os
 import socket
+import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
@@ -114,6 +115,8 @@ class Lock(_LockingDecorator):
             check_listener(listener)
         self._listeners: tuple[LeaseListener, ...] = () if listener is None else (listener,)
         self._gate = LocalGate(self.path)  # threads of this process sharing the object
+        # Per thread, the leases its open ``with`` blocks entered with (innermost last).
+        self._blocks = threading.local()
         # Sleeps between release retries; one release runs at a time, so one is reused.
         self._release_wakeup = Wakeup()
 
@@ -167,10 +170,25 @@ class Lock(_LockingDecorator):
         once and the node deleted in the background, after a reconnect if need be, so a loss
         found then cannot raise :class:`LockLost` (check the lease before letting go there).
         """
+        self._release(None)
+
+    def _release(self, entered: Lease | None) -> None:
+        """:meth:`release`; given the lease a ``with`` block ``entered`` with, only that one.
+
+        A listener (or another thread) may have released the block's lease meanwhile, and
+        this object been acquired again by another thread: that thread's lease is not the
+        block's to release.  Its own lease lost, the block hears :class:`LockLost` still.
+        """
         self._fork_guard.check("this lock")
-        lease = self._gate.take_lease()
+        lease = self._gate.take_lease(entered)
         if lease is None:
-            raise NotHeld(f"release of {self.path!r}, which this lock object does not hold")
+            if entered is None:
+                raise NotHeld(f"release of {self.path!r}, which this lock object does not hold")
+            if entered.state is LeaseState.LOST:
+                raise LockLost(
+                    f"lock {self.path!r} was lost: {entered.reason}", self.path, entered.node
+                )
+            return  # released already, by a listener or another thread
         try:  # at once: the gate opens again whatever happens from here
             # The listeners hear RELEASED (or LOST) once this object takes an acquire again:
             # one that re-acquires from its listener must not find the lock still busy.
@@ -230,7 +248,7 @@ class Lock(_LockingDecorator):
 
     def __enter__(self) -> Lease:
         """Acquire, waiting without limit; the :class:`~zklock.lease.Lease` is the ``as`` value."""
-        return Hold(self, None, True).__enter__()
+        return self._enter_block(None)
 
     def __exit__(
         self,
@@ -241,6 +259,19 @@ class Lock(_LockingDecorator):
         Hold(self, None, True).__exit__(exc_type, exc, traceback)
 
     # ------------------------------------------------------------------ internals
+    def _enter_block(self, timeout: float | None) -> Lease:
+        """Acquire for a ``with`` block (or a decorated call) of the calling thread."""
+        lease = self._acquire_lease(True, timeout)
+        if lease is None:
+            raise LockTimeout(self.path, timeout)
+        self._blocks.__dict__.setdefault("entered", []).append(lease)
+        return lease
+
+    def _exit_block(self) -> None:
+        """Release the lease the calling thread's innermost block entered with, not another."""
+        entered = self._blocks.__dict__.get("entered")
+        self._release(entered.pop() if entered else None)
+
     def __repr__(self) -> str:
         lease = self._gate.lease  # read once: another thread may release meanwhile
         # The last state recorded, not ``state``: a repr (in a log line, say) must not run
@@ -264,10 +295,7 @@ class Hold(_LockingDecorator):
 
     def __enter__(self) -> Lease:
         """Acquire within the timeout (else :class:`LockTimeout`); the lease is the ``as`` value."""
-        lease = self.lock._acquire_lease(True, self.timeout)
-        if lease is None:
-            raise LockTimeout(self.lock.path, self.timeout)
-        return lease
+        return self.lock._enter_block(self.timeout)
 
     def __exit__(
         self,
@@ -276,7 +304,7 @@ class Hold(_LockingDecorator):
         traceback: TracebackType | None,
     ) -> None:
         try:
-            self.lock.release()
+            self.lock._exit_block()
         except LockLost as lost:
             if exc is not None:
                 _add_note(exc, f"zklock: the lock was lost while this block ran: {lost}")

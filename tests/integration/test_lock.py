@@ -492,6 +492,35 @@ def test_a_thread_whose_lock_another_thread_releases_may_acquire_it_again(zk_cli
     assert zk_client.get_children(f"{zk_path}/handed") == []
 
 
+def test_a_with_block_never_releases_a_lease_another_thread_took_meanwhile(zk_client, zk_path):
+    # Any thread may release (a listener letting go on SUSPENDED, say), and another thread
+    # may then take the object: the first block's end must leave that thread's lease alone.
+    lock = zklock.Lock(zk_client, f"{zk_path}/blocks")
+    b_holds, b_may_go = threading.Event(), threading.Event()
+    b_leases: list[zklock.Lease] = []
+
+    def b_works() -> None:
+        with lock as lease:
+            b_leases.append(lease)
+            b_holds.set()
+            b_may_go.wait(10)
+
+    with lock as a_lease:
+        releaser = threading.Thread(target=lock.release)  # let go elsewhere, mid-block
+        releaser.start()
+        releaser.join(10)
+        b = threading.Thread(target=b_works)
+        b.start()
+        assert b_holds.wait(10)
+    assert a_lease.state is zklock.LeaseState.RELEASED
+    assert b_leases[0].state is zklock.LeaseState.HELD and lock.locked()  # untouched
+    b_may_go.set()
+    b.join(10)
+    assert not b.is_alive() and not lock.locked()
+    assert b_leases[0].state is zklock.LeaseState.RELEASED
+    assert zk_client.get_children(f"{zk_path}/blocks") == []
+
+
 def test_an_acquire_in_a_kazoo_callback_is_refused_not_left_to_hang(zk_client, zk_path):
     # On kazoo's callback thread, the create's answer would be handed over by that very
     # thread (under kazoo's own handler): the acquire would wait out its request timeout.
