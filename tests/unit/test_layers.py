@@ -24,6 +24,7 @@ LAYERS = {
     "contender": 0,
     "_wakeup": 0,
     "_contact": 0,  # pure bookkeeping of answer times
+    "_parent_death": 0,  # a C call for child processes (the CLI's and the testing harness's)
     "_fork": 1,
     "handler": 1,  # a kazoo connection handler: needs only kazoo's error classes, from errors
     "acl": 1,

@@ -25,12 +25,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .._parent_death import killed_with_this_thread
 from ._proctree import (
     Process,
     alive,
     children,
     descendants,
-    dies_with_this_thread,
     group_of,
     signal_all,
 )
@@ -104,7 +104,7 @@ class Command:
                 options["process_group"] = 0
             else:  # pragma: no cover - the only way before 3.11; setpgid is async-signal-safe
                 options["preexec_fn"] = os.setpgrp
-        die_with_zklock = dies_with_this_thread(signal.SIGKILL)
+        die_with_zklock = killed_with_this_thread(signal.SIGKILL)
         if die_with_zklock is not None:
             before = options.get("preexec_fn")
             options["preexec_fn"] = (

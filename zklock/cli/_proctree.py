@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
-import sys
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from typing import NamedTuple
+
+from .._parent_death import libc_prctl
 
 __all__ = [
     "Process",
@@ -27,7 +27,6 @@ __all__ = [
     "child_subreaper",
     "children",
     "descendants",
-    "dies_with_this_thread",
     "group_of",
     "process_tree",
     "signal_all",
@@ -36,7 +35,6 @@ __all__ = [
 _PROC = "/proc"
 
 # prctl(2) options, from <linux/prctl.h>.
-_PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
 
@@ -149,7 +147,7 @@ def child_subreaper() -> Iterator[bool]:
     command then go to init as before, out of reach.  The previous setting is restored on
     exit, since ``zklock.cli.main`` may run inside a longer-lived process (tests).
     """
-    prctl = _prctl()
+    prctl = libc_prctl()
     if prctl is None:
         yield False
         return
@@ -164,36 +162,3 @@ def child_subreaper() -> Iterator[bool]:
         yield True
     finally:
         prctl(_PR_SET_CHILD_SUBREAPER, previous.value, 0, 0, 0)
-
-
-def dies_with_this_thread(signum: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that has the kernel send ``signum`` to the child when this thread ends.
-
-    For a child that must not outlive zklock killed outright (SIGKILL, the OOM killer), when
-    zklock can no longer stop it itself.  The kernel sends it when the *thread* that started
-    the child ends (``PR_SET_PDEATHSIG``): start the child from a thread that outlives it.
-    If this process ended before the child asked, the child ends itself with ``signum``.
-    None where there is no ``prctl`` (not Linux): nothing can be asked there.
-    """
-    prctl = _prctl()  # looked up here: the child only calls it, loading nothing after the fork
-    if prctl is None:
-        return None
-    parent = os.getpid()
-
-    def in_the_child() -> None:
-        if prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0 and os.getppid() != parent:
-            os.kill(os.getpid(), signum)  # the parent is gone already: no signal would come
-
-    return in_the_child
-
-
-def _prctl() -> Callable[..., int] | None:
-    """The C library's ``prctl``, or None where there is none (not Linux, no C library)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        prctl: Callable[..., int] = libc.prctl
-        return prctl
-    except (OSError, AttributeError):
-        return None

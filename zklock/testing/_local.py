@@ -14,7 +14,6 @@ their use.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -24,6 +23,7 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Optional
 
+from .._parent_death import killed_with_this_thread
 from ._errors import HarnessError, ZooKeeperStartError
 from ._fourletter import server_mode
 from ._ports import free_loopback_ports, loopback_ports
@@ -155,7 +155,7 @@ class LocalZooKeeper:
                             stderr=subprocess.STDOUT,
                             cwd=workdir,
                             start_new_session=True,  # a Ctrl-C reaches only us, who stop them
-                            preexec_fn=_die_with_parent,
+                            preexec_fn=killed_with_this_thread(signal.SIGKILL),
                         )
                     )
             self._wait_serving()
@@ -277,13 +277,3 @@ def _settled(modes: list[Optional[str]]) -> bool:
         return modes[0] == "standalone"
     return sorted(str(m) for m in modes) == ["follower"] * (len(modes) - 1) + ["leader"]
 
-
-def _die_with_parent() -> None:
-    """In the child before exec: have the kernel SIGKILL it when its parent thread ends (Linux).
-
-    PR_SET_PDEATHSIG fires when the thread that forked the child exits, even if the rest of
-    the process lives on: see the module's docstring.
-    """
-    with contextlib.suppress(Exception):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
