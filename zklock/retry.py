@@ -15,11 +15,12 @@ policy's stop is joined with ``|`` to :class:`stop_at_deadline`, which (like ten
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, TypeVar
 
 import tenacity
@@ -126,7 +127,7 @@ class RetryPolicy:
 
     def copy(self, **changes: Any) -> RetryPolicy:
         """A new policy with some fields replaced (policies are immutable)."""
-        unknown = sorted(set(changes) - {"stop", "wait", "retry", "request_timeout"})
+        unknown = sorted(set(changes) - {part.name for part in fields(self)})
         if unknown:
             raise UsageError(f"RetryPolicy has no field {', '.join(map(repr, unknown))}")
         return replace(self, **changes)
@@ -213,15 +214,16 @@ def _checked_wait(
 
     def checked(state: RetryCallState) -> float:
         seconds = wait(state)
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, (int, float))
-            or not seconds >= 0  # NaN fails this too
-        ):
+        # Any number float() takes will do (a Decimal, a Fraction, a numpy float), but text.
+        value = float("nan")
+        if not isinstance(seconds, (bool, str, bytes)):
+            with contextlib.suppress(TypeError, ValueError, OverflowError):
+                value = float(seconds)
+        if not value >= 0:  # NaN fails this too
             raise UsageError(
                 f"RetryPolicy.wait must give a number of seconds >= 0, and gave {seconds!r}"
             )
-        return min(float(seconds), threading.TIMEOUT_MAX)
+        return min(value, threading.TIMEOUT_MAX)
 
     return checked
 

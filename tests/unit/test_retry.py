@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import decimal
+import fractions
 import logging
 import threading
 import time
@@ -364,6 +366,22 @@ def test_a_wait_that_gives_no_sleep_is_refused_at_the_retry(answer):
     with pytest.raises(errors.UsageError, match=r"RetryPolicy\.wait must give"):
         policy.run(lost, Deadline(1.0), lambda _s: None, lambda: "test")
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("answer", [decimal.Decimal("0.01"), fractions.Fraction(1, 100), 0])
+def test_a_wait_may_give_any_real_number(answer):
+    calls: list[int] = []
+    slept: list[float] = []
+
+    def lost_once() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise kazoo_errors.ConnectionLoss()
+        return "ok"
+
+    policy = RetryPolicy(wait=lambda _state: answer)
+    assert policy.run(lost_once, Deadline(None), slept.append, lambda: "test") == "ok"
+    assert slept == [float(answer)]
 
 
 def test_a_wait_longer_than_any_sleep_is_cut_to_the_longest():
