@@ -16,7 +16,7 @@ from kazoo.recipe.lock import Lock as KazooLock
 
 import zklock
 from benchmarks.server import watches_below  # the servers' wchp, counted below one parent
-from zklock.testing import KazooTraffic, wait_until
+from zklock.testing import KazooTraffic, TcpProxy, wait_until
 
 WORKERS = Path(__file__).parent / "workers"
 
@@ -472,24 +472,34 @@ def test_a_listener_that_hears_released_may_take_the_lock_again(zk_client, zk_pa
     lock.release()
 
 
-def test_a_thread_whose_lock_another_thread_releases_may_acquire_it_again(zk_client, zk_path):
-    # As with threading.Lock: the acquiring thread waits for the release another thread
-    # began, and with a timeout it may even wait for one not begun yet (asyncio.to_thread
-    # reuses a worker for the next task's acquire while the first task still holds).
-    lock = zklock.Lock(zk_client, f"{zk_path}/handed")
-    for _ in range(3):
+def test_a_thread_whose_lock_another_thread_releases_may_acquire_it_again(
+    zookeeper, zk_client_factory, zk_path
+):
+    # As with threading.Lock.  The release another thread began is held open here (its
+    # delete's answer held back by the proxy): the thread that acquired holds nothing, so
+    # its acquire with no timeout waits for the release rather than raise AlreadyHeld.  With
+    # a timeout it may even wait for a release not begun yet (asyncio.to_thread reuses a
+    # worker for the next task's acquire while the first task still holds).
+    path = f"{zk_path}/handed"
+    with TcpProxy(zookeeper.connect_string) as proxy:
+        client = zk_client_factory(hosts=proxy.connect_string)
+        lock = zklock.Lock(client, path)
         assert lock.acquire(timeout=10)
+        proxy.hold_replies()
         releaser = threading.Thread(target=lock.release)
         releaser.start()
-        assert wait_until(lambda: not lock.locked(), 10)  # the release has begun
-        assert lock.acquire()  # no timeout: this thread no longer holds
+        assert wait_until(lambda: not lock.locked(), 10)  # the release has begun, unanswered
+        healed = threading.Timer(0.3, proxy.heal)
+        healed.start()
+        assert lock.acquire()  # no timeout: waits for the release to end
         releaser.join(10)
+        healed.join(10)
         later = threading.Timer(0.2, lock.release)
         later.start()
         assert lock.acquire(timeout=10)  # held by this thread until the timer releases it
         later.join(10)
         lock.release()
-    assert zk_client.get_children(f"{zk_path}/handed") == []
+        assert client.get_children(path) == []
 
 
 def test_a_with_block_never_releases_a_lease_another_thread_took_meanwhile(zk_client, zk_path):
