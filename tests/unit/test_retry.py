@@ -368,8 +368,8 @@ def test_a_wait_that_gives_no_sleep_is_refused_at_the_retry(answer):
     assert len(calls) == 1
 
 
-@pytest.mark.parametrize("answer", [decimal.Decimal("0.01"), fractions.Fraction(1, 100), 0])
-def test_a_wait_may_give_any_real_number(answer):
+def slept_after_one_loss(wait: object) -> list[float]:
+    """What a run under a policy with this ``wait`` slept, its first try lost, its second not."""
     calls: list[int] = []
     slept: list[float] = []
 
@@ -379,24 +379,18 @@ def test_a_wait_may_give_any_real_number(answer):
             raise kazoo_errors.ConnectionLoss()
         return "ok"
 
-    policy = RetryPolicy(wait=lambda _state: answer)
+    policy = RetryPolicy(wait=wait)  # type: ignore[arg-type]
     assert policy.run(lost_once, Deadline(None), slept.append, lambda: "test") == "ok"
-    assert slept == [float(answer)]
+    return slept
+
+
+@pytest.mark.parametrize("answer", [decimal.Decimal("0.01"), fractions.Fraction(1, 100), 0])
+def test_a_wait_may_give_any_real_number(answer):
+    assert slept_after_one_loss(lambda _state: answer) == [float(answer)]
 
 
 def test_a_wait_longer_than_any_sleep_is_cut_to_the_longest():
-    slept: list[float] = []
-    calls: list[int] = []
-
-    def lost_once() -> str:
-        calls.append(1)
-        if len(calls) == 1:
-            raise kazoo_errors.ConnectionLoss()
-        return "ok"
-
-    policy = RetryPolicy(wait=lambda _state: 1e300)
-    assert policy.run(lost_once, Deadline(None), slept.append, lambda: "test") == "ok"
-    assert slept == [threading.TIMEOUT_MAX]
+    assert slept_after_one_loss(lambda _state: 1e300) == [threading.TIMEOUT_MAX]
 
 
 @pytest.mark.parametrize(
