@@ -117,7 +117,12 @@ class Command:
             script = _script_without_interpreter(error, argv[0], env)
             if script is None:
                 raise
-            proc = subprocess.Popen(["/bin/sh", script, *argv[1:]], env=env, **options)
+            try:
+                proc = subprocess.Popen(["/bin/sh", script, *argv[1:]], env=env, **options)
+            except FileNotFoundError:  # not COMMAND's fault: say what is missing
+                raise OSError(
+                    errno.ENOEXEC, "not a program, and no /bin/sh to run it as a script"
+                ) from error
         return cls(proc, own_group, others)
 
     def processes(self) -> list[Process] | None:
