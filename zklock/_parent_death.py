@@ -8,7 +8,7 @@ started them.  Both ask the kernel for it as the child starts (``PR_SET_PDEATHSI
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import os
 import sys
 from typing import Callable
@@ -43,13 +43,20 @@ def killed_with_this_thread(signum: int) -> Callable[[], None] | None:
     return in_the_child
 
 
+@functools.cache
 def libc_prctl() -> Callable[..., int] | None:
-    """The C library's ``prctl``, or None where there is none (not Linux, no C library)."""
+    """The C library's ``prctl``, or None where there is none (not Linux, no C library).
+
+    Looked up once, among the symbols the process already has (a dynamically linked Python
+    has the C library's): ``ctypes.util.find_library`` would run ``ldconfig``, or a compiler,
+    on each call.
+    """
     if not sys.platform.startswith("linux"):
         return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        prctl: Callable[..., int] = libc.prctl
-        return prctl
-    except (OSError, AttributeError):
-        return None
+    for library in (None, "libc.so.6"):
+        try:
+            prctl: Callable[..., int] = ctypes.CDLL(library, use_errno=True).prctl
+            return prctl
+        except (OSError, AttributeError):
+            continue
+    return None
