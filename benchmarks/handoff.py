@@ -1,6 +1,6 @@
 """Where a contended hand-off's time goes, stage by stage, for zklock and kazoo's Lock.
 
-    python -m benchmarks.handoff --hosts 172.17.0.2:2181 [--impls zklock+lean,kazoo]
+    python -m benchmarks.handoff --hosts HOST:PORT [--impls zklock+lean,kazoo]
                                  [--processes 8] [--seconds 3] [--rounds 1]
 
 For each implementation (named as in ``benchmarks.run``: ``zklock+lean``, ``zklock``,

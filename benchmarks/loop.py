@@ -2,8 +2,8 @@
 
 ::
 
-    python -m benchmarks.loop zklock+lean --hosts 172.17.0.2:2181 --cycles 3000
-    strace -f -c -o calls.txt python -m benchmarks.loop kazoo --hosts 172.17.0.2:2181
+    python -m benchmarks.loop zklock+lean --hosts HOST:PORT --cycles 3000
+    strace -f -c -o calls.txt python -m benchmarks.loop kazoo --hosts HOST:PORT
     py-spy record --gil -o cycle.svg -- python -m benchmarks.loop zklock+lean --hosts ...
 
 It runs ``--warm-up`` cycles, then ``--cycles`` acquire+release cycles of one lock, and prints

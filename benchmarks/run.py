@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, help="repeats of each interleaved round")
     parser.add_argument("--contenders", help="comma-separated process counts for the contended "
                         "suite (default: 2,4,8,16; --quick: 2,8)")
+    parser.add_argument("--hold", type=float, help="seconds each timed contended section is "
+                        "held (default 0; the untimed warm-up round holds each "
+                        f"{suites.EXCLUSION_HOLD * 1000:g} ms, for the exclusion check)")
     parser.add_argument("--impls", help="comma-separated implementations for the latency "
                         f"suites (default: {','.join(implementations.UNCONTENDED)})")
     return parser
@@ -83,6 +86,10 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         settings["repeats"] = settings["contended_repeats"] = args.repeats
     if args.contenders:
         settings["contenders"] = [int(n) for n in args.contenders.split(",")]
+    if args.hold is not None:
+        if not args.hold >= 0:
+            raise SystemExit(f"--hold must be a number of seconds >= 0, not {args.hold}")
+        settings["hold"] = args.hold
     return settings
 
 
@@ -174,6 +181,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     broken = exclusion_failures(results)
     for line in broken:
         print(f"MUTUAL EXCLUSION FAILED: {line}", file=sys.stderr)
+    unfinished = scale_failures(results)
+    for line in unfinished:
+        print(f"SCALE RUN INCOMPLETE: {line}", file=sys.stderr)
     out = args.json
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -181,7 +191,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=1) + "\n")
     print(f"\nJSON written to {out}", file=sys.stderr)
-    return 1 if broken else 0
+    return 1 if broken or unfinished else 0
 
 
 def exclusion_failures(results: dict[str, Any]) -> list[str]:
@@ -201,6 +211,25 @@ def exclusion_failures(results: dict[str, Any]) -> list[str]:
             if data.get(what):
                 found.append(f"untimed rounds {impl}: {data[what]} {what.replace('_', ' ')}")
     return found
+
+
+def scale_failures(results: dict[str, Any]) -> list[str]:
+    """What the scale suite did not do in full: a held lock whose node a sample did not find,
+    a chain that did not queue, watch or hand over to every waiter, or raised."""
+    found = []
+    scale = results.get("scale", {})
+    for impl, data in scale.get("hold", {}).items():
+        if not data.get("sampled_nodes_ok"):
+            found.append(f"hold {impl}: a sampled lock path did not have its one node")
+    for impl, data in scale.get("waiters", {}).items():
+        waiters = data.get("waiters", 0)
+        for what in ("queued", "watching_at_start", "completed"):
+            if data.get(what, 0) < waiters:
+                found.append(f"waiters {impl}: {what.replace('_', ' ')} {data.get(what)} of {waiters}")
+        if data.get("errors"):
+            found.append(f"waiters {impl}: {len(data['errors'])} errors, the first: {data['errors'][0]}")
+    return found
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -247,6 +247,13 @@ def exclusion_figures(replies: Sequence[dict[str, Any]]) -> dict[str, int]:
             "occupancy_overlaps": _occupancy_overlaps(replies)}
 
 
+#: Seconds each section of the contended suite's warm-up round is held: long enough that two
+#: holders at once overlap in time.  With no hold, a lock that let two in (kazoo's semaphore
+#: with two leases) showed no overlap in a review's runs; with 10 ms, it does in every round
+#: (tests/integration/test_benchmark_suites.py).
+EXCLUSION_HOLD = 0.01
+
+
 def contended(
     pool: Pool,
     hosts: str,
@@ -258,6 +265,7 @@ def contended(
     hold: float,
     progress: Callable[[str], None],
     count_at: int = 8,
+    exclusion_hold: float = EXCLUSION_HOLD,
 ) -> dict[str, Any]:
     """N processes (own sessions) contend on one lock for ``duration`` seconds each round.
 
@@ -269,9 +277,12 @@ def contended(
     runs first.  At N = ``count_at`` one extra, untimed round per implementation counts the
     requests by type on the client side.
 
-    Every round, untimed ones too, has its own shared occupancy counter
-    (:class:`benchmarks.worker.Occupancy`), raised and lowered by every section of every
-    worker; the untimed rounds' exclusion checks are reported under ``untimed``.
+    The warm-up round holds each section ``exclusion_hold`` seconds: with no hold a section
+    lasts microseconds, and a lock that let two processes in at once (kazoo's semaphore with
+    two leases did so in a review) would almost never show it.  Every round, untimed ones
+    too, has its own shared occupancy counter (:class:`benchmarks.worker.Occupancy`), raised
+    and lowered by every section of every worker; the untimed rounds' exclusion checks are
+    reported under ``untimed``.
     """
     results: dict[str, Any] = {}
     settle = 0.1  # the first instants, while contenders queue up, are left out of throughput
@@ -282,7 +293,8 @@ def contended(
     }
 
     def one_round(
-        impl: str, n: int, label: str, count: bool = False, server_count: bool = False
+        impl: str, n: int, label: str, count: bool = False, server_count: bool = False,
+        section_hold: float = hold,
     ) -> tuple[float, list[dict[str, Any]], Optional[list[int]]]:
         """Connect ``n`` workers, contend for ``duration`` s, disconnect.
 
@@ -299,7 +311,7 @@ def contended(
             before = received_by_session(hosts) if server_count else {}
             start = time.monotonic() + 0.2
             replies = pool.all(workers, "contend", start=start, end=start + duration,
-                               hold=hold, count=count)
+                               hold=section_hold, count=count)
             after = received_by_session(hosts) if server_count else {}
             pool.all(workers, "disconnect")
         finally:
@@ -308,8 +320,11 @@ def contended(
         requests = [after[s] - before[s] for s in sessions if s in after and s in before]
         return start, replies, requests if len(requests) == len(sessions) else None
 
-    def untimed_round(impl: str, n: int, label: str, count: bool = False) -> list[dict[str, Any]]:
-        _start, replies, _requests = one_round(impl, n, label, count=count)
+    def untimed_round(
+        impl: str, n: int, label: str, count: bool = False, section_hold: float = hold
+    ) -> list[dict[str, Any]]:
+        _start, replies, _requests = one_round(impl, n, label, count=count,
+                                               section_hold=section_hold)
         checked = exclusion_figures(replies)
         untimed[impl]["rounds"] += 1
         for key, value in checked.items():
@@ -317,7 +332,7 @@ def contended(
         return replies
 
     for impl in impls:
-        untimed_round(impl, max(counts), "warm-up")
+        untimed_round(impl, max(counts), "warm-up", section_hold=exclusion_hold)
     order = list(impls)
     for n in counts:
         per_repeat: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
@@ -360,8 +375,8 @@ def contended(
                for check in ("overlaps", "token_inversions", "occupancy_overlaps")},
             "requests_by_type": by_type,
         }
-    return {"duration_s": duration, "hold_s": hold, "repeats": repeats, "by_n": results,
-            "untimed": untimed}
+    return {"duration_s": duration, "hold_s": hold, "exclusion_hold_s": exclusion_hold,
+            "repeats": repeats, "by_n": results, "untimed": untimed}
 
 
 # ---------------------------------------------------------------------- scale

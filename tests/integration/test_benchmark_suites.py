@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks import impls, suites
+from benchmarks import impls, run, suites
 from benchmarks.pool import Pool
 from zklock.testing import list_znodes
 
@@ -45,6 +45,19 @@ def test_requests_per_uncontended_cycle_server_and_client_agree(zookeeper, bench
     assert per_impl["kazoo"]["client_by_type"] == {
         "Create": 1.0, "Delete": 1.0, "GetChildren": 2.0
     }, per_impl["kazoo"]
+
+
+def test_the_exclusion_check_catches_a_lock_that_lets_two_in(zookeeper, bench_base):
+    # With no hold a section lasts microseconds and two holders at once hardly ever overlap
+    # in time: the warm-up round holds each section, so that the check catches them there.
+    with Pool(4) as pool:
+        result = suites.contended(
+            pool, zookeeper.connect_string, bench_base, [impls.TWO_AT_ONCE], counts=[4],
+            repeats=1, duration=0.3, hold=0.0, progress=lambda _line: None, count_at=4,
+        )
+    warm_and_count = result["untimed"][impls.TWO_AT_ONCE]
+    assert warm_and_count["overlaps"] > 0 and warm_and_count["occupancy_overlaps"] > 0, warm_and_count
+    assert run.exclusion_failures({"contended": result}), result["untimed"]
 
 
 def test_contended_rounds_exclude_count_and_measure_every_implementation(zookeeper, bench_base):
