@@ -171,8 +171,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
+        reporter.ensure_newline()  # not glued to the last progress line
         reporter.write_line(
-            f"zklock.testing: containers outlived their fixtures (removed now): {removed}",
+            f"zklock.testing: containers outlived their fixtures (removed now): {removed}; "
+            "the run fails for this leak",
             red=True,
         )
 
