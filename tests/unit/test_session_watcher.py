@@ -6,8 +6,10 @@ against a real ZooKeeper in tests/integration.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 from kazoo.protocol.states import KazooState
 
@@ -105,14 +107,28 @@ def test_a_lost_session_is_forgotten_until_the_next_one():
     assert watcher.session_id == 0x6
 
 
+@contextlib.contextmanager
+def acquiring(watcher: SessionWatcher) -> Iterator[None]:
+    """As the recipe's acquire does around its grant: the watcher knows an acquire began (its
+    create went through the leader), so no heartbeat is due while the test looks at what
+    was sent.  (Without it, the watchdog that track() starts may send one at once.)"""
+    woken = threading.Event()
+    watcher.waiting(woken)
+    try:
+        yield
+    finally:
+        watcher.done_waiting(woken)
+
+
 def test_a_grant_asked_before_a_drop_is_verified_not_trusted():
     client = ConnectedClient()
     watcher = SessionWatcher(client)  # type: ignore[arg-type]
-    drops_before = watcher.drops
-    client.tell(KazooState.SUSPENDED)  # the answer granting the lease came before this...
-    client.tell(KazooState.CONNECTED)  # ... and the same session is back before track()
-    lease = lease_of(watcher)
-    watcher.track(lease, drops_before)
+    with acquiring(watcher):
+        drops_before = watcher.drops
+        client.tell(KazooState.SUSPENDED)  # the answer granting the lease came before this...
+        client.tell(KazooState.CONNECTED)  # ... and the same session is back before track()
+        lease = lease_of(watcher)
+        watcher.track(lease, drops_before)
     assert lease._state is LeaseState.SUSPENDED  # until the node is seen again
     assert client.sent == [("exists", lease.node)]
     watcher.untrack(lease)
@@ -121,10 +137,11 @@ def test_a_grant_asked_before_a_drop_is_verified_not_trusted():
 def test_a_grant_asked_on_the_current_connection_is_held_at_once():
     client = ConnectedClient()
     watcher = SessionWatcher(client)  # type: ignore[arg-type]
-    client.tell(KazooState.SUSPENDED)
-    client.tell(KazooState.CONNECTED)
-    lease = lease_of(watcher)
-    watcher.track(lease, watcher.drops)
+    with acquiring(watcher):
+        client.tell(KazooState.SUSPENDED)
+        client.tell(KazooState.CONNECTED)
+        lease = lease_of(watcher)
+        watcher.track(lease, watcher.drops)
     assert lease._state is LeaseState.HELD and client.sent == []
     watcher.untrack(lease)
 
