@@ -156,8 +156,7 @@ class LockRecipe:
         connection change, inline callbacks); with ``on_callback_thread_too``, also on
         kazoo's callback threads (watch and completion callbacks, the listeners they tell).
         """
-        session = self._session()
-        if session.on_connection_thread() or (on_callback_thread_too and session.on_callback_thread()):
+        if self._session().on_kazoo_thread(callback_threads_too=on_callback_thread_too):
             raise UsageError(
                 f"{call} cannot wait for ZooKeeper on one of kazoo's threads (in a state or "
                 "lease listener, or a callback): it would block the thread that hands over "
@@ -572,7 +571,7 @@ class LockRecipe:
         node went with its session, or is queued for deletion on reconnect).
         """
         session = self._session()
-        on_connection_thread = session.on_connection_thread()
+        on_connection_thread = session.on_kazoo_thread()
         try:
             if lease.state is LeaseState.LOST:
                 return ReleaseOutcome.ALREADY_LOST

@@ -116,26 +116,24 @@ class SessionWatcher:
             self._connected = client.state == KazooState.CONNECTED
             self._session_id = self._current_session_id(client)
 
-    def on_connection_thread(self) -> bool:
-        """Whether the caller runs on kazoo's connection thread (a listener, an inline callback).
+    def on_kazoo_thread(self, callback_threads_too: bool = False) -> bool:
+        """Whether the caller runs on kazoo's connection thread (or its callback threads too).
 
-        There a call must not wait for a reply: the thread it blocks is the one that would
-        read it, and that reconnects.  kazoo keeps the thread as its connection's
-        ``_connection_routine`` (what its handler's ``spawn`` returned).
+        The callback threads are its handler's workers, asked of with ``callback_threads_too``.
+
+        On the connection thread (state listeners, inline callbacks) a call must not wait for
+        a reply: the thread it blocks is the one that would read it, and that reconnects.  On
+        a callback thread an acquire must not wait either: under kazoo's own handler a
+        create's answer reaches its caller through a completion queued for that very thread.
+        kazoo keeps the connection thread as its connection's ``_connection_routine`` (what
+        its handler's ``spawn`` returned), and the callback threads as its handler's
+        ``_workers``.
         """
         client = self._client_ref()
-        routine = getattr(getattr(client, "_connection", None), "_connection_routine", None)
-        return routine is threading.current_thread()
-
-    def on_callback_thread(self) -> bool:
-        """Whether the caller runs on one of kazoo's callback threads (its handler's workers).
-
-        There an acquire must not wait either: under kazoo's own handler a create's answer
-        reaches its caller through a completion queued for that very thread.
-        """
-        client = self._client_ref()
-        workers = getattr(getattr(client, "handler", None), "_workers", ())
-        return threading.current_thread() in workers
+        me = threading.current_thread()
+        if getattr(getattr(client, "_connection", None), "_connection_routine", None) is me:
+            return True
+        return callback_threads_too and me in getattr(getattr(client, "handler", None), "_workers", ())
 
     # ------------------------------------------------------------------ liveness
     @property
