@@ -344,12 +344,15 @@ def _command_exited(
         return
     status = signal_status(-returncode) if returncode < 0 else returncode
     pids = " ".join(str(process.pid) for process in left[:5]) + (" ..." if len(left) > 5 else "")
-    holding = "waiting for it to be stopped" if lost else "holding the lock until it exits"
-    if len(left) == 1:
-        running = f"1 process it started still runs (pid {pids}): {holding}"
+    one = len(left) == 1
+    if one:
+        running = f"1 process it started still runs (pid {pids})"
     else:
-        holding = "waiting for them to be stopped" if lost else "holding the lock until they exit"
-        running = f"{len(left)} processes it started still run (pids {pids}): {holding}"
+        running = f"{len(left)} processes it started still run (pids {pids})"
+    if lost:
+        running += ": waiting for " + ("it" if one else "them") + " to be stopped"
+    else:
+        running += ": holding the lock until " + ("it exits" if one else "they exit")
     say(f"the command exited with status {status}; {running}")
 
 
