@@ -33,6 +33,15 @@ def enter_in_a_thread(
     return thread, outcome
 
 
+def held_by_this_thread() -> LocalGate:
+    """A gate the calling thread went in at and now holds LEASE through."""
+    gate = LocalGate("/l")
+    wakeup = Wakeup()
+    assert gate.enter(wakeup, Deadline(None), blocking=True)
+    gate.acquired(wakeup, LEASE)  # type: ignore[arg-type]
+    return gate
+
+
 def test_the_thread_in_cannot_enter_again_with_no_deadline():
     gate = LocalGate("/l")
     wakeup = Wakeup()
@@ -46,10 +55,7 @@ def test_the_thread_in_cannot_enter_again_with_no_deadline():
 
 def test_the_thread_in_waits_as_threading_lock_with_a_deadline_or_one_try():
     # Another thread may release it meanwhile (any thread may), so this is no sure deadlock.
-    gate = LocalGate("/l")
-    wakeup = Wakeup()
-    gate.enter(wakeup, Deadline(None), blocking=True)
-    gate.acquired(wakeup, LEASE)  # type: ignore[arg-type]
+    gate = held_by_this_thread()
     assert gate.enter(Wakeup(), Deadline(60.0), blocking=False) is False
     assert gate.enter(Wakeup(), Deadline(0.05), blocking=True) is False
 
@@ -66,10 +72,7 @@ def test_the_thread_in_waits_as_threading_lock_with_a_deadline_or_one_try():
 def test_the_thread_that_acquired_waits_for_a_release_another_thread_began():
     # The lease taken for a release, the thread that acquired holds nothing: its acquire,
     # with no deadline too, waits for the release to end rather than raising AlreadyHeld.
-    gate = LocalGate("/l")
-    wakeup = Wakeup()
-    gate.enter(wakeup, Deadline(None), blocking=True)
-    gate.acquired(wakeup, LEASE)  # type: ignore[arg-type]
+    gate = held_by_this_thread()
     taken = threading.Thread(target=gate.take_lease)
     taken.start()
     taken.join(5)
@@ -80,10 +83,7 @@ def test_the_thread_that_acquired_waits_for_a_release_another_thread_began():
 
 
 def test_another_thread_waits_until_the_release_has_ended():
-    gate = LocalGate("/l")
-    wakeup = Wakeup()
-    gate.enter(wakeup, Deadline(None), blocking=True)
-    gate.acquired(wakeup, LEASE)  # type: ignore[arg-type]
+    gate = held_by_this_thread()
     thread, outcome = enter_in_a_thread(gate, None)
     assert gate.take_lease() is LEASE
     assert gate.lease is None and gate.take_lease() is None
