@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import fcntl
 import gc
+import os
 import resource
 import socket
+import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from zklock.handler import BufferedSocket, LeanHandler
+from zklock.handler import BufferedSocket, Doorbell, LeanHandler
 from zklock.testing import wait_until
 
 
@@ -98,3 +101,39 @@ def test_the_connection_loops_poller_closes_with_its_thread(pair):
     # Only the thread's cache held it: gone with the thread, and its epoll descriptor too.
     assert wait_until(lambda: gc.collect() is not None and poller() is None, 5)
     doorbell.close()
+
+
+def test_a_ring_racing_close_never_lands_in_the_file_that_reuses_the_number():
+    # A client stopped by one thread while another sends a request: the doorbell's number is
+    # freed by close() and handed to the next file opened.  A send that read the number before
+    # the close must not write into that new file (here an eventfd, which would count it).
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        for _ in range(300):
+            bell = Doorbell()
+            stop = threading.Event()
+
+            def ring(bell: Doorbell = bell, stop: threading.Event = stop) -> None:
+                while not stop.is_set():
+                    try:
+                        bell.send(b"\0")
+                    except OSError:
+                        pass
+
+            ringer = threading.Thread(target=ring)
+            ringer.start()
+            number = bell.fileno()
+            bell.close()
+            reused = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            try:
+                time.sleep(0.0005)
+                stop.set()
+                ringer.join()
+                if reused == number:
+                    with pytest.raises(BlockingIOError):  # nothing was counted
+                        os.eventfd_read(reused)
+            finally:
+                os.close(reused)
+    finally:
+        sys.setswitchinterval(interval)
