@@ -73,14 +73,16 @@ def render(document: dict[str, Any]) -> str:
                     _num(data["ratio"].get("cpu_per_acquisition_us", {}).get(impl), 2),
                     _num(med["requests_per_acquisition"], 2), str(data["overlaps"][impl]),
                     str(data.get("occupancy_overlaps", {}).get(impl, "-")),
+                    str(data.get("token_inversions", {}).get(impl, "-")),
                 ])
         parts.append(_table(["N impl", "acq/s", "acq/s x", "hand-offs %", "handoff p50 us",
                              "p50 x", "handoff p99 us", "CPU us/acq", "CPU x", "req/acq",
-                             "overlaps", "occupied>1"], rows))
+                             "overlaps", "occupied>1", "token inv."], rows))
         parts.append("hand-offs %: of the successive sections of two processes, those whose "
                      "second had called acquire() before the first's release (only these time a "
                      "hand-off); overlaps: adjacent sections; occupied>1: entries that found the "
-                     "shared occupancy counter taken")
+                     "shared occupancy counter taken; token inv.: successive sections whose "
+                     "fencing tokens did not grow")
         untimed = con.get("untimed", {})
         if untimed:
             parts.append("untimed rounds (warm-up, counting), overlaps / occupied>1 / token "

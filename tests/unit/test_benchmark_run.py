@@ -1,7 +1,12 @@
-"""benchmarks.run's verdicts on mutual exclusion and on the scale suite, from results (no server)."""
+"""benchmarks.run's verdicts on mutual exclusion and on the scale suite, and the table that
+reports them, from results (no server)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from benchmarks.report import render
 from benchmarks.run import exclusion_failures, scale_failures
 
 
@@ -40,3 +45,17 @@ def test_a_scale_run_not_done_in_full_is_a_failure():
     missing = waiters()
     missing["scale"]["hold"]["zklock"]["sampled_nodes_ok"] = False
     assert scale_failures(missing) == ["hold zklock: a sampled lock path did not have its one node"]
+
+
+def test_the_contended_table_shows_each_implementations_token_inversions():
+    reference = Path(__file__).parents[2] / "docs" / "performance-standalone.json"
+    document = json.loads(reference.read_text())
+    by_n = document["contended"]["by_n"]
+    n, data = next(iter(by_n.items()))
+    impls = list(data["median"])
+    data["token_inversions"] = {impl: 0 for impl in impls} | {impls[-1]: 7}
+    table = render({"meta": document["meta"], "contended": document["contended"]})
+    header = next(line for line in table.splitlines() if line.startswith("N impl"))
+    assert header.split()[-2:] == ["token", "inv."]
+    row = next(line for line in table.splitlines() if line.startswith(f"N={n} {impls[-1]} "))
+    assert row.split()[-1] == "7"
