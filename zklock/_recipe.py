@@ -82,14 +82,20 @@ class PredecessorWatch:
     gone), the callback either leaves ``listing`` unset (the queue minus that node puts us
     first: we hold) or sends the confirming ``get_children`` itself, so the request is on its
     way before the waiting thread is even scheduled.
+
+    kazoo cannot take a watch back: once the wait is over (``ended``), the watch may still fire
+    (the node goes after the acquire gave up, or after a wake-up of another cause).  Its
+    callbacks then do nothing: no listing sent for nobody, no later wait on the same event
+    woken for nothing.
     """
 
-    __slots__ = ("deleted", "event", "holds_once_deleted", "listing")
+    __slots__ = ("deleted", "ended", "event", "holds_once_deleted", "listing")
 
     def __init__(self, event: threading.Event, holds_once_deleted: bool) -> None:
         self.event = event
         self.holds_once_deleted = holds_once_deleted
         self.deleted = False
+        self.ended = False  # set by the waiting thread when it stops waiting on this watch
         self.listing: tuple[Any, float] | None = None  # (kazoo's async result, send time)
 
 
@@ -304,7 +310,10 @@ class LockRecipe:
             watch = PredecessorWatch(wakeup.event, self.kind.decide(rest, own).holds)
             drops_before = session.drops  # the watch and any listing after it
             answer = self._watch(f"{self.path}/{decision.watch}", watch)
-            self._sleep(answer, wakeup.event, deadline)
+            try:
+                self._sleep(answer, wakeup.event, deadline)
+            finally:
+                watch.ended = True  # whatever comes of the watch from now on is not for us
             if wakeup.cancelled:
                 raise self._cancelled()
             prefetched: tuple[Any, float] | None = None
@@ -484,9 +493,12 @@ class LockRecipe:
         """
         @runs_inline  # only sets an event: under LeanHandler it runs on the replying thread
         def listed(_result: Any) -> None:
-            watch.event.set()
+            if not watch.ended:
+                watch.event.set()
 
         def gone() -> None:
+            if watch.ended:
+                return
             if not (watch.holds_once_deleted and self._session().contact_is_fresh()):
                 # Confirm with a listing sent now, and wake the waiting thread once its
                 # answer is in: one wake-up instead of two on the hand-off's path.
@@ -499,6 +511,10 @@ class LockRecipe:
 
         @runs_inline  # sends at most one request: under LeanHandler it skips a thread hop
         def woken(watched: Any) -> None:
+            if watch.ended:
+                log.debug("%s: %s on %s after its wait ended", self._context(), watched.type,
+                          watched.path)
+                return
             if log.isEnabledFor(logging.DEBUG):  # _context() is not free, and this is hot
                 log.debug("%s: woken by %s on %s", self._context(), watched.type, watched.path)
             if watched.type == EventType.DELETED:
@@ -516,7 +532,8 @@ class LockRecipe:
             except NoNode:
                 gone()  # no watch was left behind
             except Exception:
-                watch.event.set()  # the waiting thread raises it
+                if not watch.ended:
+                    watch.event.set()  # the waiting thread raises it
 
         answer = self.client.get_async(path, watch=woken)
         answer.rawlink(answered)

@@ -135,3 +135,39 @@ def test_a_hand_off_costs_the_woken_waiter_one_listing_or_none(wired, zk_path):
         thread.join(30)
     assert not any(thread.is_alive() for thread in threads)
     assert second_wire.sent() == ["Delete"] and third_wire.sent() == ["Delete"]
+
+
+def test_a_wait_that_ended_sends_nothing_when_its_old_watch_fires_later(wired, zk_path):
+    # kazoo cannot take a watch back: the one a finished wait set stays on the server, and its
+    # event still comes.  It must not send a listing (nor wake a later wait of the same lock).
+    holder_client, _ = wired()
+    holder = zklock.Lock(holder_client, zk_path)
+    assert holder.acquire()
+    middle = zklock.Lock(wired()[0], zk_path)
+    outcome: list[BaseException] = []
+
+    def wait_in_the_middle() -> None:
+        try:
+            middle.acquire()
+        except zklock.AcquireCancelled as cancelled:
+            outcome.append(cancelled)
+
+    waiting = threading.Thread(target=wait_in_the_middle)
+    waiting.start()
+    assert wait_until(lambda: len(holder.contenders()) == 2)
+    late_client, late_wire = wired()
+    late = zklock.Lock(late_client, zk_path)
+    assert not late.acquire(timeout=0.5)  # watched the middle's node, then gave up
+    assert wait_until(lambda: len(holder.contenders()) == 2)
+    late_wire.take()
+
+    middle.cancel()  # the middle's node goes: the late waiter's old watch fires
+    waiting.join(30)
+    assert not waiting.is_alive() and len(outcome) == 1
+    assert wait_until(lambda: ("event", "deleted") in late_wire.seen), late_wire.seen
+    assert late_wire.take() == [("event", "deleted")]
+    holder.release()
+    # The next acquire of the same lock is not disturbed by it either.
+    assert late.acquire(timeout=10)
+    late.release()
+    assert late_wire.sent() == ["Create2", "GetChildren", "Delete"]
