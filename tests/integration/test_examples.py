@@ -169,6 +169,18 @@ def test_retry_policy(zookeeper):
 
 
 @pytest.mark.usefixtures("no_example_nodes_left")
+def test_asyncio_tasks(zookeeper):
+    out = passing_output("asyncio_tasks.py", zookeeper.connect_string)
+    assert "5 tasks held the lock one after another, tokens increasing: True" in out
+    assert "the event loop ran on meanwhile: True" in out
+    assert "queue while the holder holds: ['holder', 'cancelled']" in out
+    assert "after cancelling the waiting task: ['holder']" in out
+    assert "a task with timeout=0.2 while the holder holds: LockTimeout" in out
+    assert "contender nodes left under the lock: 0" in out
+    assert out.rstrip().endswith("OK")
+
+
+@pytest.mark.usefixtures("no_example_nodes_left")
 def test_cancel(zookeeper):
     out = passing_output("cancel.py", zookeeper.connect_string)
     assert "queue: ['alice', 'bob'] (bob's worker waits)" in out
