@@ -1,7 +1,8 @@
-"""zklock exec's start of COMMAND: the /bin/sh fallback for a file the kernel cannot run.
+"""zklock exec's start of COMMAND: which file runs, and /bin/sh for one the kernel cannot run.
 
-Run for real (a script without #!) in tests/integration/test_cli.py; here only what cannot
-be arranged there: no /bin/sh at all.  Popen is a stand-in that fails as the system would.
+A script without #! is run through the whole CLI in tests/integration/test_cli.py; here the
+choice of file on PATH, and what cannot be arranged there: no /bin/sh at all (Popen is then a
+stand-in that fails as the system would).
 """
 
 from __future__ import annotations
@@ -28,3 +29,24 @@ def test_a_script_without_interpreter_and_no_bin_sh_says_so(monkeypatch):
         Command.start(["./no-shebang", "one"], {"PATH": "/usr/bin"}, own_group=False)
     assert raised.value.errno == errno.ENOEXEC  # reported as 126, not as 127 (not found)
     assert tried == [["./no-shebang", "one"], ["/bin/sh", "./no-shebang", "one"]]
+
+
+def test_the_first_executable_on_path_runs_even_without_interpreter_as_execvp_runs_it(tmp_path):
+    # execvp(3), and flock(1) with it, stop at the first executable file of the name on PATH
+    # and run it with /bin/sh when the kernel cannot; Python's own search would go on and run
+    # the next directory's program of the same name instead.
+    first, second, out = tmp_path / "first", tmp_path / "second", tmp_path / "out"
+    for directory, text in ((first, 'echo first "$@" > "$OUT"\n'),
+                            (second, '#!/bin/sh\necho second "$@" > "$OUT"\n')):
+        directory.mkdir()
+        (directory / "prog").write_text(text)
+        (directory / "prog").chmod(0o755)
+    env = {"PATH": f"{first}:{second}", "OUT": str(out)}
+    command = Command.start(["prog", "one"], env, own_group=False)
+    assert command.wait() == 0
+    assert out.read_text() == "first one\n"
+
+
+def test_a_program_on_no_path_entry_is_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        Command.start(["no-such-program-here"], {"PATH": str(tmp_path)}, own_group=False)

@@ -58,17 +58,19 @@ def exit_statuses_kept() -> Iterator[None]:
             signal.signal(signal.SIGCHLD, previous)
 
 
-def _script_without_interpreter(error: OSError, program: str, env: dict[str, str]) -> str | None:
-    """The file to run with ``/bin/sh`` when the kernel could not run ``program``, else None.
+def _program_file(program: str, env: dict[str, str]) -> str:
+    """The file ``execvp(3)`` runs for ``program``: itself if it has a ``/``, else found on PATH.
 
-    A file the kernel does not know how to run (no ``#!`` line) is a shell script to
-    ``execvp(3)``, and so to ``flock(1)``: it is run with ``/bin/sh``, as they do.
+    ``execvp(3)`` (and so ``flock(1)``) stops at the first executable file of that name on
+    ``PATH``, and runs it with ``/bin/sh`` if the kernel cannot run it.  Python's own search
+    goes on to the next directory instead, and would run another program of the same name.
     """
-    if error.errno != errno.ENOEXEC:
-        return None
     if "/" in program:
         return program
-    return shutil.which(program, path=env.get("PATH", os.defpath))
+    found = shutil.which(program, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    return found
 
 
 class Command:
@@ -111,14 +113,15 @@ class Command:
                 die_with_zklock if before is None else lambda: (before(), die_with_zklock())
             )
         others = frozenset(children())
+        program = _program_file(argv[0], env)
         try:
-            proc = subprocess.Popen(argv, env=env, **options)
+            proc = subprocess.Popen(argv, executable=program, env=env, **options)
         except OSError as error:
-            script = _script_without_interpreter(error, argv[0], env)
-            if script is None:
+            if error.errno != errno.ENOEXEC:
                 raise
+            # Not a program the kernel knows (no #! line): a shell script, as to execvp(3).
             try:
-                proc = subprocess.Popen(["/bin/sh", script, *argv[1:]], env=env, **options)
+                proc = subprocess.Popen(["/bin/sh", program, *argv[1:]], env=env, **options)
             except FileNotFoundError:  # not COMMAND's fault: say what is missing
                 raise OSError(
                     errno.ENOEXEC, "not a program, and no /bin/sh to run it as a script"
