@@ -14,6 +14,7 @@ creates it sent and the replies to them it read (none, when the reply was lost).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -23,6 +24,8 @@ from kazoo.client import KazooClient
 from kazoo.protocol.states import ZnodeStat
 
 import zklock
+from zklock._kinds import EXCLUSIVE
+from zklock.naming import NodeNaming
 from zklock.testing import (
     KazooClientFactory,
     KazooTraffic,
@@ -209,3 +212,76 @@ def test_a_create_answered_after_the_acquire_stopped_waiting_is_kept_once(
     assert _replies_read(traffic, "Create2") == 1  # read this time, after the listing was sent
     lock.release()
     assert wait_until(lambda: observer.get_children(path) == [], 5)
+
+
+def test_a_lost_create_never_adopts_another_sessions_node_with_its_attempt_id(
+    proxied, zk_client_factory, zk_path, proxy, monkeypatch
+):
+    # The node found by the attempt id after a lost reply is kept only if this session owns
+    # it.  Here another session's node carries the id (an id is random: a stand-in for any
+    # node not ours), and the client's own create never reached the server.
+    path = f"{zk_path}/foreign"
+    observer = zk_client_factory()
+    observer.ensure_path(path)
+    attempt_id = uuid.uuid4().hex
+    fresh_ids = NodeNaming.new_attempt_id
+    ids = iter([attempt_id])
+    monkeypatch.setattr(NodeNaming, "new_attempt_id", lambda self: next(ids, None) or fresh_ids(self))
+    foreign = observer.create(
+        f"{path}/{NodeNaming.KAZOO.prefix(attempt_id, EXCLUSIVE)}", b"", ephemeral=True, sequence=True
+    )
+    client, traffic = proxied()
+    session = client.client_id[0]
+    lock = zklock.Lock(client, path)
+    proxy.blackhole()  # the create never reaches the server
+    thread, outcome = acquire_in_a_thread(lock, timeout=15)
+    try:
+        assert wait_until(lambda: "Create2" in traffic.sent(), 10)
+        proxy.drop()  # its reply is lost with the connection; the session lives on
+    finally:
+        proxy.heal()
+    # The acquire lists, finds the foreign node by the id, leaves it alone, creates its own
+    # node and queues behind the foreign one.
+    assert wait_until(lambda: len(observer.get_children(path)) == 2 or bool(outcome), 10)
+    observer.delete(foreign)
+    thread.join(15)
+    assert outcome == [True]
+    lease = lock.lease
+    assert lease is not None and lease.node != foreign
+    assert lease.session_id == session
+    _data, stat = observer.get(lease.node)
+    assert stat.ephemeralOwner == session
+    lock.release()
+
+
+def test_a_watch_reply_of_no_node_after_the_wait_ended_sends_nothing(
+    proxied, zk_client_factory, zk_path, proxy
+):
+    # The node ahead goes before the watch reaches the server, and the NoNode answer comes
+    # only after the acquire gave up: that answer must not send a listing for nobody.
+    path = f"{zk_path}/late-no-node"
+    observer = zk_client_factory()
+    observer.ensure_path(path)
+    first = observer.create(f"{path}/a__lock__", b"", ephemeral=True, sequence=True)
+    second = observer.create(f"{path}/b__lock__", b"", ephemeral=True, sequence=True)
+    client, traffic = proxied()
+    send_get = client.get_async
+    watched: list[str] = []
+
+    def get_async(node, watch=None):
+        if watch is not None and not watched:
+            watched.append(node)
+            observer.delete(second)
+            proxy.hold_replies()
+        return send_get(node, watch=watch)
+
+    client.get_async = get_async
+    lock = zklock.Lock(client, path)
+    assert lock.acquire(timeout=1.0) is False  # the wait ends with the answer held back
+    assert watched == [second]
+    traffic.take()
+    proxy.heal()
+    assert wait_until(lambda: _replies_read(traffic, "GetData") == 1, 5), traffic.seen
+    time.sleep(0.5)  # room for a listing its callback would send: none may follow
+    assert "GetChildren" not in traffic.sent(), traffic.seen
+    observer.delete(first)

@@ -26,12 +26,14 @@ from kazoo.protocol.states import KazooState
 from tenacity import stop_after_attempt, wait_fixed
 
 import zklock
+from zklock._kinds import ExclusiveKind
 from zklock._session import SessionWatcher
 from zklock.testing import (
     KazooClientFactory,
     TcpProxy,
     ZooKeeperEnsemble,
     expire_session,
+    expire_session_id,
     wait_until,
 )
 
@@ -823,6 +825,56 @@ def test_a_node_deleted_behind_a_busy_holders_back_turns_the_lease_lost(zk_clien
     assert lease.reason == "lock node was deleted"
     with pytest.raises(zklock.LockLost):
         lock.release()
+
+
+def test_a_release_that_finds_its_node_deleted_raises_lock_lost(zk_client_factory, zk_path):
+    # The release comes before the watchdog's check (about every T/5 = 3 s here): its own
+    # delete meets NoNode, and the section it ended was not protected.
+    holder_client = zk_client_factory(timeout=15.0)
+    lock = zklock.Lock(holder_client, f"{zk_path}/deleted")
+    assert lock.acquire()
+    lease = lock.lease
+    zk_client_factory().delete(lease.node)  # an operator "frees" the lock by hand
+    assert lease.state is zklock.LeaseState.HELD  # nobody has looked yet
+    with pytest.raises(zklock.LockLost):
+        lock.release()
+    assert lease.state is zklock.LeaseState.LOST
+    assert lease.reason == "lock node was already gone at release"
+
+
+def test_a_session_that_expires_as_the_lock_is_granted_queues_again(
+    zookeeper, zk_client_factory, zk_path
+):
+    # The session ends between the listing that says "you hold" and the lease: the node went
+    # with it.  The acquire must queue again on the new session, not hand out a lease that
+    # is LOST from its first instant.
+    client = zk_client_factory(timeout=4.0)
+    old_session, password = client.client_id
+    expired: list[str] = []
+
+    class ExpiringAtTheGrant(ExclusiveKind):
+        def decide(self, queue, me):
+            decision = super().decide(queue, me)
+            if decision.holds and not expired:
+                expired.append(me.name)
+                expire_session_id(zookeeper.connect_string, old_session, password)
+                watcher = SessionWatcher.of(client)
+                assert wait_until(lambda: watcher.session_id not in (None, old_session), 15)
+            return decision
+
+    class ExpiringLock(zklock.Lock):
+        kind = ExpiringAtTheGrant()
+
+    lock = ExpiringLock(client, f"{zk_path}/grant-expiry")
+    assert lock.acquire(timeout=20)
+    lease = lock.lease
+    new_session = client.client_id[0]
+    assert expired and new_session != old_session
+    assert lease.state is zklock.LeaseState.HELD, (lease.state, lease.reason)
+    assert lease.session_id == new_session
+    _data, stat = zk_client_factory().get(lease.node)
+    assert stat.ephemeralOwner == new_session
+    lock.release()
 
 
 def _watchdogs(client: KazooClient) -> set[threading.Thread]:
