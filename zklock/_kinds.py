@@ -5,9 +5,18 @@ queue in order and its own node, whether it holds the lock or which node to watc
 (``_recipe.py``) does all I/O and never branches on the kind otherwise, so a read lock or a
 write lock is a new :class:`LockKind`, not a new algorithm.
 
-A semaphore (up to N holders) needs more than one node to watch: any holder ahead may leave
-first, and no single watch sees them all.  Its kind will have to say so (Curator's semaphore
-has one waiter at a time watch the whole queue), so it is not a setting of the mutex below.
+What the coming kinds need, as a prototype of each against a real ZooKeeper found (2026-11-27):
+
+- A read lock is a kind whose ``decide`` holds unless a writer is ahead, and else watches the
+  nearest writer ahead (kazoo's choice; Curator's reader watches the first writer, which wakes
+  more readers than need be); a write lock is this module's exclusive kind under Curator's
+  write marker.  The recipe runs them unchanged.  What differs is the local gate: threads
+  sharing one read-lock object must each hold, so that gate keeps a lease per thread.
+- A semaphore (up to N holders) needs more than one node to watch: any holder ahead may leave
+  first, and no single watch sees them all.  A waiter that watches the N nodes right ahead of
+  it is woken only when one of them goes, with no write of its own; ``Decision`` then carries a
+  tuple of nodes, and the recipe's wait ends on the first of them to go (about 40 lines of
+  ``LockRecipe._run`` in the prototype).  So it is not a setting of the mutex below.
 """
 
 from __future__ import annotations
