@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -167,3 +168,21 @@ def test_same_rules_as_threading_lock():
 def test_invalid_timeout_is_a_value_error():
     with pytest.raises(ValueError):
         check_timeout(-3)
+
+
+@pytest.mark.parametrize(
+    "path, says",
+    [
+        ("locks/a", "must be absolute"),
+        ("/locks/", "must not end with '/'"),
+        ("/locks//a", "empty component"),
+        ("/locks/../a", "'.' or '..'"),
+        ("/locks/a\nb", "control or reserved character"),
+        ("/zookeeper/quota", "belong to ZooKeeper itself"),
+    ],
+)
+def test_a_refusal_says_what_is_wrong_with_the_path(path, says):
+    # "/locks/" also has an empty last component: the message must name the slash the user
+    # typed, not the component it leaves.
+    with pytest.raises(InvalidPath, match=re.escape(says)):
+        check_lock_path(path)
