@@ -512,8 +512,9 @@ class LockRecipe:
         @runs_inline  # sends at most one request: under LeanHandler it skips a thread hop
         def woken(watched: Any) -> None:
             if watch.ended:
-                log.debug("%s: %s on %s after its wait ended", self._context(), watched.type,
-                          watched.path)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s: %s on %s after its wait ended", self._context(),
+                              watched.type, watched.path)
                 return
             if log.isEnabledFor(logging.DEBUG):  # _context() is not free, and this is hot
                 log.debug("%s: woken by %s on %s", self._context(), watched.type, watched.path)
