@@ -256,7 +256,7 @@ class Lock(_LockingDecorator):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        Hold(self, None, True).__exit__(exc_type, exc, traceback)
+        self._exit_block(exc, raise_on_lost=True)
 
     # ------------------------------------------------------------------ internals
     def _enter_block(self, timeout: float | None) -> Lease:
@@ -267,10 +267,24 @@ class Lock(_LockingDecorator):
         self._blocks.__dict__.setdefault("entered", []).append(lease)
         return lease
 
-    def _exit_block(self) -> None:
-        """Release the lease the calling thread's innermost block entered with, not another."""
+    def _exit_block(self, exc: BaseException | None, raise_on_lost: bool) -> None:
+        """Leave the calling thread's innermost block: release the lease it entered with.
+
+        ``exc`` is the exception leaving the block, if any: a lost lock or a failed release
+        is noted on it rather than raised over it.
+        """
         entered = self._blocks.__dict__.get("entered")
-        self._release(entered.pop() if entered else None)
+        try:
+            self._release(entered.pop() if entered else None)
+        except LockLost as lost:
+            if exc is not None:
+                _add_note(exc, f"zklock: the lock was lost while this block ran: {lost}")
+            elif raise_on_lost:
+                raise
+        except Exception as error:
+            if exc is None:
+                raise
+            _add_note(exc, f"zklock: releasing the lock also failed: {error!r}")
 
     def __repr__(self) -> str:
         lease = self._gate.lease  # read once: another thread may release meanwhile
@@ -303,17 +317,7 @@ class Hold(_LockingDecorator):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        try:
-            self.lock._exit_block()
-        except LockLost as lost:
-            if exc is not None:
-                _add_note(exc, f"zklock: the lock was lost while this block ran: {lost}")
-            elif self.raise_on_lost:
-                raise
-        except Exception as error:
-            if exc is None:
-                raise
-            _add_note(exc, f"zklock: releasing the lock also failed: {error!r}")
+        self.lock._exit_block(exc, self.raise_on_lost)
 
 
 def locked(
