@@ -170,14 +170,14 @@ def check_decorated(func: object) -> None:
     ``classmethod`` object is refused too: the lock's wrapper would not bind a classmethod,
     and would hide what a staticmethod wraps from this very check.
     """
-    if not callable(func) and not isinstance(func, (staticmethod, classmethod)):
-        raise UsageError(f"a lock decorates a function, not {type(func).__name__} {func!r}")
     if isinstance(func, (staticmethod, classmethod)):
         kind = type(func).__name__
         raise UsageError(
             f"a lock cannot decorate a {kind} object: put the lock's decorator below "
             f"@{kind}, next to the function"
         )
+    if not callable(func):
+        raise UsageError(f"a lock decorates a function, not {type(func).__name__} {func!r}")
     if (
         inspect.iscoroutinefunction(func)
         or inspect.isgeneratorfunction(func)
