@@ -158,7 +158,11 @@ def test_a_wait_that_ended_sends_nothing_when_its_old_watch_fires_later(wired, z
     late_client, late_wire = wired()
     late = zklock.Lock(late_client, zk_path)
     assert not late.acquire(timeout=0.5)  # watched the middle's node, then gave up
-    assert wait_until(lambda: len(holder.contenders()) == 2)
+    # Giving up deletes the late node; the holder may list before that delete's reply is read
+    # by the late client, so wait for the reply itself before starting a clean recording.
+    assert wait_until(lambda: ("reply", "Delete") in late_wire.seen), late_wire.seen
+    assert late_wire.sent() == ["Create2", "GetChildren", "GetData", "Delete"], late_wire.seen
+    assert len(holder.contenders()) == 2
     late_wire.take()
 
     middle.cancel()  # the middle's node goes: the late waiter's old watch fires
