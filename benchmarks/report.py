@@ -97,24 +97,38 @@ def render(document: dict[str, Any]) -> str:
                                  f"{k} {v:.2f}" for k, v in counted["per_acquisition"].items()))
     sca = document.get("scale")
     if sca:
+        # Runs before the scale suite repeated (one run each) have no ratios.
+        ratio = sca.get("ratio", {"hold": {}, "waiters": {}})
+
+        def times(suite: str, metric: str, impl: str) -> str:
+            return _num(ratio[suite].get(metric, {}).get(impl), 2)
+
+        repeats = sca.get("repeats", 1)
+        runs = f"{repeats} repeat" + ("s" if repeats != 1 else "")
         rows = []
         for impl, h in sca["hold"].items():
             rows.append([impl, str(h["locks"]), _num(h["acquire_s"], 2),
-                         _num(h["acquire_cpu_s"], 2), _num(h["release_s"], 2),
-                         _num(h["rss_growth_mib"], 1), _num(h["peak_growth_mib"], 1),
+                         times("hold", "acquire_s", impl), _num(h["acquire_cpu_s"], 2),
+                         times("hold", "acquire_cpu_s", impl), _num(h["release_s"], 2),
+                         times("hold", "release_s", impl), _num(h["rss_growth_mib"], 1),
+                         _num(h["peak_growth_mib"], 1), times("hold", "peak_growth_mib", impl),
                          _num(h["peak_rss_mib"], 1)])
-        parts.append("\nScale: one client holding many locks (fresh process each)")
-        parts.append(_table(["impl", "locks", "acquire s", "acquire CPU s", "release s",
-                             "RSS held +MiB", "peak +MiB", "peak RSS MiB"], rows))
+        parts.append(f"\nScale: one client holding many locks (a fresh process each; {runs}, "
+                     "interleaved: medians, and medians of per-repeat ratios to kazoo)")
+        parts.append(_table(["impl", "locks", "acquire s", "x", "acquire CPU s", "x",
+                             "release s", "x", "RSS held +MiB", "peak +MiB", "x",
+                             "peak RSS MiB"], rows))
         rows = []
         for impl, w in sca["waiters"].items():
             rows.append([impl, f"{w['completed']}/{w['waiters']}", _num(w["chain_s"], 2),
+                         times("waiters", "chain_s", impl),
                          str(w["watch_events"]), _num(w["watch_events_per_release"], 3),
                          "-" if w["recipe_wakeups"] is None else str(w["recipe_wakeups"]),
                          ", ".join(f"{k} {v:.2f}" for k, v in
                                    w["requests_by_type_per_handoff"].items())])
         parts.append(f"\nScale: waiters on one lock over {next(iter(sca['waiters'].values()))['sessions']} "
-                     "sessions; the holder releases, each waiter acquires then releases")
-        parts.append(_table(["impl", "done", "chain s", "watch events", "per release",
+                     "sessions; the holder releases, each waiter acquires then releases "
+                     f"({runs}; done: the fewest, watch events: the most of any repeat)")
+        parts.append(_table(["impl", "done", "chain s", "x", "watch events", "per release",
                              "recipe wake-ups", "requests per hand-off"], rows))
     return "\n".join(parts)

@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(default: benchmarks/results/<time>-<target>.json)")
     parser.add_argument("--only", action="append", choices=SUITES, help="run only these suites")
     parser.add_argument("--repeats", type=int, help="repeats of each interleaved round")
+    parser.add_argument("--scale-repeats", type=int, help="repeats of the scale suite, a fresh "
+                        "process per implementation each (default 3; --quick: 1)")
     parser.add_argument("--contenders", help="comma-separated process counts for the contended "
                         "suite (default: 2,4,8,16; --quick: 2,8)")
     parser.add_argument("--hold", type=float, help="seconds each timed contended section is "
@@ -72,7 +74,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         settings: dict[str, Any] = {
             "repeats": 8, "cycles": 60, "warmup": 50, "count_cycles": 100,
             "contenders": [2, 8], "contended_repeats": 3, "duration": 0.5, "hold": 0.0,
-            "locks": 1000, "waiters": 100, "waiter_sessions": 2,
+            "locks": 1000, "waiters": 100, "waiter_sessions": 2, "scale_repeats": 1,
         }
     else:
         # Many short repeats: a load change on the machine then hits every implementation of
@@ -80,10 +82,14 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         settings = {
             "repeats": 30, "cycles": 100, "warmup": 100, "count_cycles": 300,
             "contenders": [2, 4, 8, 16], "contended_repeats": 8, "duration": 0.6, "hold": 0.0,
-            "locks": 10_000, "waiters": 1000, "waiter_sessions": 4,
+            "locks": 10_000, "waiters": 1000, "waiter_sessions": 4, "scale_repeats": 3,
         }
     if args.repeats:
         settings["repeats"] = settings["contended_repeats"] = args.repeats
+    if args.scale_repeats is not None:
+        if args.scale_repeats < 1:
+            raise SystemExit(f"--scale-repeats must be at least 1, not {args.scale_repeats}")
+        settings["scale_repeats"] = args.scale_repeats
     if args.contenders:
         settings["contenders"] = [int(n) for n in args.contenders.split(",")]
     if args.hold is not None:
@@ -154,7 +160,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if "scale" in chosen:
             results["scale"] = suites.scale(
                 target.hosts, base, scale_impls, settings["locks"], settings["waiters"],
-                settings["waiter_sessions"], progress)
+                settings["waiter_sessions"], settings["scale_repeats"], progress)
         try:  # an external server keeps nothing; the figures are kept whatever happens here
             implementations.remove_znodes(target.hosts, base)
         except Exception as error:

@@ -380,6 +380,45 @@ def contended(
 
 
 # ---------------------------------------------------------------------- scale
+# The scale figures compared with kazoo's, as medians of per-repeat ratios.
+SCALE_HOLD_RATIOS = ("acquire_s", "acquire_cpu_s", "release_s", "peak_growth_mib")
+SCALE_WAITERS_RATIOS = ("chain_s",)
+# Counts that must be whole in every repeat: the merged figure is the worst repeat's.
+_FEWEST = ("queued", "watching_at_start", "completed")
+_MOST = ("watch_events", "watch_events_per_release", "recipe_wakeups")
+
+
+def merge_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One implementation's scale runs as one record for the table and the verdict.
+
+    Timings and memory: the median over runs.  Counts a full run reaches (waiters queued,
+    completed): the fewest of any run; counts that show a herd (watch events): the most;
+    ``sampled_nodes_ok``: every run's; ``errors``: the first few of all runs.
+    """
+    merged: dict[str, Any] = {}
+    for key, first in runs[0].items():
+        values: list[Any] = [run.get(key) for run in runs]
+        if key == "errors":
+            merged[key] = [error for run in runs for error in run.get(key, [])][:3]
+        elif key == "sampled_nodes_ok":
+            merged[key] = all(values)
+        elif key == "requests_by_type_per_handoff":
+            names = sorted({name for run in runs for name in run.get(key, {})})
+            merged[key] = {name: statistics.median(run.get(key, {}).get(name, 0.0) for run in runs)
+                           for name in names}
+        elif not all(_measured(value) for value in values):
+            merged[key] = first  # a label (``None`` for kazoo's recipe wake-ups)
+        elif key in _FEWEST:
+            merged[key] = min(values)
+        elif key in _MOST:
+            merged[key] = max(values)
+        elif isinstance(first, float):
+            merged[key] = statistics.median(values)
+        else:
+            merged[key] = first  # a setting: locks, waiters, sessions
+    return merged
+
+
 def scale(
     hosts: str,
     base: str,
@@ -387,25 +426,41 @@ def scale(
     locks: int,
     waiters: int,
     sessions: int,
+    repeats: int,
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
     """10,000 locks held by one client; 1,000 waiters on one lock.  A fresh process each.
 
-    Each measurement runs once per implementation, the hold in the order given and the
-    waiters in the reverse order, so that no implementation runs last in both.
+    Every repeat runs each implementation once: the hold in the repeat's order (turning by
+    one each repeat, A B C, B C A, ...) and the waiters in the reverse of it, so that no
+    implementation always runs last.  Figures are medians over repeats; ratios, medians of
+    per-repeat ratios to kazoo's.
     """
-    hold: dict[str, Any] = {}
-    chain: dict[str, Any] = {}
-    for impl in impls:
-        path = f"{base}/scale-hold/{slug(impl)}"
-        run_once(["scale-parents", "create", hosts, str(locks), path], 600)
-        hold[impl] = run_once(["scale-hold", impl, hosts, str(locks), path], 600)
-        run_once(["scale-parents", "remove", hosts, str(locks), path], 600)
-        progress(f"scale: {impl} held {locks} locks, acquire {hold[impl]['acquire_s']:.1f}s")
-    for impl in reversed(impls):
-        chain[impl] = run_once(
-            ["scale-waiters", impl, hosts, str(waiters), str(sessions),
-             f"{base}/scale-waiters/{slug(impl)}"], 600)
-        progress(f"scale: {impl} {waiters} waiters, "
-                 f"{chain[impl]['watch_events']} watch events")
-    return {"hold": hold, "waiters": {impl: chain[impl] for impl in impls}}
+    hold: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
+    chain: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
+    order = list(impls)
+    for repeat in range(repeats):
+        for impl in order:
+            path = f"{base}/scale-hold/{repeat}-{slug(impl)}"
+            run_once(["scale-parents", "create", hosts, str(locks), path], 600)
+            hold[impl].append(run_once(["scale-hold", impl, hosts, str(locks), path], 600))
+            run_once(["scale-parents", "remove", hosts, str(locks), path], 600)
+            progress(f"scale {repeat + 1}/{repeats}: {impl} held {locks} locks, "
+                     f"acquire {hold[impl][-1]['acquire_s']:.1f}s")
+        for impl in reversed(order):
+            chain[impl].append(run_once(
+                ["scale-waiters", impl, hosts, str(waiters), str(sessions),
+                 f"{base}/scale-waiters/{repeat}-{slug(impl)}"], 600))
+            progress(f"scale {repeat + 1}/{repeats}: {impl} {waiters} waiters, "
+                     f"{chain[impl][-1]['watch_events']} watch events")
+        order.append(order.pop(0))
+    return {
+        "repeats": repeats,
+        "hold": {impl: merge_runs(runs) for impl, runs in hold.items()},
+        "waiters": {impl: merge_runs(runs) for impl, runs in chain.items()},
+        "ratio": {
+            "hold": {metric: ratio_summary(hold, metric) for metric in SCALE_HOLD_RATIOS},
+            "waiters": {metric: ratio_summary(chain, metric) for metric in SCALE_WAITERS_RATIOS},
+        },
+        "runs": {"hold": hold, "waiters": chain},
+    }

@@ -1,8 +1,9 @@
 """The benchmark suite's measurements, small, on a real ZooKeeper: what they count, not speed.
 
 Only figures that do not depend on the machine are checked: requests per uncontended cycle
-and per contended acquisition (issue 4's counts), mutual exclusion, and that every
-implementation is measured in every repeat after the contended suite's untimed warm-up round.
+and per contended acquisition (issue 4's counts), mutual exclusion, that every
+implementation is measured in every repeat after the contended suite's untimed warm-up round,
+and that the scale suite holds every lock and wakes one waiter per release in every repeat.
 """
 
 from __future__ import annotations
@@ -94,6 +95,27 @@ def test_contended_rounds_exclude_count_and_measure_every_implementation(zookeep
         "Create2", "Delete", "GetChildren", "GetData"
     }, counted
     assert counted["kazoo"]["total_per_acquisition"] > counted["zklock+lean"]["total_per_acquisition"]
+
+
+def test_the_scale_suite_holds_every_lock_and_wakes_one_waiter_per_release(zookeeper, bench_base):
+    impls = ["zklock+lean", "kazoo"]
+    seen: list[str] = []
+    result = suites.scale(zookeeper.connect_string, bench_base, impls, locks=40, waiters=8,
+                          sessions=2, repeats=2, progress=seen.append)
+    assert run.scale_failures({"scale": result}) == [], result
+    assert len(seen) == 2 * 2 * len(impls)  # a hold and a chain, per implementation and repeat
+    for impl in impls:
+        holds, chains = result["runs"]["hold"][impl], result["runs"]["waiters"][impl]
+        assert [hold["locks"] for hold in holds] == [40, 40], holds
+        assert all(hold["sampled_nodes_ok"] and hold["acquire_s"] > 0 for hold in holds), holds
+        for chain in chains:
+            assert chain["completed"] == chain["queued"] == 8 and not chain["errors"], chain
+            # No herd: each of the 8 releases before the last waiter's woke exactly one waiter.
+            assert chain["watch_events"] == 8, chain
+    assert [chain["recipe_wakeups"] for chain in result["runs"]["waiters"]["zklock+lean"]] == [8, 8]
+    for metric in ("acquire_s", "release_s"):  # 40 locks may not grow kazoo's memory at all
+        ratios = result["ratio"]["hold"][metric]
+        assert ratios["kazoo"] == 1.0 and ratios["zklock+lean"] is not None, (metric, ratios)
 
 
 def test_a_run_removes_its_znodes_and_tooz_locks_but_nobody_elses(zookeeper, zk_client):

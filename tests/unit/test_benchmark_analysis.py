@@ -244,16 +244,53 @@ def test_occupancy_overlaps_and_untimed_rounds_fail_the_run():
     ]
 
 
-def test_the_scale_suite_runs_the_waiters_in_the_reverse_order(monkeypatch):
+def test_the_scale_suite_turns_its_order_each_repeat_and_runs_the_waiters_reversed(monkeypatch):
     calls: list[tuple[str, str]] = []
+    acquire_s = {"zklock": 2.0, "zklock+lean": 1.0, "kazoo": 4.0}
 
     def run_once(args: list[str], timeout: float) -> dict[str, Any]:
         calls.append((args[0], args[1]))
-        return {"acquire_s": 1.0, "watch_events": 1}
+        if args[0] == "scale-parents":
+            return {"parents": 10}
+        repeat = sum(kind == "scale-hold" and impl == "kazoo" for kind, impl in calls)
+        # kazoo is slower in the second repeat: each ratio is taken within its repeat.
+        slower = 2.0 if repeat == 2 and args[1] == "kazoo" else 1.0
+        return {"acquire_s": acquire_s[args[1]] * slower, "watch_events": 5, "chain_s": 1.0}
 
     monkeypatch.setattr(suites, "run_once", run_once)
     impls = ["zklock", "zklock+lean", "kazoo"]
-    result = suites.scale("h:1", "/b", impls, 10, 5, 2, lambda message: None)
-    assert [impl for kind, impl in calls if kind == "scale-hold"] == impls
-    assert [impl for kind, impl in calls if kind == "scale-waiters"] == impls[::-1]
+    result = suites.scale("h:1", "/b", impls, 10, 5, 2, 3, lambda message: None)
+    assert [impl for kind, impl in calls if kind == "scale-hold"] == [
+        "zklock", "zklock+lean", "kazoo", "zklock+lean", "kazoo", "zklock",
+        "kazoo", "zklock", "zklock+lean"]
+    assert [impl for kind, impl in calls if kind == "scale-waiters"] == [
+        "kazoo", "zklock+lean", "zklock", "zklock", "kazoo", "zklock+lean",
+        "zklock+lean", "zklock", "kazoo"]
     assert list(result["hold"]) == list(result["waiters"]) == impls
+    assert result["repeats"] == 3 and [len(runs) for runs in result["runs"]["hold"].values()] == [3] * 3
+    # Ratios 0.5, 0.25, 0.5 for zklock: the median of the per-repeat ones, not of the medians.
+    assert result["ratio"]["hold"]["acquire_s"] == {"zklock": 0.5, "zklock+lean": 0.25, "kazoo": 1.0}
+    assert result["hold"]["kazoo"]["acquire_s"] == 4.0
+    assert result["ratio"]["waiters"]["chain_s"]["zklock"] == 1.0
+
+
+def test_merged_scale_runs_keep_the_worst_count_and_the_median_time():
+    runs = [
+        {"waiters": 100, "queued": 100, "completed": 100, "chain_s": 1.0, "watch_events": 100,
+         "recipe_wakeups": 100, "errors": [], "requests_by_type_per_handoff": {"Delete": 1.0}},
+        {"waiters": 100, "queued": 100, "completed": 98, "chain_s": 3.0, "watch_events": 130,
+         "recipe_wakeups": 100, "errors": ["Traceback 1"],
+         "requests_by_type_per_handoff": {"Delete": 1.0, "GetChildren": 1.0}},
+        {"waiters": 100, "queued": 99, "completed": 100, "chain_s": 2.0, "watch_events": 100,
+         "recipe_wakeups": 101, "errors": ["Traceback 2"],
+         "requests_by_type_per_handoff": {"Delete": 1.0, "GetChildren": 3.0}},
+    ]
+    assert suites.merge_runs(runs) == {
+        "waiters": 100, "queued": 99, "completed": 98, "chain_s": 2.0, "watch_events": 130,
+        "recipe_wakeups": 101, "errors": ["Traceback 1", "Traceback 2"],
+        "requests_by_type_per_handoff": {"Delete": 1.0, "GetChildren": 1.0},
+    }
+    kazoo = [{"recipe_wakeups": None, "locks": 10, "acquire_s": 1.0, "sampled_nodes_ok": True},
+             {"recipe_wakeups": None, "locks": 10, "acquire_s": 2.0, "sampled_nodes_ok": False}]
+    assert suites.merge_runs(kazoo) == {
+        "recipe_wakeups": None, "locks": 10, "acquire_s": 1.5, "sampled_nodes_ok": False}
