@@ -44,6 +44,9 @@ def main(hosts: str) -> None:
 
                 lock_b = zklock.Lock(worker_b, path, "reports-worker-b")
                 print("worker-b (same credentials) acquire(timeout=0.3) ->", lock_b.acquire(timeout=0.3))
+                # Giving up deletes worker-b's node without waiting for the answer; worker-b's
+                # own next request is served after that delete.
+                print("worker-b's view of the queue:", [c.identifier for c in lock_b.contenders()])
 
                 queue = zklock.Lock(intruder, path).contenders()
                 print("the intruder reads the queue:", [c.identifier for c in queue])

@@ -52,7 +52,9 @@ def main(hosts: str) -> int:
                 # 3. zklock reads every naming: a kazoo-named zklock lock waits for both.
                 bob = zklock.Lock(bob_client, path, identifier="bob")  # the default, kazoo naming
                 print(f"bob (zklock, default naming) acquire(timeout=0.5) -> {bob.acquire(timeout=0.5)}")
-                queue = [(c.identifier, c.node.rsplit("-", 1)[1]) for c in alice.contenders()]
+                # bob's give-up deletes his node as it returns, without waiting for the answer:
+                # his own session's next request is served after that delete, another's maybe not.
+                queue = [(c.identifier, c.node.rsplit("-", 1)[1]) for c in bob.contenders()]
                 print(f"zklock's view of the queue (identifier, sequence): {queue}")
 
                 # 4. kazoo's Lock reads Curator's names only when told their marker.

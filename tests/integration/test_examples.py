@@ -236,6 +236,7 @@ def test_acl(zookeeper):
     out = passing_output("acl.py", zookeeper.connect_string)
     assert re.search(r"lock path ACL: digest:reports:\S+ ALL, world:anyone READ", out)
     assert "worker-b (same credentials) acquire(timeout=0.3) -> False" in out
+    assert "worker-b's view of the queue: ['reports-worker-a']" in out
     assert "the intruder reads the queue: ['reports-worker-a']" in out
     assert "the intruder's acquire raised NoAuthorization: " in out
     assert "the intruder's delete of the holder's node raised NoAuthorization" in out
