@@ -19,10 +19,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 import zklock
+from zklock.cli._signals import SAME_DELIVERY
 from zklock.testing import TcpProxy
 from zklock.testing.plugin import skip_outside_ci
 
@@ -106,7 +108,7 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
     def start(
         *args: str,
-        stderr: int | None = subprocess.PIPE,
+        stderr: int | IO[str] | None = subprocess.PIPE,
         cli: Sequence[str] = CLI,
         new_session: bool = False,
         stdin: int | None = None,
@@ -364,15 +366,19 @@ def test_a_short_connection_drop_leaves_the_child_running(zookeeper, zk_path, tm
     path, marker = f"{zk_path}/l", tmp_path / "marker"
     if len(zookeeper.addresses) != 1:
         skip_outside_ci("the TCP proxy fronts a single server")
-    with TcpProxy(zookeeper.connect_string) as proxy:
+    errors = tmp_path / "stderr"
+    with TcpProxy(zookeeper.connect_string) as proxy, errors.open("w") as stderr:
         proc = spawn("exec", "--hosts", proxy.connect_string, "--session-timeout", "4",
-                     path, "--", sys.executable, "-c", LONG_RUNNING, str(marker), "exit")
+                     path, "--", sys.executable, "-c", LONG_RUNNING, str(marker), "exit",
+                     stderr=stderr)
         _started_pid(marker)
         assert proxy.drop() >= 1
-        time.sleep(1.5)  # kazoo reconnects at once, with the same session
+        # kazoo reconnects at once, with the same session; zklock checks the node, then says so.
+        wait_for(lambda: "still held" in errors.read_text(), 15, "the lease to be held again")
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
-        _out, err = finish(proc, 15)
+        finish(proc, 15)
+    err = errors.read_text()
     assert proc.returncode == 7, err  # the child's own status: the lock was never lost
     assert "in doubt" in err and "still held" in err, err
     assert "lost (" not in err
@@ -572,13 +578,23 @@ def test_two_copies_of_one_delivery_reach_the_command_once(hosts, zk_path, tmp_p
     proc = spawn("exec", "--hosts", hosts, path, "--", sys.executable, "-c", COUNTING, str(marker),
                  str(stop), new_session=True)
     _started_pid(marker)
-    for round_ in range(1, 4):
+    counted = rounds = 0
+    for _ in range(10):  # three rounds whose copies came close enough together
+        sent = time.monotonic()
         os.kill(proc.pid, signal.SIGTERM)
         time.sleep(0.02)  # zklock has handled the first by now: the kernel does not merge them
         os.killpg(proc.pid, signal.SIGTERM)
-        wait_for(lambda round_=round_: _received(marker, signal.SIGTERM) >= round_, 10, "the signal")
+        apart = time.monotonic() - sent
+        wait_for(lambda seen=counted: _received(marker, signal.SIGTERM) > seen, 10, "the signal")
         time.sleep(0.3)  # a second copy passed on would come within this
-        assert _received(marker, signal.SIGTERM) == round_, marker.read_text()
+        before, counted = counted, _received(marker, signal.SIGTERM)
+        # A busy machine may stretch the gap past SAME_DELIVERY: two deliveries, rightly.
+        if apart < SAME_DELIVERY / 2:
+            assert counted == before + 1, marker.read_text()
+            rounds += 1
+            if rounds == 3:
+                break
+    assert rounds == 3, f"only {rounds} rounds sent their copies within {SAME_DELIVERY / 2} s"
     stop.touch()
     _out, err = finish(proc, 15)
     assert proc.returncode == 7, err

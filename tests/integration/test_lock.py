@@ -3,6 +3,7 @@ cancellation, kazoo interop, no herd, no leaked nodes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -89,30 +90,33 @@ def test_timeout_is_a_total_deadline_with_waiters_ahead(zk_client_factory, zk_pa
     holder = lock_class(zk_client_factory(), path, identifier="holder")
     assert holder.acquire()
     # Waiters ahead of us that give up one after another: kazoo restarts its timeout on each
-    # predecessor wait; ours must not.
+    # predecessor wait; ours must not.  They are all queued first, then leave on a schedule
+    # that starts with our acquire (a timeout of their own would start with their threads).
     ahead = [lock_class(zk_client_factory(), path, identifier=f"ahead-{i}") for i in range(3)]
-    ahead_timeouts = [0.6, 1.2, 1.8]
-    last_ahead_started = 0.0
+    leave_after = [0.6, 1.2, 1.8]
 
-    def wait_ahead(lock, timeout: float) -> None:
-        nonlocal last_ahead_started
-        last_ahead_started = time.monotonic()
-        lock.acquire(timeout=timeout)
+    def wait_ahead(lock) -> None:
+        with contextlib.suppress(zklock.AcquireCancelled):
+            lock.acquire(timeout=30)
 
     threads = []
-    for queued, (lk, timeout) in enumerate(zip(ahead, ahead_timeouts), start=2):
-        threads.append(threading.Thread(target=wait_ahead, args=(lk, timeout)))
+    for queued, lk in enumerate(ahead, start=2):
+        threads.append(threading.Thread(target=wait_ahead, args=(lk,)))
         threads[-1].start()  # queued in this order, one after another
         assert wait_until(lambda n=queued: len(holder.contenders()) == n)
+    leaving = [threading.Timer(at, lk.cancel) for lk, at in zip(ahead, leave_after)]
     waiter = lock_class(zk_client_factory(), path, identifier="late")
     started = time.monotonic()
+    for timer in leaving:
+        timer.start()
     assert waiter.acquire(timeout=2.0) is False
     elapsed = time.monotonic() - started
-    for thread in threads:
-        thread.join()
+    for thread in (*leaving, *threads):
+        thread.join(10)
+    assert not any(thread.is_alive() for thread in threads)
     # A timeout restarted when the last waiter ahead gives up would end 2 s after that, at
-    # the earliest; the gap to it (about 1.8 s) is the slack a loaded machine gets.
-    restarted_end = last_ahead_started + ahead_timeouts[-1] + 2.0 - started
+    # the earliest (3.8 s); the gap to it is the slack a loaded machine gets.
+    restarted_end = leave_after[-1] + 2.0
     assert 2.0 <= elapsed < restarted_end - 0.5, (elapsed, restarted_end)
     # Every waiter's node is deleted: the last one's delete is sent as its acquire returns
     # and not waited for (guarantees.md, "abandoning"), so the holder's session may see it

@@ -31,7 +31,9 @@ def wired(
             # A logger of its own, so that the recording holds this client's traffic only.
             logger = logging.getLogger(f"zklock-test-wire.{uuid.uuid4().hex[:8]}")
             wire = recordings.enter_context(KazooTraffic.recording(logger))
-            client = zk_client_factory(logger=logger)
+            # A long session: heartbeats (a sync every T / 5) stay out of the recordings, and
+            # a waiter's contact stays fresh long enough to take a lock on a deletion alone.
+            client = zk_client_factory(logger=logger, timeout=20.0)  # the harness's maximum
             wire.take()  # the connect itself
             return client, wire
 

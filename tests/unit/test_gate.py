@@ -13,6 +13,7 @@ from zklock._deadline import Deadline
 from zklock._gate import LocalGate
 from zklock._wakeup import Wakeup
 from zklock.errors import AcquireCancelled, AlreadyHeld
+from zklock.testing import wait_until
 
 LEASE = object()  # the gate only stores and hands back the lease
 
@@ -120,7 +121,8 @@ def test_cancel_reaches_the_thread_in_and_the_threads_waiting():
     inside = Wakeup()
     gate.enter(inside, Deadline(None), blocking=True)
     thread, outcome = enter_in_a_thread(gate, None)
-    thread.join(0.1)
+    # cancel() reaches the waits pending when it is called: the thread's must be one of them.
+    assert wait_until(lambda: len(gate._pending) == 2, 5)
     gate.cancel()
     thread.join(5)
     assert inside.cancelled
