@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks import impls, run, suites
+from benchmarks import held_memory, impls, run, suites
 from benchmarks.pool import Pool
 from zklock.testing import list_znodes
 
@@ -116,6 +116,15 @@ def test_the_scale_suite_holds_every_lock_and_wakes_one_waiter_per_release(zooke
     for metric in ("acquire_s", "release_s"):  # 40 locks may not grow kazoo's memory at all
         ratios = result["ratio"]["hold"][metric]
         assert ratios["kazoo"] == 1.0 and ratios["zklock+lean"] is not None, (metric, ratios)
+
+
+def test_held_memory_names_the_lease_as_what_a_held_lock_keeps(zookeeper, bench_base):
+    found = held_memory.measure(zookeeper.connect_string, 50, bench_base)
+    assert found["locks"] == 50 and found["bytes_per_lock"] > 0, found
+    lines = list(found["by_line"])
+    assert any("Lease(" in line for line in lines[:3]), lines  # the lease is the most of it
+    assert sum(line["bytes_per_lock"] for line in found["by_line"].values()) == pytest.approx(
+        found["bytes_per_lock"])
 
 
 def test_a_run_removes_its_znodes_and_tooz_locks_but_nobody_elses(zookeeper, zk_client):
