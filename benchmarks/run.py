@@ -2,7 +2,7 @@
 
 ::
 
-    python -m benchmarks.run                      # standalone container, ~4 minutes
+    python -m benchmarks.run                      # standalone container, ~6 minutes (scale: ~2.5)
     python -m benchmarks.run --quick              # the same, smaller (< 60 s)
     python -m benchmarks.run --ensemble           # 3-node ensemble, clients on a follower
     python -m benchmarks.run --no-fsync           # standalone, forceSync=no: the disk's share
