@@ -15,6 +15,7 @@ from .errors import UsedAfterFork
 __all__ = ["ForkGuard"]
 
 _generation = 0
+_shared: ForkGuard | None = None  # the guard of the current generation that objects share
 
 
 def _in_child_after_fork() -> None:
@@ -33,6 +34,19 @@ class ForkGuard:
 
     def __init__(self) -> None:
         self._generation = _generation
+
+    @classmethod
+    def shared(cls) -> ForkGuard:
+        """A guard for objects made now, shared: it holds nothing but the fork generation.
+
+        For objects made by the thousand (a lease per held lock), which thus cost no guard
+        of their own.
+        """
+        global _shared
+        guard = _shared
+        if guard is None or guard._generation != _generation:
+            guard = _shared = cls()
+        return guard
 
     @property
     def forked(self) -> bool:

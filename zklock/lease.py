@@ -76,14 +76,13 @@ class Lease:
     a resource can refuse any holder whose token is lower than one it has already seen.
     """
 
-    # Listener delivery, guarded by ``_mutex``; class-level defaults so that a lease costs
-    # nothing more to make (one is made per acquisition, and most never change state).
-    _notified: LeaseState = LeaseState.HELD
-    """The state the listeners were last called with (or are being called with)."""
-    _delivering: bool = False
-    """True while a thread is calling the listeners: it passes on any later change."""
-    _held_back: bool = False
-    """True while a release holds changes back from the listeners (see _hold_back_listeners)."""
+    # Slots, not a dictionary: a client may hold thousands of leases at once, and each is
+    # kept for as long as its lock is held (docs/performance.md, "Memory per held lock").
+    __slots__ = (
+        "_clock", "_delivering", "_fork_guard", "_held_back", "_listeners", "_liveness", "_lost",
+        "_mutex", "_notified", "_state", "acquired_at", "acquired_at_wall", "identifier", "node",
+        "path", "reason", "session_id", "token",
+    )
 
     def __init__(
         self,
@@ -117,9 +116,18 @@ class Lease:
         self._clock = clock
         self._state = LeaseState.HELD
         self._mutex = threading.Lock()
-        self._fork_guard = ForkGuard()
-        self._listeners: list[LeaseListener] = list(listeners)
+        self._fork_guard = ForkGuard.shared()
+        # A tuple, replaced on change: the lock's own tuple is shared by all of its leases,
+        # and a delivery takes the current one without a copy.
+        self._listeners: tuple[LeaseListener, ...] = tuple(listeners)
         self._lost: threading.Event | None = None  # made on first use: most leases never need it
+        # Listener delivery, guarded by ``_mutex``.
+        self._notified = LeaseState.HELD
+        """The state the listeners were last called with (or are being called with)."""
+        self._delivering = False
+        """True while a thread is calling the listeners: it passes on any later change."""
+        self._held_back = False
+        """True while a release holds changes back from the listeners (see _hold_back_listeners)."""
 
     @property
     def lost(self) -> threading.Event:
@@ -188,14 +196,16 @@ class Lease:
         """
         check_listener(listener)
         with self._mutex:
-            self._listeners.append(listener)
+            self._listeners = (*self._listeners, listener)
 
     def remove_listener(self, listener: LeaseListener) -> None:
         """Stop calling ``listener``; :class:`~zklock.errors.UsageError` if it was not added."""
         with self._mutex:
-            if listener not in self._listeners:
+            listeners = list(self._listeners)
+            if listener not in listeners:
                 raise UsageError(f"{listener!r} is not a listener of this lease")
-            self._listeners.remove(listener)
+            listeners.remove(listener)  # the first one added, as list.remove does
+            self._listeners = tuple(listeners)
 
     # ------------------------------------------------------------------ moving the state
     def _transition(
@@ -267,7 +277,7 @@ class Lease:
         if self._delivering or self._held_back:
             return ()
         self._notified = state
-        listeners = tuple(self._listeners)
+        listeners = self._listeners
         if listeners:
             self._delivering = True
         return listeners
@@ -290,14 +300,14 @@ class Lease:
                         self._delivering = False  # the hold-back's end passes on the rest
                         return
                     state = self._notified = self._state
-                    listeners = tuple(self._listeners)
+                    listeners = self._listeners
         except BaseException:  # a listener's KeyboardInterrupt, say: let later changes through
             with self._mutex:
                 self._delivering = False
                 final = self._state if self._state in _TERMINAL else None
                 if final is not None and final is not self._notified and not self._held_back:
                     self._notified = final  # nobody else will: no change comes after it
-                    listeners = tuple(self._listeners)
+                    listeners = self._listeners
                 else:
                     final = None
             if final is not None:

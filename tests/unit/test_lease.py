@@ -447,7 +447,7 @@ def test_a_listener_whose_read_makes_the_lease_lost(lease, clock, liveness, chan
         reader.append((state, lease.state))
 
     after: list[LeaseState] = []
-    lease._listeners.insert(0, read)
+    lease._listeners = (read, *lease._listeners)  # called first
     lease.add_listener(lambda lease, state: after.append(state))
     assert lease._transition(SUSPENDED, "connection lost")
     assert reader == [(SUSPENDED, LOST), (LOST, LOST)]
@@ -484,7 +484,7 @@ def test_a_listener_escaping_with_a_base_exception_does_not_silence_the_lease(le
         if state is SUSPENDED:
             raise KeyboardInterrupt
 
-    lease._listeners.insert(0, interrupt)
+    lease._listeners = (interrupt, *lease._listeners)  # called first
     with pytest.raises(KeyboardInterrupt):
         lease._transition(SUSPENDED, "connection lost")
     assert lease._transition(LOST, "session expired")
@@ -514,7 +514,7 @@ def test_a_loss_made_while_a_listener_escapes_with_a_base_exception_is_still_hea
             assert go.wait(5)
             raise KeyboardInterrupt
 
-    lease._listeners.insert(0, interrupt)
+    lease._listeners = (interrupt, *lease._listeners)  # called first
     interrupted: list[BaseException] = []
 
     def deliver_suspended() -> None:
