@@ -121,13 +121,12 @@ class Lease:
         # and a delivery takes the current one without a copy.
         self._listeners: tuple[LeaseListener, ...] = tuple(listeners)
         self._lost: threading.Event | None = None  # made on first use: most leases never need it
-        # Listener delivery, guarded by ``_mutex``.
+        # Listener delivery, guarded by ``_mutex``: the state the listeners were last called
+        # with (or are being called with); whether a thread is calling them (it passes on any
+        # later change); whether a release holds changes back (see _hold_back_listeners).
         self._notified = LeaseState.HELD
-        """The state the listeners were last called with (or are being called with)."""
         self._delivering = False
-        """True while a thread is calling the listeners: it passes on any later change."""
         self._held_back = False
-        """True while a release holds changes back from the listeners (see _hold_back_listeners)."""
 
     @property
     def lost(self) -> threading.Event:
