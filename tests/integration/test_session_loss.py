@@ -840,10 +840,11 @@ def test_a_release_that_finds_its_node_deleted_raises_lock_lost(zk_client_factor
     # The release comes before the watchdog's check (about every T/5 = 3 s here): its own
     # delete meets NoNode, and the section it ended was not protected.
     holder_client = zk_client_factory(timeout=15.0)
+    operator = zk_client_factory()  # connected first: the window before that check is short
     lock = zklock.Lock(holder_client, f"{zk_path}/deleted")
     assert lock.acquire()
     lease = lock.lease
-    zk_client_factory().delete(lease.node)  # an operator "frees" the lock by hand
+    operator.delete(lease.node)  # an operator "frees" the lock by hand
     assert lease.state is zklock.LeaseState.HELD  # nobody has looked yet
     with pytest.raises(zklock.LockLost):
         lock.release()
