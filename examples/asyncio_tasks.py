@@ -88,12 +88,13 @@ async def demo(client: KazooClient, path: str, problems: list[str]) -> None:
     ticking = asyncio.create_task(ticker())
     with ThreadPoolExecutor(max_workers=TASKS + 1, thread_name_prefix="zklock-wait") as waiting:
         await asyncio.gather(*(section(f"task-{i}", waiting) for i in range(TASKS)))
-        print(f"{TASKS} tasks held the lock one after another, tokens increasing: "
-              f"{tokens == sorted(tokens) and len(set(tokens)) == TASKS}")
-        if tokens != sorted(tokens) or len(set(tokens)) != TASKS:
+        increasing = tokens == sorted(tokens) and len(set(tokens)) == TASKS
+        print(f"{TASKS} tasks held the lock one after another, tokens increasing: {increasing}")
+        if not increasing:
             problems.append(f"tokens not strictly increasing: {tokens}")
-        print(f"the event loop ran on meanwhile: {ticks > TASKS}")
-        if ticks <= TASKS:
+        loop_ran = ticks > TASKS
+        print(f"the event loop ran on meanwhile: {loop_ran}")
+        if not loop_ran:
             problems.append(f"the ticker ticked only {ticks} times: the loop was blocked")
 
         # A task cancelled while it waits: its acquire is cancelled and its node leaves.
