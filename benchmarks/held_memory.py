@@ -85,6 +85,7 @@ def measure(hosts: str, locks: int, base: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the bytes per held lock and the lines that keep the most (see the module's docstring)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.held_memory",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
