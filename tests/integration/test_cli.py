@@ -552,6 +552,71 @@ def test_a_lost_lease_stops_an_orphan_the_command_double_forked(zookeeper, zk_pa
     assert "SIGKILL" in err, err
 
 
+# Ignores SIGTERM and, from the first one on, keeps moving to a new pid in a session of its
+# own (fork, the parent exits): a process that one scan-then-kill would miss.  Bounded in time.
+HOPPER = r"""
+import os, signal, sys, time
+marker = sys.argv[1]
+
+def note(text):
+    fd = os.open(marker, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.write(fd, (text + "\n").encode())
+    os.close(fd)
+hopping = False
+def on_term(signum, frame):
+    global hopping
+    hopping = True
+signal.signal(signal.SIGTERM, on_term)
+# Not zklock's stdout and stderr: a survivor holding them would hold up the test's reads.
+devnull = os.open(os.devnull, os.O_WRONLY)
+os.dup2(devnull, 1)
+os.dup2(devnull, 2)
+note(f"started {os.getpid()} {os.environ['ZKLOCK_TOKEN']}")
+while not hopping:
+    time.sleep(0.02)
+give_up = time.monotonic() + 30
+while time.monotonic() < give_up:
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    note(f"hop {os.getpid()}")
+"""
+
+
+def _processes_running(text: str) -> list[int]:
+    """Pids of the live processes whose command line contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if text.encode() in cmdline and _alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_lost_lease_stops_a_process_that_keeps_moving_to_new_pids(zookeeper, zk_path, tmp_path, spawn):
+    """A command that answers SIGTERM by forking itself into a new session again and again: a
+    process forked between a scan and the SIGKILL is missed by it, so zklock sends SIGKILL on
+    every turn until none is left, and exits only then."""
+    marker = tmp_path / "marker"
+    try:
+        proc, err, _pid = _lose_the_lease_while_running(
+            zookeeper, spawn, f"{zk_path}/l", marker, [sys.executable, "-c", HOPPER, str(marker)]
+        )
+        left = _processes_running(str(marker))
+    finally:
+        for pid in _processes_running(str(marker)):
+            _kill_if_alive(pid)
+    hops = marker.read_text().count("hop ")
+    assert hops > 1, "the command never moved: the test tests nothing"
+    assert left == [], f"processes of the command ran on after zklock exited ({hops} hops)"
+    assert proc.returncode == 75, err
+    assert "SIGKILL" in err, err
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_to_zklocks_whole_group_reaches_the_command_once(
     signum, hosts, zk_path, tmp_path, spawn

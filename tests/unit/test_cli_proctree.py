@@ -8,7 +8,16 @@ import subprocess
 import sys
 import time
 
-from zklock.cli._proctree import Process, alive, child_subreaper, group_of, process_tree, signal_all
+from zklock.cli._proctree import (
+    Process,
+    alive,
+    child_pids,
+    child_subreaper,
+    finished,
+    group_of,
+    process_tree,
+    signal_all,
+)
 from zklock.testing.plugin import skip_outside_ci
 
 
@@ -83,3 +92,21 @@ def test_a_child_subreaper_keeps_orphans_and_is_undone_on_leaving(tmp_path):
         assert parent != os.getpid()  # the setting was restored
     finally:
         os.kill(orphan, signal.SIGKILL)
+
+
+def test_child_pids_lists_running_and_finished_children_until_reaped():
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        listed = child_pids()
+        assert listed is not None and child.pid in listed
+        assert not finished(child.pid)
+        child.kill()
+        deadline = time.monotonic() + 5
+        while not finished(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert finished(child.pid)
+        assert child.pid in (child_pids() or [])  # a zombie is still a child
+    finally:
+        child.kill()
+        child.wait(5)
+    assert child.pid not in (child_pids() or [])

@@ -29,13 +29,19 @@ from .._parent_death import killed_with_this_thread
 from ._proctree import (
     Process,
     alive,
+    child_pids,
     children,
     descendants,
+    finished,
     group_of,
     signal_all,
 )
 
 __all__ = ["Command", "exit_statuses_kept"]
+
+# Looks at zklock's list of children in one Command.kill_children: each takes tens of
+# microseconds, so a process that keeps forking itself into new pids is caught many times over.
+_KILL_LOOKS = 200
 
 
 @contextlib.contextmanager
@@ -160,6 +166,38 @@ class Command:
             return
         signal_all([p for p in found if group_of(p) not in done], signum)
 
+    def kill_children(self) -> int:
+        """SIGKILL zklock's own children, looking again until no new one shows; return how many.
+
+        Those are COMMAND and the orphans re-parented to zklock, but for the children zklock
+        had before COMMAND.  A scan of every process (:meth:`signal`) takes about a
+        millisecond: time enough for a process to fork itself into a new pid in a session of
+        its own and exit, again and again, so that each kill of a scan lands on a pid already
+        gone.  Each such new process is an orphan, re-parented to zklock, and zklock's list of
+        children reads in tens of microseconds: killing each as soon as the list shows it
+        catches it.  Only our own children are signalled, by pid: a pid is not handed out
+        again before zklock reaps it, and one reaped between the look and the kill would have
+        to be handed out again within microseconds.  Children that had finished already
+        (zombies the main thread has not reaped yet) are neither signalled nor counted.
+        """
+        spared = {process.pid for process in self._others}
+        seen: set[int] = set()
+        killed = 0
+        for _ in range(_KILL_LOOKS):
+            pids = child_pids()
+            if pids is None:  # pragma: no cover - kernels without the per-thread lists
+                break
+            new = [pid for pid in pids if pid not in spared and pid not in seen]
+            if not new:
+                break
+            for pid in new:
+                if not finished(pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                        killed += 1
+            seen.update(new)
+        return killed
+
     def _group_is_ours(self, found: list[Process] | None) -> bool:
         """True while a process of ours is in COMMAND's group (the id is a pid: reusable)."""
         if found is None:  # pragma: no cover - systems without /proc
@@ -215,5 +253,6 @@ class Command:
     def kill(self) -> None:
         """SIGKILL COMMAND and all it started, and reap them (when zklock itself fails)."""
         self.signal(signal.SIGKILL)
+        self.kill_children()
         with contextlib.suppress(RuntimeError):
             self.wait()

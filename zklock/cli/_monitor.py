@@ -63,17 +63,22 @@ class LeaseMonitor(threading.Thread):
             f"(pid {pid}) and what it started: {count} process{'' if count == 1 else 'es'}")
         deadline = time.monotonic() + self._grace
         killed = False
-        while not self._done.is_set() and self._running(tree := self._tree(tree)):
-            if time.monotonic() >= deadline:
-                # On every turn, not once: a process forked between a scan and the kill is
-                # missed by it, and the main thread waits for every one of them.
-                self._signal(tree, signal.SIGKILL)
-                if not killed:
-                    killed = True
-                    self.stopped_with = f"SIGKILL after {self._grace:g} s"
-                    say(f"the command (pid {pid}) or a process it started still ran "
-                        f"{self._grace:g} s after SIGTERM; sent SIGKILL")
-            time.sleep(0.05)
+        # Until the main thread has reaped the last of them, not until a scan finds none: a
+        # scan of /proc is no snapshot, and can miss a process that forks as it runs.
+        while not self._done.wait(0.05):
+            tree = self._tree(tree)
+            if time.monotonic() < deadline:
+                continue
+            # On every turn, not once: a process forked between a scan and the kill is missed
+            # by it, and the main thread waits for every one of them.
+            running = self._running(tree)
+            self._signal(tree, signal.SIGKILL)
+            running = self._command.kill_children() > 0 or running  # one moving to new pids
+            if running and not killed:
+                killed = True
+                self.stopped_with = f"SIGKILL after {self._grace:g} s"
+                say(f"the command (pid {pid}) or a process it started still ran "
+                    f"{self._grace:g} s after SIGTERM; sent SIGKILL")
 
     def _tree(self, known: list[Process]) -> list[Process]:
         """The command's processes now, and those seen before (one that left zklock's tree)."""

@@ -24,9 +24,11 @@ from .._parent_death import libc_prctl
 __all__ = [
     "Process",
     "alive",
+    "child_pids",
     "child_subreaper",
     "children",
     "descendants",
+    "finished",
     "group_of",
     "process_tree",
     "signal_all",
@@ -100,6 +102,28 @@ def descendants(sparing: Collection[Process] = ()) -> list[Process] | None:
     return process_tree(os.getpid(), prune=sparing)[1:]
 
 
+def child_pids() -> list[int] | None:
+    """Pids of this process's children, zombies included; None where the kernel cannot tell.
+
+    Read from each thread's own list (``/proc/self/task/*/children``, Linux 4.2 and later):
+    tens of microseconds, where scanning every process in ``/proc`` takes about a millisecond.
+    """
+    try:
+        threads = os.listdir(f"{_PROC}/self/task")
+    except OSError:
+        return None
+    pids: list[int] = []
+    listed = False
+    for thread in threads:
+        try:
+            with open(f"{_PROC}/self/task/{thread}/children", "rb") as listing:
+                pids.extend(int(pid) for pid in listing.read().split())
+            listed = True
+        except OSError:  # the thread has ended, or the kernel keeps no such list
+            continue
+    return pids if listed else None
+
+
 def children() -> list[Process]:
     """The children of this process now, finished ones not yet reaped (zombies) included."""
     if not os.path.isdir(_PROC):  # pragma: no cover - systems without /proc
@@ -112,6 +136,12 @@ def children() -> list[Process]:
             if stat is not None and stat.parent == me:
                 found.append(Process(int(entry), stat.started))
     return found
+
+
+def finished(pid: int) -> bool:
+    """True once ``pid`` has exited: gone, or a zombie not yet reaped."""
+    stat = _stat(pid)
+    return stat is None or stat.state == "Z"
 
 
 def alive(processes: list[Process]) -> list[Process]:
