@@ -25,7 +25,7 @@ from typing import Callable, Protocol
 from ._fork import ForkGuard
 from .errors import LockInDoubt, LockLost, NotHeld, UsageError
 
-__all__ = ["Lease", "LeaseListener", "LeaseState", "Liveness"]
+__all__ = ["Lease", "LeaseListener", "LeaseState"]
 
 log = logging.getLogger("zklock.lease")
 
