@@ -9,6 +9,8 @@ from typing import Any, Optional
 
 from kazoo.client import KazooClient
 
+from ._errors import SettingsError
+
 __all__ = ["ENV_HANDLER", "KazooClientFactory", "handler_from_env"]
 
 _log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ def handler_from_env() -> Any:
         from ..handler import LeanHandler
 
         return LeanHandler()
-    raise ValueError(f"{ENV_HANDLER}={choice!r}: expected 'lean' or 'stock'")
+    raise SettingsError(f"{ENV_HANDLER}={choice!r}: expected 'lean' or 'stock'")
 
 
 class KazooClientFactory:

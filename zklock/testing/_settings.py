@@ -81,8 +81,8 @@ def pull_policy(value: Union[PullPolicy, str]) -> PullPolicy:
     """``value`` as a :class:`PullPolicy`: a member, or its value as a string (any case).
 
     The containers compare the policy by identity; a plain ``"never"`` left as a string would
-    not be ``PullPolicy.NEVER`` and the image would be pulled. Raises :class:`ValueError` for
-    anything else.
+    not be ``PullPolicy.NEVER`` and the image would be pulled. Raises :class:`SettingsError`
+    (a ``ValueError``) for anything else.
     """
     if isinstance(value, PullPolicy):
         return value
@@ -90,7 +90,7 @@ def pull_policy(value: Union[PullPolicy, str]) -> PullPolicy:
         with contextlib.suppress(ValueError):
             return PullPolicy(value.strip().lower())
     choices = " or ".join(repr(p.value) for p in PullPolicy)
-    raise ValueError(f"pull policy {value!r}: expected a PullPolicy or {choices}")
+    raise SettingsError(f"pull policy {value!r}: expected a PullPolicy or {choices}")
 
 
 @dataclass(frozen=True)
