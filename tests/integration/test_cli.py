@@ -1018,6 +1018,26 @@ def test_example_exec_script(hosts, zk_path):
     assert "the background job had: finished" in result.stdout
 
 
+def test_example_exec_script_without_hosts_runs_on_a_throwaway_server_and_stops_it():
+    """Without ``ZKLOCK_HOSTS`` the example starts ``zklock server`` itself (a container where
+    Docker has the image, as here) and stops it at the end: nothing of it is left running."""
+    from zklock.cli.server import ContainerBackend
+
+    reason = ContainerBackend.unavailable(None, True)
+    if reason is not None:
+        skip_outside_ci(f"docker backend unavailable: {reason}")
+    result = subprocess.run(
+        ["sh", str(EXAMPLES / "exec.sh")], capture_output=True, text=True, timeout=150,
+        env=_env(ZKLOCK=" ".join(CLI), ZKLOCK_ZOOKEEPER_PULL="never"),
+    )
+    assert result.returncode == 0, explain(result)
+    started = re.fullmatch(r"0\. started a throwaway ZooKeeper at 127\.0\.0\.1:(\d+)",
+                           result.stdout.splitlines()[0])
+    assert started, explain(result)
+    assert result.stdout.splitlines()[-1] == "OK"
+    assert _containers_on([int(started.group(1))]) == [], "the throwaway server was left running"
+
+
 # -------------------------------------------------------------------------------- server
 def _children(pid: int) -> list[int]:
     found = []
