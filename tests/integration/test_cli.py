@@ -597,19 +597,32 @@ def _processes_running(text: str) -> list[int]:
     return found
 
 
-def test_a_lost_lease_stops_a_process_that_keeps_moving_to_new_pids(zookeeper, zk_path, tmp_path, spawn):
+@pytest.mark.parametrize("with_sidecar", [False, True], ids=["alone", "beside-a-sidecar"])
+def test_a_lost_lease_stops_a_process_that_keeps_moving_to_new_pids(
+    with_sidecar, zookeeper, zk_path, tmp_path, spawn
+):
     """A command that answers SIGTERM by forking itself into a new session again and again: a
     process forked between a scan and the SIGKILL is missed by it, so zklock sends SIGKILL on
-    every turn until none is left, and exits only then."""
-    marker = tmp_path / "marker"
+    every turn until none is left, and exits only then.  Also when zklock had a child of its
+    own before the command (a container's sidecar), which changes how zklock waits."""
+    marker, sidecar_file = tmp_path / "marker", tmp_path / "sidecar"
+    options = {}
+    if with_sidecar:
+        entry = 'sleep 120 >/dev/null 2>&1 & echo $! > "$0"; exec "$@"'
+        options["cli"] = ["sh", "-c", entry, str(sidecar_file), *CLI]
     try:
         proc, err, _pid = _lose_the_lease_while_running(
-            zookeeper, spawn, f"{zk_path}/l", marker, [sys.executable, "-c", HOPPER, str(marker)]
+            zookeeper, spawn, f"{zk_path}/l", marker, [sys.executable, "-c", HOPPER, str(marker)],
+            **options,
         )
         left = _processes_running(str(marker))
+        if with_sidecar:
+            assert _alive(int(sidecar_file.read_text())), "zklock stopped its sidecar too"
     finally:
         for pid in _processes_running(str(marker)):
             _kill_if_alive(pid)
+        if sidecar_file.exists():
+            _kill_if_alive(int(sidecar_file.read_text()))
     hops = marker.read_text().count("hop ")
     assert hops > 1, "the command never moved: the test tests nothing"
     assert left == [], f"processes of the command ran on after zklock exited ({hops} hops)"

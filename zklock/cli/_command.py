@@ -233,12 +233,16 @@ class Command:
         """
         _, status = os.waitpid(self.pid, 0)
         self._exited(status, on_exit)
+        spared = {process.pid for process in self._others}
         while True:
             for child in children():
                 if child not in self._others:
                     with contextlib.suppress(ChildProcessError):
                         os.waitpid(child.pid, os.WNOHANG)
-            if not self.running():
+            # A child of ours left means not done, whatever the scan says: a scan of /proc is
+            # no snapshot, and misses a process that forks itself into a new pid meanwhile.
+            pids = child_pids() or []
+            if not self.running() and all(pid in spared for pid in pids):
                 break
             time.sleep(0.05)
         assert self.returncode is not None
