@@ -109,6 +109,9 @@ class SessionWatcher:
         self._uses = 0  # leases tracked and acquires begun: tells the watchdog the client is busy
         self._watchdog: threading.Thread | None = None
         self._watchdog_wake = threading.Event()
+        # The generation of a reconnect with the same session whose requests (read-backs,
+        # queued deletes) the watchdog is to send; None when there is nothing to send.
+        self._reconnect_due: int | None = None
         # The listener first, then the state: a change after this read reaches the listener,
         # one before it shows in the read (kazoo sets its state before telling listeners).
         client.add_listener(self._on_state)
@@ -391,7 +394,7 @@ class SessionWatcher:
         return int(client_id[0]) if client_id else None
 
     def _on_state(self, state: str) -> None:
-        # Runs in kazoo's connection thread: never block here, only send async requests.
+        # Runs in kazoo's connection thread: never block here, nor send a request (below).
         heard_at = self._clock()
         client = self._client_ref()
         if client is None:
@@ -420,10 +423,15 @@ class SessionWatcher:
                 self._orphans.clear()  # their session, and so the nodes, are gone
                 self._orphan_attempts.clear()
                 self._leases.clear()
-            orphans = dict(self._orphans)
-            orphan_attempts: dict[str, set[str]] = {}
-            for (parent, attempt_id), _owner in self._orphan_attempts.items():
-                orphan_attempts.setdefault(parent, set()).add(attempt_id)
+            # Not sent from here: this is kazoo's connection thread, and on kazoo's own
+            # handler every request rings a socket pair that only this thread reads.  A few
+            # hundred requests (one per held lease) would fill it, and the send would block
+            # this thread for good.  The watchdog's thread sends them.
+            to_send = self._leases or self._orphans or self._orphan_attempts
+            reconnected = state == KazooState.CONNECTED and not new_session and bool(to_send)
+            self._reconnect_due = generation if reconnected else None
+            if reconnected:
+                self._start_watchdog()
         session = f"0x{old_session:x}" if old_session else "none"
         log.info("client state %s (session %s, %d leases)", state, session, len(leases))
 
@@ -436,17 +444,37 @@ class SessionWatcher:
         elif new_session:
             for lease in leases:
                 lease._transition(LeaseState.LOST, "reconnected with a new session")
-        else:
+        self._watchdog_wake.set()
+        for event in wakeups:
+            event.set()
+
+    def _after_reconnect(self, generation: int) -> None:
+        """Read back every held node and send the queued deletes and searches (same session).
+
+        Runs on the watchdog's thread (see :meth:`_on_state`), unless a later change of the
+        connection has made this reconnect's work moot.
+        """
+        client = self._client_ref()
+        if client is None:
+            return
+        with self._mutex:
+            session_id = self._session_id
+            if generation != self._generation or session_id is None:
+                return
+            leases = list(self._leases)
+            orphans = dict(self._orphans)
+            orphan_attempts: dict[str, set[str]] = {}
+            for (parent, attempt_id), _owner in self._orphan_attempts.items():
+                orphan_attempts.setdefault(parent, set()).add(attempt_id)
+        try:
             for lease in leases:
                 self._verify(client, lease, generation)
             for node, owner in orphans.items():
                 self._send_delete(node, owner)
-            if self._session_id is not None:
-                for parent, attempt_ids in orphan_attempts.items():
-                    self._search_abandoned_creates(parent, attempt_ids, self._session_id)
-        self._watchdog_wake.set()
-        for event in wakeups:
-            event.set()
+            for parent, attempt_ids in orphan_attempts.items():
+                self._search_abandoned_creates(parent, attempt_ids, session_id)
+        except Exception as error:  # the watchdog must live on; the next reconnect retries
+            log.warning("requests after reconnecting not sent: %r", error)
 
     def _verify(self, client: KazooClient, lease: Lease, generation: int) -> None:
         """After a reconnect with the same session: HELD again only if the node is still ours.
@@ -491,9 +519,13 @@ class SessionWatcher:
         idle_since: float | None = None
         uses = self._uses
         while True:
+            # Cleared before the state is read, not after the wait: a wake-up set between
+            # the wait's end and a clear would be lost, and its work left for a whole nap.
+            self._watchdog_wake.clear()
             now = self._clock()
             with self._mutex:
-                if not self._leases and not self._waiting:
+                reconnect, self._reconnect_due = self._reconnect_due, None
+                if not self._leases and not self._waiting and reconnect is None:
                     # Linger a moment: a lock taken again right away reuses this thread.  A
                     # lease tracked or an acquire begun since the last look means the client
                     # is not idle, though nothing is under way at either look.
@@ -508,6 +540,8 @@ class SessionWatcher:
                 leases = list(self._leases)
                 # The lease whose node has gone unchecked longest, and since when.
                 stalest = min(self._leases.items(), key=lambda item: item[1], default=None)
+            if reconnect is not None:
+                self._after_reconnect(reconnect)
             deadline = self.contact_deadline()
             period = max(0.01, self.session_timeout / _HEARTBEATS_PER_TIMEOUT)
             if leases and now >= deadline:
@@ -539,7 +573,6 @@ class SessionWatcher:
             else:
                 wait = min(due, _MAX_NAP)
             self._watchdog_wake.wait(wait)
-            self._watchdog_wake.clear()
 
     def _heartbeat(self, lease: Lease | None) -> None:
         """Send a ``sync``, and an ``exists`` on ``lease``'s node (the one checked longest ago).

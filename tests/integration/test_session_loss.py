@@ -1064,3 +1064,41 @@ def test_an_acquire_interrupted_once_its_node_was_granted_leaves_no_node(
     again = zklock.Lock(zk_client, path)
     assert again.acquire(timeout=5)  # nobody's ghost is ahead of it
     again.release()
+
+
+@pytest.mark.parametrize("handler", ["stock", "lean"])
+def test_a_reconnect_with_hundreds_of_leases_verifies_them_all_without_blocking_kazoo(
+    handler, zk_client_factory, zk_path, proxy
+):
+    # After a reconnect with the same session each held node is read back, one request per
+    # lease.  Sent from kazoo's state listener, on its connection thread, those requests
+    # each rang kazoo's stock doorbell, a socket pair only that thread reads: past a few
+    # hundred bytes the send blocked, and the thread with it, for good (no reply read, no
+    # ping sent, every later request of the client stuck).  They are sent from the session
+    # watchdog's thread instead.
+    from zklock.handler import LeanHandler
+
+    count = 400  # a socket pair holds fewer one-byte writes than this (278 here)
+    client = zk_client_factory(
+        hosts=proxy.connect_string, timeout=10.0,
+        handler=SequentialThreadingHandler() if handler == "stock" else LeanHandler(),
+    )
+    locks = [zklock.Lock(client, f"{zk_path}/many/{index}") for index in range(count)]
+    for lock in locks:
+        assert lock.acquire(timeout=10)
+    leases = [lock.lease for lock in locks]
+    session = client.client_id[0]
+    proxy.drop()
+    try:
+        assert wait_until(lambda: any(lease.state is zklock.LeaseState.SUSPENDED for lease in leases), 5)
+        assert wait_until(
+            lambda: all(lease.state is zklock.LeaseState.HELD for lease in leases), 8
+        ), sorted({lease.state.value for lease in leases})
+        assert client.client_id[0] == session  # the same session: read back, not lost
+        other = zklock.Lock(client, f"{zk_path}/after")
+        assert other.acquire(timeout=5)  # the client still answers
+        other.release()
+    finally:
+        for lock in locks:
+            if lock.locked():
+                lock.release()
