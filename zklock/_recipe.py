@@ -215,7 +215,12 @@ class LockRecipe:
         wakeup: Wakeup,
         listeners: tuple[LeaseListener, ...] = (),
     ) -> Lease | None:
-        """Queue for the lock; return a HELD lease, or None when the deadline passed first.
+        """Queue for the lock; return the lease, or None when the deadline passed first.
+
+        The lease is HELD, or already SUSPENDED or LOST when the connection dropped or the
+        session ended since the answer that granted it.  Its listeners hear nothing until
+        the caller, once it holds the lease, calls ``lease._let_listeners_hear()``: one told
+        of a SUSPENDED may release the lock, and must find it held by then.
 
         With ``blocking=False`` only one decision is made.  Raises :class:`AcquireCancelled`
         after ``wakeup.cancel()``, and the translated error when retries are exhausted.
@@ -250,6 +255,7 @@ class LockRecipe:
             lease = Lease(
                 path=self.path, node=kept.path, token=kept.czxid, session_id=kept.session_id,
                 identifier=self.identifier, liveness=session, listeners=listeners,
+                held_back=True,
             )
             session.track(lease, drops_before)  # LOST at once if the session ended meanwhile
             if log.isEnabledFor(logging.INFO):

@@ -95,6 +95,7 @@ class Lease:
         liveness: Liveness,
         listeners: tuple[LeaseListener, ...] = (),
         clock: Callable[[], float] = time.monotonic,
+        held_back: bool = False,
     ) -> None:
         self.path = path
         """The lock's path (the parent of its contender nodes)."""
@@ -123,10 +124,12 @@ class Lease:
         self._lost: threading.Event | None = None  # made on first use: most leases never need it
         # Listener delivery, guarded by ``_mutex``: the state the listeners were last called
         # with (or are being called with); whether a thread is calling them (it passes on any
-        # later change); whether a release holds changes back (see _hold_back_listeners).
+        # later change); whether changes are held back (see _hold_back_listeners): by a
+        # release, or from birth (``held_back``) for a lease the recipe made, until the lock
+        # object has taken it.
         self._notified = LeaseState.HELD
         self._delivering = False
-        self._held_back = False
+        self._held_back = held_back
 
     @property
     def lost(self) -> threading.Event:

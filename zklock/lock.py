@@ -158,6 +158,8 @@ class Lock(_LockingDecorator):
             lease = self._recipe.acquire(deadline, blocking, wakeup, self._listeners)
         finally:
             self._gate.acquired(wakeup, lease)
+            if lease is not None:  # held now: a listener may release it (the recipe's doc)
+                lease._let_listeners_hear()
         return lease
 
     def release(self) -> None:

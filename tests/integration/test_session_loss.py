@@ -1102,3 +1102,39 @@ def test_a_reconnect_with_hundreds_of_leases_verifies_them_all_without_blocking_
         for lock in locks:
             if lock.locked():
                 lock.release()
+
+
+def test_a_listener_told_of_a_drop_during_the_acquire_may_release_the_lock(
+    zk_client_factory, zk_path, proxy
+):
+    # The connection drops after the answer that grants the lock and before the lease is
+    # tracked: the lease starts SUSPENDED (the grant may have come over the old connection).
+    # The Lock's listener hears it once the Lock holds the lease, and may let go there, as
+    # on any SUSPENDED.  Before, it heard it while the acquire was still handing the lease
+    # over: its release() raised NotHeld (logged and swallowed), and the lock stayed held.
+    client = zk_client_factory(hosts=proxy.connect_string, timeout=10.0)
+    seen: list[zklock.LeaseState] = []
+
+    def let_go(lease: zklock.Lease, state: zklock.LeaseState) -> None:
+        seen.append(state)
+        if state is zklock.LeaseState.SUSPENDED:
+            lock.release()
+
+    path = f"{zk_path}/dropped-at-grant"
+    lock = zklock.Lock(client, path, listener=let_go)
+    watcher = SessionWatcher.of(client)
+    real_track = watcher.track
+
+    def track_after_a_drop(lease: zklock.Lease, drops_before: int | None = None) -> None:
+        proxy.drop()  # a real drop, between the grant and the lease's tracking
+        assert wait_until(lambda: watcher.drops != drops_before, 5)
+        real_track(lease, drops_before)
+
+    watcher.track = track_after_a_drop  # type: ignore[method-assign]
+    try:
+        assert lock.acquire(timeout=15)  # granted; then let go by the listener
+    finally:
+        del watcher.track
+    assert seen == [zklock.LeaseState.SUSPENDED, zklock.LeaseState.RELEASED], seen
+    assert not lock.locked()
+    assert wait_until(lambda: client.connected and client.get_children(path) == [], 10)

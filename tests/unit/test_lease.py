@@ -553,3 +553,33 @@ def test_time_left_counts_down_to_the_bound_and_is_zero_once_over(lease, clock, 
 def test_a_released_lease_has_no_time_left(lease, liveness):
     lease._transition(RELEASED)
     assert lease.time_left() == 0.0
+
+
+def test_a_lease_born_held_back_tells_its_listeners_only_when_let_hear(clock, liveness):
+    # The recipe's leases: a change before the lock object has taken the lease (a drop
+    # between the grant and the tracking) is heard once it has, the latest state only.
+    seen: list[LeaseState] = []
+    lease = Lease(
+        path="/locks/a", node="/locks/a/x__lock__0000000001", token=1, session_id=0xABC,
+        identifier="", liveness=liveness, listeners=(lambda _lease, state: seen.append(state),),
+        clock=clock, held_back=True,
+    )
+    assert lease._transition(SUSPENDED, "connection lost")
+    assert lease.state is SUSPENDED and seen == []
+    lease._let_listeners_hear()
+    assert seen == [SUSPENDED]
+    assert lease._transition(LOST, "session expired")
+    assert seen == [SUSPENDED, LOST]  # no hold-back any more: heard at once
+
+
+def test_a_lease_born_held_back_with_nothing_changed_tells_nothing(clock, liveness):
+    seen: list[LeaseState] = []
+    lease = Lease(
+        path="/locks/a", node="/locks/a/x__lock__0000000001", token=1, session_id=0xABC,
+        identifier="", liveness=liveness, listeners=(lambda _lease, state: seen.append(state),),
+        clock=clock, held_back=True,
+    )
+    lease._let_listeners_hear()
+    assert seen == []
+    assert lease._transition(SUSPENDED, "connection lost")
+    assert seen == [SUSPENDED]
