@@ -555,15 +555,21 @@ def test_a_released_lease_has_no_time_left(lease, liveness):
     assert lease.time_left() == 0.0
 
 
-def test_a_lease_born_held_back_tells_its_listeners_only_when_let_hear(clock, liveness):
-    # The recipe's leases: a change before the lock object has taken the lease (a drop
-    # between the grant and the tracking) is heard once it has, the latest state only.
+def born_held_back(clock, liveness) -> tuple[Lease, list[LeaseState]]:
+    """A lease as the recipe makes one (listeners held back), and what its listener heard."""
     seen: list[LeaseState] = []
     lease = Lease(
         path="/locks/a", node="/locks/a/x__lock__0000000001", token=1, session_id=0xABC,
         identifier="", liveness=liveness, listeners=(lambda _lease, state: seen.append(state),),
         clock=clock, held_back=True,
     )
+    return lease, seen
+
+
+def test_a_lease_born_held_back_tells_its_listeners_only_when_let_hear(clock, liveness):
+    # The recipe's leases: a change before the lock object has taken the lease (a drop
+    # between the grant and the tracking) is heard once it has, the latest state only.
+    lease, seen = born_held_back(clock, liveness)
     assert lease._transition(SUSPENDED, "connection lost")
     assert lease.state is SUSPENDED and seen == []
     lease._let_listeners_hear()
@@ -573,12 +579,7 @@ def test_a_lease_born_held_back_tells_its_listeners_only_when_let_hear(clock, li
 
 
 def test_a_lease_born_held_back_with_nothing_changed_tells_nothing(clock, liveness):
-    seen: list[LeaseState] = []
-    lease = Lease(
-        path="/locks/a", node="/locks/a/x__lock__0000000001", token=1, session_id=0xABC,
-        identifier="", liveness=liveness, listeners=(lambda _lease, state: seen.append(state),),
-        clock=clock, held_back=True,
-    )
+    lease, seen = born_held_back(clock, liveness)
     lease._let_listeners_hear()
     assert seen == []
     assert lease._transition(SUSPENDED, "connection lost")
