@@ -46,6 +46,8 @@ What it changes, all inside the handler:
   heartbeats although requests went out, ``select`` holds back the request doorbell and
   waits on the socket alone: kazoo's own ping check then runs, and drops the connection if
   the server stays silent (kazoo then moves to another server, keeping the session).
+  (Only with the eventfd doorbell as well: kazoo's own socket pair, left unread while held
+  back, would fill, and the next request would block its caller.)
 
 Everything else (worker threads, queues, result objects, timeouts) is kazoo's.
 """
@@ -412,11 +414,17 @@ class _Poller:
         masks = {fd: (_IN if fd in self.readers else 0) | (_OUT if fd in self.writers else 0)
                  for fd in (*self.readers, *self.writers)}
         self.poll: Callable[[float], list[tuple[int, int]]]
+        # Out of descriptors (EMFILE) for the poller itself: an OSError, which kazoo takes for
+        # a dropped connection and retries, as with its own handler.  A descriptor the poller
+        # refuses (a closed socket): ValueError, as kazoo's own handler raises.
         if _HAS_EPOLL:
             epoll = select.epoll()
             try:
                 for fd, mask in masks.items():
                     epoll.register(fd, mask)
+            except OSError as error:
+                epoll.close()
+                raise ValueError("Invalid event mask or fd") from error
             except BaseException:
                 epoll.close()
                 raise
@@ -430,6 +438,9 @@ class _Poller:
                         selectors.EVENT_WRITE if mask & _OUT else 0
                     )
                     selector.register(fd, events)
+            except OSError as error:
+                selector.close()
+                raise ValueError("Invalid event mask or fd") from error
             except BaseException:
                 selector.close()
                 raise
@@ -660,20 +671,19 @@ class LeanHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is
         while len(pollers) >= _CACHED_SETS:
             _key, oldest = pollers.popitem(last=False)
             oldest.close()
-        try:
-            poller = _Poller(rlist, wlist)
-        except OSError as error:
-            raise ValueError("Invalid event mask or fd") from error
+        poller = _Poller(rlist, wlist)
         pollers[key] = poller
         return poller
 
     def create_socket_pair(self) -> tuple[Any, Any]:
         """The wake-up pair: a :class:`Doorbell` (both ends) where eventfd exists."""
         if not _HAS_EVENTFD:
+            # No silence watch either: it would leave kazoo's socket pair unread for a while,
+            # and a few hundred wake-ups fill it, blocking the next request's caller.
             pair: tuple[Any, Any] = super().create_socket_pair()
-        else:
-            doorbell = Doorbell()
-            pair = (doorbell, doorbell)
+            return pair
+        doorbell = Doorbell()
+        pair = (doorbell, doorbell)
         # kazoo makes one pair per client start after a close(); forget the closed ones.
         with self._silences_changing:
             silences = {key: entry for key, entry in self._silences.items() if entry[0].fileno() >= 0}

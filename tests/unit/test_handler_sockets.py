@@ -17,6 +17,7 @@ import pytest
 
 from zklock.handler import BufferedSocket, Doorbell, LeanHandler
 from zklock.testing import wait_until
+from zklock.testing.plugin import skip_outside_ci
 
 
 def fill(sock: socket.socket) -> None:
@@ -137,3 +138,60 @@ def test_a_ring_racing_close_never_lands_in_the_file_that_reuses_the_number():
                 os.close(reused)
     finally:
         sys.setswitchinterval(interval)
+
+
+def test_out_of_descriptors_for_a_poller_is_a_dropped_connection_to_kazoo(pair):
+    # A new connection's first wait makes its poller: with no descriptor left for it (the
+    # socket took the last one), kazoo must see a dropped connection and retry, as with its
+    # own handler, not an invalid argument, which ends its connection loop for good.
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import ConnectionDropped
+
+    handler = LeanHandler()
+    left, _right = pair
+    connection = BufferedSocket(left, 1.0)
+    doorbell, _ = handler.create_socket_pair()
+    client = KazooClient("127.0.0.1:1", handler=handler)  # never started: its error handling only
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hogged: list[int] = []
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 4, hard))
+        with pytest.raises(OSError):
+            while True:
+                hogged.append(os.open(os.devnull, os.O_RDONLY))
+        with pytest.raises(ConnectionDropped), client._connection._socket_error_handling():
+            handler.select([connection, doorbell], [], [], 0.01)
+    finally:
+        for fd in hogged:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        doorbell.close()
+
+
+@pytest.mark.parametrize("eventfd", [True, False])
+def test_the_doorbell_is_held_back_from_a_silent_server_only_when_it_is_an_eventfd(
+    eventfd, pair, monkeypatch
+):
+    # Without eventfd (Python 3.9, macOS) the doorbell is kazoo's own socket pair: left unread
+    # while held back, it would fill up, and the next request would block its caller.
+    import zklock.handler as handler_module
+
+    if eventfd and not hasattr(os, "eventfd"):
+        skip_outside_ci("eventfd needs Linux and Python >= 3.10")
+    monkeypatch.setattr(handler_module, "_HAS_EVENTFD", eventfd)
+    handler = LeanHandler()
+    read_end, write_end = handler.create_socket_pair()
+    connection = BufferedSocket(pair[0], 1.0)
+    try:
+        write_end.send(b"\0")  # a request to send
+        assert handler.select([connection, read_end], [], [], 0.05)[0] == [read_end]
+        read_end.recv(1)
+        connection.send(b"request")  # sent; the server stays silent
+        time.sleep(0.1)  # longer than kazoo's wait between heartbeats (the 0.05 s above)
+        write_end.send(b"\0")  # another request to send
+        readable = handler.select([connection, read_end], [], [], 0.05)[0]
+        assert readable == ([] if eventfd else [read_end])
+    finally:
+        read_end.close()
+        if write_end is not read_end:
+            write_end.close()
