@@ -212,7 +212,9 @@ class Command:
         called when COMMAND itself has exited.  Signal handlers run meanwhile (the wait is
         resumed after each, PEP 475).  Children zklock had before COMMAND are not reaped.
         """
-        if self._others:
+        if self._others or not os.path.isdir("/proc"):
+            # Without /proc the children zklock already had cannot be told apart: wait for
+            # COMMAND alone, by its pid, and reap nobody else's.
             return self._wait_beside_others(on_exit)
         while True:
             try:
