@@ -50,3 +50,21 @@ def test_the_first_executable_on_path_runs_even_without_interpreter_as_execvp_ru
 def test_a_program_on_no_path_entry_is_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         Command.start(["no-such-program-here"], {"PATH": str(tmp_path)}, own_group=False)
+
+
+def test_without_proc_the_wait_is_for_the_command_alone(monkeypatch):
+    # Where /proc cannot tell zklock's earlier children (a sidecar) from COMMAND's, the wait
+    # is for COMMAND by its pid: the sidecar's exit status is not taken, nor waited for.
+    import subprocess
+
+    from zklock.cli import _proctree
+
+    sidecar = subprocess.Popen(["sleep", "30"])
+    try:
+        monkeypatch.setattr(_proctree, "_PROC", "/no-proc-here")
+        command = Command.start(["sh", "-c", "exit 4"], {"PATH": "/usr/bin:/bin"}, own_group=True)
+        assert command.wait() == 4
+        assert sidecar.poll() is None  # still running (not waited for), and still ours to reap
+    finally:
+        sidecar.kill()
+        assert sidecar.wait(5) == -9  # its status was left to its owner

@@ -29,6 +29,7 @@ from .._parent_death import killed_with_this_thread
 from ._proctree import (
     Process,
     alive,
+    can_see_processes,
     child_pids,
     children,
     descendants,
@@ -212,7 +213,7 @@ class Command:
         called when COMMAND itself has exited.  Signal handlers run meanwhile (the wait is
         resumed after each, PEP 475).  Children zklock had before COMMAND are not reaped.
         """
-        if self._others or not os.path.isdir("/proc"):
+        if self._others or not can_see_processes():
             # Without /proc the children zklock already had cannot be told apart: wait for
             # COMMAND alone, by its pid, and reap nobody else's.
             return self._wait_beside_others(on_exit)

@@ -24,6 +24,7 @@ from .._parent_death import libc_prctl
 __all__ = [
     "Process",
     "alive",
+    "can_see_processes",
     "child_pids",
     "child_subreaper",
     "children",
@@ -90,6 +91,11 @@ def process_tree(root: int, prune: Collection[Process] = ()) -> list[Process]:
         tree.extend(child for child in children.get(tree[index].pid, ()) if child not in prune)
         index += 1
     return tree
+
+
+def can_see_processes() -> bool:
+    """True where ``/proc`` shows the processes (Linux): elsewhere the tree is unknowable."""
+    return os.path.isdir(_PROC)
 
 
 def descendants(sparing: Collection[Process] = ()) -> list[Process] | None:
