@@ -718,6 +718,62 @@ def test_ctrl_c_at_the_terminal_reaches_the_command_once(fds, hosts, zk_path, tm
     assert _received(marker, signal.SIGINT) == ROUNDS, marker.read_text()
 
 
+# A stand-in for an interactive shell: leads the session, runs its job (argv[3:]) in a group
+# of its own in the terminal's foreground, and passes a hang-up on to that group, as bash does.
+WITH_A_JOB_SHELL = r"""
+import os, signal, sys
+os.setsid()
+terminal = os.open(sys.argv[1], os.O_RDWR)  # the first terminal a session leader opens: its own
+ready_r, ready_w = os.pipe()
+job = os.fork()
+if job == 0:
+    os.setpgid(0, 0)
+    os.close(terminal)
+    os.read(ready_r, 1)  # until the shell has put the job in the foreground
+    os.execv(sys.argv[2], sys.argv[2:])
+os.setpgid(job, job)
+signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+os.tcsetpgrp(terminal, job)
+signal.signal(signal.SIGHUP, lambda signum, frame: os.killpg(job, signal.SIGHUP))
+os.write(ready_w, b"x")
+_, status = os.waitpid(job, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.parametrize("leader", ["zklock", "shell"])
+def test_a_terminal_hang_up_reaches_the_command_once(leader, hosts, zk_path, tmp_path, spawn):
+    """The terminal goes away (a window closed, ssh dropped) while zklock runs in its
+    foreground.  The kernel takes the terminal away and signals the session's leader alone:
+    zklock, when it leads (``ssh -t host zklock exec ...``), must pass the SIGHUP on; under a
+    shell, which passes it on to the whole job, zklock must not pass it on a second time."""
+    path, marker, stop = f"{zk_path}/l", tmp_path / "marker", tmp_path / "stop"
+    master, slave = pty.openpty()
+    try:
+        if leader == "zklock":
+            cli = [sys.executable, "-c", WITH_A_TERMINAL, os.ttyname(slave), "redirected", *CLI]
+        else:
+            cli = [sys.executable, "-c", WITH_A_JOB_SHELL, os.ttyname(slave), *CLI]
+        proc = spawn("exec", "--hosts", hosts, path, "--", sys.executable, "-c", COUNTING, str(marker),
+                     str(stop), cli=cli, stdin=subprocess.DEVNULL)
+        os.close(slave)
+        slave = -1
+        _started_pid(marker)
+        os.close(master)  # the hang-up
+        master = -1
+        wait_for(lambda: _received(marker, signal.SIGHUP) >= 1, 10, "the hang-up to reach the command")
+        time.sleep(0.5)  # a second copy, passed on by zklock, would come within this
+        stop.touch()
+        _out, err = finish(proc, 15)
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        if master >= 0:
+            os.close(master)
+    assert _received(marker, signal.SIGHUP) == 1, marker.read_text()
+    assert proc.returncode == 7, err
+
+
 def test_no_wait_and_timeout_against_a_held_lock(hosts, zk_path, zk_client):
     path = f"{zk_path}/l"
     holder = zklock.Lock(zk_client, path, identifier="the-holder")

@@ -11,13 +11,16 @@ from zklock.cli._signals import SAME_DELIVERY, Mode, SignalRouter
 
 
 class FakeCommand:
-    """Stands in for the command: records what it is sent."""
+    """Stands in for the command: records what it is sent, and which group was spared."""
 
-    def __init__(self) -> None:
+    def __init__(self, group: int | None = 4242) -> None:
+        self.group = group  # its own (zklock not in a terminal's foreground), or None: zklock's
         self.sent: list[int] = []
+        self.spared: list[int | None] = []
 
     def signal(self, signum: int, spare_group: int | None = None) -> None:
         self.sent.append(signum)
+        self.spared.append(spare_group)
 
 
 @pytest.fixture
@@ -56,3 +59,26 @@ def test_two_copies_that_came_before_the_command_started_reach_it_once(router, c
     command = FakeCommand()
     router.attach(command)  # type: ignore[arg-type]
     assert command.sent == [signal.SIGTERM]
+
+
+@pytest.mark.parametrize("leads_the_session", [False, True])
+def test_a_hang_up_after_the_terminal_went_away_spares_zklocks_group_unless_zklock_leads(
+    leads_the_session, monkeypatch
+):
+    # The kernel takes the terminal away, then signals the session's leader alone: a shell
+    # leading it passes the SIGHUP on to its job, the command in zklock's group included.
+    monkeypatch.setattr(_signals, "in_terminal_foreground", lambda: False)
+    monkeypatch.setattr(_signals, "_has_terminal", lambda: False)
+    monkeypatch.setattr(
+        _signals.os, "getsid", lambda pid: _signals.os.getpid() if leads_the_session else 1
+    )
+    in_zklocks_group, in_its_own = FakeCommand(group=None), FakeCommand()
+    for command in (in_zklocks_group, in_its_own):
+        with SignalRouter() as fresh:
+            fresh.attach(command)  # type: ignore[arg-type]
+            fresh.mode = Mode.FORWARD
+            fresh._handle(signal.SIGHUP, None)
+            fresh._handle(signal.SIGTERM, None)
+    expected = None if leads_the_session else _signals.os.getpgrp()
+    assert in_zklocks_group.spared == [expected, None]
+    assert in_its_own.spared == [None, None]  # started outside the foreground: only zklock had it

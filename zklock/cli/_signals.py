@@ -108,11 +108,28 @@ class SignalRouter:
             return
         self._forwarded_at[signum] = now
         spare = None
-        if not before_child and signum in (signal.SIGINT, signal.SIGHUP) and in_terminal_foreground():
+        if not before_child and self._from_the_terminal(signum):
             # Taken for the terminal's own (Ctrl-C, hang-up): it reached zklock's whole group,
             # so only the processes outside that group are left to be told.
             spare = os.getpgrp()
         self._child.signal(signum, spare_group=spare)
+
+    def _from_the_terminal(self, signum: int) -> bool:
+        """Whether ``signum`` is taken for one the terminal sent to zklock's whole group."""
+        if signum not in (signal.SIGINT, signal.SIGHUP):
+            return False
+        if in_terminal_foreground():
+            return True
+        # A hang-up takes the terminal away before this handler runs: the kernel clears the
+        # session's controlling terminal and signals the session's leader alone.  Unless
+        # zklock leads the session, the hang-up reached zklock's whole group (a shell passes
+        # it on to its jobs; the kernel does, when the leader exits), so a command started
+        # in zklock's group, in the terminal's foreground then, had it directly.
+        assert self._child is not None
+        return (
+            signum == signal.SIGHUP and self._child.group is None
+            and os.getsid(0) != os.getpid() and not _has_terminal()
+        )
 
     def poke(self, byte: int) -> None:
         """Wake the waiting thread with one byte (a signal number, or ``STOP``)."""
@@ -128,6 +145,15 @@ class SignalRouter:
             return os.read(self._read_fd, 256)
         except BlockingIOError:
             return b""
+
+
+def _has_terminal() -> bool:
+    """True while this process has a controlling terminal."""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK))
+    except OSError:
+        return False
+    return True
 
 
 def in_terminal_foreground() -> bool:
