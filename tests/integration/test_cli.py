@@ -131,21 +131,26 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
 @pytest.fixture(autouse=True, scope="module")
 def _sigint_as_in_a_terminal() -> Iterator[None]:
-    """Spawned zklock processes start with SIGINT acted on, however pytest itself was started.
+    """Spawned zklock processes start with SIGINT and SIGHUP acted on, however pytest was started.
 
     A job that a non-interactive shell starts in the background (``.ci/run &``) inherits SIGINT
-    ignored, and passes that on to every child; zklock, as documented, leaves a signal that was
-    ignored at start ignored, and would sit out the SIGINTs these tests send.  A signal that is
-    caught here is reset to its default in an exec'd child, so catching it gives the children
-    the SIGINT of a terminal's job.  (``test_a_sigint_ignored_at_start_stays_ignored`` checks
-    the other case on purpose.)
+    ignored, and one started under ``nohup`` SIGHUP, and passes that on to every child; zklock,
+    as documented, leaves a signal that was ignored at start ignored, and would sit out the
+    signals these tests send.  A signal that is caught here is reset to its default in an
+    exec'd child, so catching it gives the children the signals of a terminal's job.
+    (``test_a_sigint_ignored_at_start_stays_ignored`` checks the other case on purpose.)
     """
-    old = signal.getsignal(signal.SIGINT)
-    if old == signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    ignored = [signum for signum in (signal.SIGINT, signal.SIGHUP)
+               if signal.getsignal(signum) == signal.SIG_IGN]
+    for signum in ignored:
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else _noted)
     yield
-    if old == signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in ignored:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def _noted(signum: int, frame: object) -> None:
+    """A SIGHUP reaching pytest itself (caught only so that children start with the default)."""
 
 
 @pytest.fixture
