@@ -115,8 +115,12 @@ class Lock(_LockingDecorator):
             check_listener(listener)
         self._listeners: tuple[LeaseListener, ...] = () if listener is None else (listener,)
         self._gate = LocalGate(self.path)  # threads of this process sharing the object
-        # Per thread, the leases its open ``with`` blocks entered with (innermost last).
+        # Per thread, the leases its open ``with`` blocks entered with (innermost last); and
+        # the leases of blocks not yet exited, on whatever thread (made on a first block): a
+        # block may end on another thread than it began on (a context manager run by a
+        # thread pool), and its entry left behind on the first thread must not count.
         self._blocks = threading.local()
+        self._open_blocks: set[Lease] | None = None
         # Sleeps between release retries; one release runs at a time, so one is reused.
         self._release_wakeup = Wakeup()
 
@@ -266,6 +270,9 @@ class Lock(_LockingDecorator):
         lease = self._acquire_lease(True, timeout)
         if lease is None:
             raise LockTimeout(self.path, timeout)
+        if self._open_blocks is None:  # no other thread is here: this one holds the lock
+            self._open_blocks = set()
+        self._open_blocks.add(lease)
         self._blocks.__dict__.setdefault("entered", []).append(lease)
         return lease
 
@@ -276,8 +283,21 @@ class Lock(_LockingDecorator):
         is noted on it rather than raised over it.
         """
         entered = self._blocks.__dict__.get("entered")
+        open_blocks = self._open_blocks if self._open_blocks is not None else set()
+        lease = None
+        while entered:  # this thread's innermost block not exited yet (elsewhere)
+            candidate = entered.pop()
+            if candidate in open_blocks:
+                lease = candidate
+                break
+        if lease is not None:
+            open_blocks.discard(lease)
+        else:  # a block begun on another thread: it holds the current lease, if any
+            current = self._gate.lease
+            if current is not None:
+                open_blocks.discard(current)
         try:
-            self._release(entered.pop() if entered else None)
+            self._release(lease)
         except LockLost as lost:
             if exc is not None:
                 _add_note(exc, f"zklock: the lock was lost while this block ran: {lost}")

@@ -535,6 +535,30 @@ def test_a_with_block_never_releases_a_lease_another_thread_took_meanwhile(zk_cl
     assert zk_client.get_children(f"{zk_path}/blocks") == []
 
 
+def test_with_blocks_that_end_on_another_thread_than_they_began_leave_the_lock_free(
+    zk_client, zk_path
+):
+    # A context manager run by a thread pool (a web framework's dependency with ``yield``)
+    # may enter on one thread and exit on another.  The first block's entry, left behind on
+    # the thread it began on, must not stand in for a later block that thread ends.
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = f"{zk_path}/pooled"
+    lock = zklock.Lock(zk_client, path)
+    with ThreadPoolExecutor(1) as t1, ThreadPoolExecutor(1) as t2:
+        first = t1.submit(lock.__enter__).result(10)
+        t2.submit(lock.__exit__, None, None, None).result(10)
+        assert first.state is zklock.LeaseState.RELEASED and not lock.locked()
+        second = t2.submit(lock.__enter__).result(10)
+        t1.submit(lock.__exit__, None, None, None).result(10)  # t1 still has the first's entry
+        assert second.state is zklock.LeaseState.RELEASED, second
+        assert not lock.locked()
+        third = t1.submit(lock.acquire, True, 5).result(10)
+        assert third
+        t1.submit(lock.release).result(10)
+    assert zk_client.get_children(path) == []
+
+
 def test_an_acquire_in_a_kazoo_callback_is_refused_not_left_to_hang(zk_client, zk_path):
     # On kazoo's callback thread, the create's answer would be handed over by that very
     # thread (under kazoo's own handler): the acquire would wait out its request timeout.
