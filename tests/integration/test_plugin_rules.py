@@ -8,7 +8,8 @@ its own environment) and checks the exact outcome counts and that the report nam
 (c) znodes left under ``zk_path`` make the test error, checked before the test's clients close;
 (d) threads left running make the test error under ``zklock_thread_leak_check``, and
     ``no_thread_leaks`` checks after every fixture's teardown, whatever the argument order;
-(e) a run inside a test, in this very process, leaves the outer run's containers alone.
+(e) a run inside a test, in this very process, leaves the outer run's containers alone;
+(f) a server that dies mid-run fails every later test at once, saying so.
 
 The inner runs of (c), (d) and (e) use this session's ``zookeeper`` through
 ``ZKLOCK_ZOOKEEPER_HOSTS``, so they start no container of their own.
@@ -118,6 +119,36 @@ def test_a_zookeeper_that_cannot_start_errors_and_never_skips(
     # Each of the three errors names the cause (the session fixture's error is re-raised).
     assert len(re.findall(cause, result.stdout.str())) >= 3, result.stdout.str()
     result.stdout.no_fnmatch_line("*SKIPPED*")
+
+
+_SERVER_DIES = """
+def test_kills_the_server(zookeeper):
+    zookeeper.container.get_wrapped_container().kill()
+
+
+def test_a_later_client(zk_client):
+    pass
+
+
+def test_a_later_path(zk_path):
+    pass
+"""
+
+
+def test_a_server_that_died_mid_run_fails_the_later_tests_at_once_and_says_so(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the check each later test waited out a client's 15 s start timeout, and
+    # failed with a timeout that did not say the server was gone.
+    pytester.makepyfile(test_inner=_SERVER_DIES)
+    result = _run_inner(pytester, monkeypatch, {"ZKLOCK_ZOOKEEPER_HOSTS": None})
+    result.assert_outcomes(passed=1, errors=2)
+    out = result.stdout.str()
+    assert _summary(out, "ERROR") == ["test_a_later_client", "test_a_later_path"], out
+    for name in ("test_a_later_client", "test_a_later_path"):
+        result.stdout.fnmatch_lines(
+            [f"ERROR test_inner.py::{name} - *HarnessError: the run's ZooKeeper container has exited*"]
+        )
 
 
 # ------------------------------------------------------------------------ (b) skip_outside_ci

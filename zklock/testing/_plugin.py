@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 import uuid
 from collections.abc import Generator, Iterator
@@ -267,8 +268,33 @@ def _zklock_ensemble_recovery(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture
 def zk_client_factory(zookeeper: ZooKeeperServer) -> Iterator[KazooClientFactory]:
     """Makes started kazoo clients on ``zookeeper``; all are stopped and closed at teardown."""
+    _fail_if_gone(zookeeper)
     with KazooClientFactory(zookeeper.connect_string) as factory:
         yield factory
+
+
+def _fail_if_gone(server: ZooKeeperServer) -> None:
+    """Raise :class:`HarnessError` at once if the run's own server container has stopped.
+
+    A container that crashed or was killed mid-run would otherwise cost every later test a
+    client's start timeout (15 s) before it errors: an hour and more for the suite instead of
+    a clear failure.  A connect to its port is the cheap look; the container's state, asked
+    of Docker only when that fails, is the verdict.
+    """
+    container = server.container
+    if container is None:
+        return
+    try:
+        socket.create_connection(server.addresses[0], timeout=2.0).close()
+        return
+    except OSError:
+        pass
+    container.reload()
+    if container.status in ("exited", "dead"):
+        raise HarnessError(
+            f"the run's ZooKeeper container has {container.status}: every test that needs it "
+            f"fails from here on\n--- container logs (last lines) ---\n{container.logs_tail()}"
+        )
 
 
 @pytest.fixture
