@@ -178,10 +178,15 @@ def check_decorated(func: object) -> None:
         )
     if not callable(func):
         raise UsageError(f"a lock decorates a function, not {type(func).__name__} {func!r}")
-    if (
-        inspect.iscoroutinefunction(func)
-        or inspect.isgeneratorfunction(func)
-        or inspect.isasyncgenfunction(func)
+    # An object called through an ``async def __call__`` (or a generator one) returns before
+    # its body runs just the same.
+    call = func if inspect.isroutine(func) or inspect.isclass(func) else type(func).__call__
+    if any(
+        check(target)
+        for target in (func, call)
+        for check in (
+            inspect.iscoroutinefunction, inspect.isgeneratorfunction, inspect.isasyncgenfunction
+        )
     ):
         raise UsageError(
             f"{getattr(func, '__qualname__', func)!r} is a coroutine or generator function: "

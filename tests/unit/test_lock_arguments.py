@@ -65,7 +65,17 @@ async def _async_generator():
     yield 1
 
 
-@pytest.mark.parametrize("func", [_coroutine, _generator, _async_generator])
+class _AsyncCallable:
+    async def __call__(self) -> None:
+        return None
+
+
+class _Callable:
+    def __call__(self) -> int:
+        return 1
+
+
+@pytest.mark.parametrize("func", [_coroutine, _generator, _async_generator, _AsyncCallable()])
 def test_decorating_what_a_lock_cannot_cover_is_refused(client, func):
     # Calling these only makes a coroutine or generator: the lock would be released before
     # the body ran, which would then run unprotected.
@@ -162,3 +172,9 @@ def test_a_hold_made_directly_checks_its_arguments_as_hold_does(client):
         zklock.Hold(lock, -5, True)
     with pytest.raises(UsageError, match=r"zklock\.Lock"):
         zklock.Hold("/locks/a", None, True)  # type: ignore[arg-type]
+
+
+def test_decorating_a_callable_object_or_a_class_is_accepted(client):
+    lock = zklock.Lock(client, "/locks/a")
+    assert callable(lock(_Callable()))
+    assert callable(lock(_Callable))
