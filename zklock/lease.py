@@ -124,12 +124,13 @@ class Lease:
         self._lost: threading.Event | None = None  # made on first use: most leases never need it
         # Listener delivery, guarded by ``_mutex``: the state the listeners were last called
         # with (or are being called with); whether a thread is calling them (it passes on any
-        # later change); whether changes are held back (see _hold_back_listeners): by a
-        # release, or from birth (``held_back``) for a lease the recipe made, until the lock
-        # object has taken it.
+        # later change); how many hold-backs keep changes from them (see
+        # _hold_back_listeners): a release's, and one from birth (``held_back``) for a lease
+        # the recipe made, until the lock object has taken it.  A count, not a flag: another
+        # thread may release the lease before its acquirer ends the birth one.
         self._notified = LeaseState.HELD
         self._delivering = False
-        self._held_back = held_back
+        self._held_back = 1 if held_back else 0
 
     @property
     def lost(self) -> threading.Event:
@@ -252,18 +253,19 @@ class Lease:
         already (kazoo's, with SUSPENDED) stops after its current call and leaves the rest.
         """
         with self._mutex:
-            self._held_back = True
+            self._held_back += 1
 
     def _let_listeners_hear(self) -> None:
-        """End a hold-back: tell the listeners the current state if they have not heard it.
+        """End a hold-back: once none is left, tell the listeners the current state if new.
 
         Harmless without a hold-back.  If another thread is still calling the listeners, it
         passes the change on itself once its current call returns.
         """
         with self._mutex:
-            self._held_back = False
+            if self._held_back:
+                self._held_back -= 1
             state = self._state
-            if state is self._notified:
+            if self._held_back or state is self._notified:
                 return
             listeners = self._claim_delivery(state)
         if listeners:

@@ -584,3 +584,16 @@ def test_a_lease_born_held_back_with_nothing_changed_tells_nothing(clock, livene
     assert seen == []
     assert lease._transition(SUSPENDED, "connection lost")
     assert seen == [SUSPENDED]
+
+
+def test_a_release_begun_before_the_birth_hold_back_ends_keeps_its_own(clock, liveness):
+    # Another thread releases the lease between the lock object taking it and its acquirer
+    # ending the birth hold-back: RELEASED is heard only once the release ends its own, when
+    # the lock object takes an acquire again.
+    lease, seen = born_held_back(clock, liveness)
+    lease._hold_back_listeners()  # the releasing thread
+    lease._let_listeners_hear()  # the acquirer, just after
+    assert lease._transition(RELEASED)
+    assert seen == []
+    lease._let_listeners_hear()  # the release is over
+    assert seen == [RELEASED]
