@@ -49,6 +49,10 @@ __all__ = ["Hold", "Lock", "locked"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Taken only to make a Lock's set of open blocks, on its first block (two threads may both
+# be entering a first block: one may hold the lock while a listener releases it).
+_MAKING_OPEN_BLOCKS = threading.Lock()
+
 
 def _default_identifier() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -270,9 +274,13 @@ class Lock(_LockingDecorator):
         lease = self._acquire_lease(True, timeout)
         if lease is None:
             raise LockTimeout(self.path, timeout)
-        if self._open_blocks is None:  # no other thread is here: this one holds the lock
-            self._open_blocks = set()
-        self._open_blocks.add(lease)
+        open_blocks = self._open_blocks
+        if open_blocks is None:  # made on a first block: most locks never see one
+            with _MAKING_OPEN_BLOCKS:
+                if self._open_blocks is None:
+                    self._open_blocks = set()
+                open_blocks = self._open_blocks
+        open_blocks.add(lease)
         self._blocks.__dict__.setdefault("entered", []).append(lease)
         return lease
 
@@ -292,10 +300,18 @@ class Lock(_LockingDecorator):
                 break
         if lease is not None:
             open_blocks.discard(lease)
-        else:  # a block begun on another thread: it holds the current lease, if any
+        else:  # a block begun on another thread
             current = self._gate.lease
-            if current is not None:
-                open_blocks.discard(current)
+            if current is not None and current in open_blocks:
+                open_blocks.discard(current)  # the block that holds the lock now
+            else:
+                # No block holds it: this one's lease was let go of elsewhere (a listener
+                # on SUSPENDED, say), so it is one of the blocks still open on a lease
+                # released since.  Which one does not matter: none has anything to release.
+                stale = next(iter(open_blocks - {current}), None)
+                if stale is not None:
+                    open_blocks.discard(stale)
+                    lease = stale
         try:
             self._release(lease)
         except LockLost as lost:

@@ -559,6 +559,28 @@ def test_with_blocks_that_end_on_another_thread_than_they_began_leave_the_lock_f
     assert zk_client.get_children(path) == []
 
 
+def test_a_block_let_go_of_elsewhere_may_end_on_another_thread_and_leaves_later_blocks_whole(
+    zk_client, zk_path
+):
+    # A block's lease released from elsewhere (a listener on SUSPENDED, say), and the block
+    # then ended on another thread: that end is quiet, as on its own thread, and the entry
+    # left behind on the first thread must not stand in for a later block it ends.
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = f"{zk_path}/let-go-pooled"
+    lock = zklock.Lock(zk_client, path)
+    with ThreadPoolExecutor(1) as t1, ThreadPoolExecutor(1) as t2, ThreadPoolExecutor(1) as t3:
+        first = t1.submit(lock.__enter__).result(10)
+        lock.release()  # let go of elsewhere, mid-block
+        t2.submit(lock.__exit__, None, None, None).result(10)  # quiet, not NotHeld
+        assert first.state is zklock.LeaseState.RELEASED
+        second = t3.submit(lock.__enter__).result(10)
+        t1.submit(lock.__exit__, None, None, None).result(10)  # t1 still has the first's entry
+        assert second.state is zklock.LeaseState.RELEASED, second
+        assert not lock.locked()
+    assert zk_client.get_children(path) == []
+
+
 def test_an_acquire_in_a_kazoo_callback_is_refused_not_left_to_hang(zk_client, zk_path):
     # On kazoo's callback thread, the create's answer would be handed over by that very
     # thread (under kazoo's own handler): the acquire would wait out its request timeout.
