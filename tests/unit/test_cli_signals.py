@@ -63,10 +63,11 @@ def test_two_copies_that_came_before_the_command_started_reach_it_once(router, c
 
 @pytest.mark.parametrize("leads_the_session", [False, True])
 def test_a_hang_up_after_the_terminal_went_away_spares_zklocks_group_unless_zklock_leads(
-    leads_the_session, monkeypatch
+    leads_the_session, clock, monkeypatch
 ):
     # The kernel takes the terminal away, then signals the session's leader alone: a shell
     # leading it passes the SIGHUP on to its job, the command in zklock's group included.
+    # A SIGHUP well after the hang-up is someone's kill -HUP to zklock: passed on.
     monkeypatch.setattr(_signals, "in_terminal_foreground", lambda: False)
     monkeypatch.setattr(_signals, "_has_terminal", lambda: False)
     monkeypatch.setattr(
@@ -79,6 +80,10 @@ def test_a_hang_up_after_the_terminal_went_away_spares_zklocks_group_unless_zklo
             fresh.mode = Mode.FORWARD
             fresh._handle(signal.SIGHUP, None)
             fresh._handle(signal.SIGTERM, None)
-    expected = None if leads_the_session else _signals.os.getpgrp()
-    assert in_zklocks_group.spared == [expected, None]
-    assert in_its_own.spared == [None, None]  # started outside the foreground: only zklock had it
+            clock[0] += _signals.HANG_UP_SPAN / 2
+            fresh._handle(signal.SIGHUP, None)  # the shell's copy, after the kernel's
+            clock[0] += _signals.HANG_UP_SPAN
+            fresh._handle(signal.SIGHUP, None)  # a kill -HUP, later
+    spared = None if leads_the_session else _signals.os.getpgrp()
+    assert in_zklocks_group.spared == [spared, None, spared, None]
+    assert in_its_own.spared == [None, None, None, None]  # outside the foreground: only zklock had it

@@ -34,6 +34,10 @@ STOP = 0  # the byte that stops the waiting thread; signal numbers are never 0
 # The same signal again this soon is a second copy of one delivery, passed on once: timeout(1)
 # signals its child and then its own group, and a supervisor may signal zklock's pid and group.
 SAME_DELIVERY = 0.1  # seconds
+# A terminal's hang-up reaches zklock's group within this span of the first SIGHUP found with
+# the terminal gone (the shell passes its own on; the kernel signals the group when the
+# session's leader exits).  A SIGHUP after it is someone's ``kill -HUP``: passed on.
+HANG_UP_SPAN = 1.0  # seconds
 
 
 class SignalRouter:
@@ -50,6 +54,7 @@ class SignalRouter:
         self._pending: list[int] = []
         self._child: Command | None = None
         self._forwarded_at: dict[int, float] = {}  # signal -> when it was last passed on
+        self._hung_up_at: float | None = None  # the first SIGHUP found with the terminal gone
         self._old: dict[int, Any] = {}
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
@@ -108,13 +113,13 @@ class SignalRouter:
             return
         self._forwarded_at[signum] = now
         spare = None
-        if not before_child and self._from_the_terminal(signum):
+        if not before_child and self._from_the_terminal(signum, now):
             # Taken for the terminal's own (Ctrl-C, hang-up): it reached zklock's whole group,
             # so only the processes outside that group are left to be told.
             spare = os.getpgrp()
         self._child.signal(signum, spare_group=spare)
 
-    def _from_the_terminal(self, signum: int) -> bool:
+    def _from_the_terminal(self, signum: int, now: float) -> bool:
         """Whether ``signum`` is taken for one the terminal sent to zklock's whole group."""
         if signum not in (signal.SIGINT, signal.SIGHUP):
             return False
@@ -126,10 +131,14 @@ class SignalRouter:
         # it on to its jobs; the kernel does, when the leader exits), so a command started
         # in zklock's group, in the terminal's foreground then, had it directly.
         assert self._child is not None
-        return (
+        if not (
             signum == signal.SIGHUP and self._child.group is None
             and os.getsid(0) != os.getpid() and not _has_terminal()
-        )
+        ):
+            return False
+        if self._hung_up_at is None:
+            self._hung_up_at = now
+        return now - self._hung_up_at < HANG_UP_SPAN
 
     def poke(self, byte: int) -> None:
         """Wake the waiting thread with one byte (a signal number, or ``STOP``)."""
