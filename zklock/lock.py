@@ -293,7 +293,7 @@ class Lock(_LockingDecorator):
         entered = self._blocks.__dict__.get("entered")
         open_blocks = self._open_blocks if self._open_blocks is not None else set()
         lease = None
-        while entered:  # this thread's innermost block not exited yet (elsewhere)
+        while entered:  # this thread's innermost block that no other thread has ended
             candidate = entered.pop()
             if candidate in open_blocks:
                 lease = candidate
@@ -307,7 +307,8 @@ class Lock(_LockingDecorator):
             else:
                 # No block holds it: this one's lease was let go of elsewhere (a listener
                 # on SUSPENDED, say), so it is one of the blocks still open on a lease
-                # released since.  Which one does not matter: none has anything to release.
+                # released since.  Which one does not matter: none has a lease to release
+                # (one lost reports its loss).
                 stale = next(iter(open_blocks - {current}), None)
                 if stale is not None:
                     open_blocks.discard(stale)
