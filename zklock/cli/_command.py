@@ -96,6 +96,7 @@ class Command:
         self.group = proc.pid if own_group else None
         self.returncode: int | None = None  # COMMAND's, as Popen's: -N for death by signal N
         self._others = others  # zklock's children from before COMMAND: not COMMAND's
+        self._other_pids = frozenset(process.pid for process in others)
 
     @classmethod
     def start(cls, argv: list[str], env: dict[str, str], own_group: bool) -> Command:
@@ -181,14 +182,13 @@ class Command:
         to be handed out again within microseconds.  Children that had finished already
         (zombies the main thread has not reaped yet) are neither signalled nor counted.
         """
-        spared = {process.pid for process in self._others}
         seen: set[int] = set()
         killed = 0
         for _ in range(_KILL_LOOKS):
             pids = child_pids()
             if pids is None:  # pragma: no cover - kernels without the per-thread lists
                 break
-            new = [pid for pid in pids if pid not in spared and pid not in seen]
+            new = [pid for pid in pids if pid not in self._other_pids and pid not in seen]
             if not new:
                 break
             for pid in new:
@@ -236,7 +236,6 @@ class Command:
         """
         _, status = os.waitpid(self.pid, 0)
         self._exited(status, on_exit)
-        spared = {process.pid for process in self._others}
         while True:
             for child in children():
                 if child not in self._others:
@@ -245,7 +244,7 @@ class Command:
             # A child of ours left means not done, whatever the scan says: a scan of /proc is
             # no snapshot, and misses a process that forks itself into a new pid meanwhile.
             pids = child_pids() or []
-            if not self.running() and all(pid in spared for pid in pids):
+            if not self.running() and all(pid in self._other_pids for pid in pids):
                 break
             time.sleep(0.05)
         assert self.returncode is not None

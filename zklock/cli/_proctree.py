@@ -78,7 +78,7 @@ def process_tree(root: int, prune: Collection[Process] = ()) -> list[Process]:
     if found is None or found.state == "Z":
         return []
     tree = [Process(root, found.started)]
-    if not os.path.isdir(_PROC):  # pragma: no cover - systems without /proc
+    if not can_see_processes():  # pragma: no cover - systems without /proc
         return tree
     children: dict[int, list[Process]] = {}
     for entry in os.listdir(_PROC):
@@ -103,7 +103,7 @@ def descendants(sparing: Collection[Process] = ()) -> list[Process] | None:
 
     None where ``/proc`` cannot tell.
     """
-    if not os.path.isdir(_PROC):  # pragma: no cover - systems without /proc
+    if not can_see_processes():  # pragma: no cover - systems without /proc
         return None
     return process_tree(os.getpid(), prune=sparing)[1:]
 
@@ -132,9 +132,12 @@ def child_pids() -> list[int] | None:
 
 def children() -> list[Process]:
     """The children of this process now, finished ones not yet reaped (zombies) included."""
-    if not os.path.isdir(_PROC):  # pragma: no cover - systems without /proc
+    if not can_see_processes():  # pragma: no cover - systems without /proc
         return []
-    me = os.getpid()
+    pids = child_pids()
+    if pids is not None:
+        return [Process(pid, stat.started) for pid in pids if (stat := _stat(pid)) is not None]
+    me = os.getpid()  # pragma: no cover - kernels without the per-thread lists: scan them all
     found = []
     for entry in os.listdir(_PROC):
         if entry.isdigit():
