@@ -68,8 +68,7 @@ def test_a_hang_up_after_the_terminal_went_away_spares_zklocks_group_unless_zklo
     # The kernel takes the terminal away, then signals the session's leader alone: a shell
     # leading it passes the SIGHUP on to its job, the command in zklock's group included.
     # A SIGHUP well after the hang-up is someone's kill -HUP to zklock: passed on.
-    monkeypatch.setattr(_signals, "in_terminal_foreground", lambda: False)
-    monkeypatch.setattr(_signals, "_has_terminal", lambda: False)
+    monkeypatch.setattr(_signals, "terminal_foreground", lambda: None)  # the terminal is gone
     monkeypatch.setattr(
         _signals.os, "getsid", lambda pid: _signals.os.getpid() if leads_the_session else 1
     )

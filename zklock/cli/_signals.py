@@ -15,7 +15,9 @@ from ._errors import Interrupted
 if TYPE_CHECKING:
     from ._command import Command
 
-__all__ = ["FORWARDED_SIGNALS", "STOP", "Mode", "SignalRouter", "in_terminal_foreground"]
+__all__ = [
+    "FORWARDED_SIGNALS", "STOP", "Mode", "SignalRouter", "in_terminal_foreground", "terminal_foreground",
+]
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -123,7 +125,8 @@ class SignalRouter:
         """Whether ``signum`` is taken for one the terminal sent to zklock's whole group."""
         if signum not in (signal.SIGINT, signal.SIGHUP):
             return False
-        if in_terminal_foreground():
+        foreground = terminal_foreground()
+        if foreground:
             return True
         # A hang-up takes the terminal away before this handler runs: the kernel clears the
         # session's controlling terminal and signals the session's leader alone.  Unless
@@ -133,7 +136,7 @@ class SignalRouter:
         assert self._child is not None
         if not (
             signum == signal.SIGHUP and self._child.group is None
-            and os.getsid(0) != os.getpid() and not _has_terminal()
+            and os.getsid(0) != os.getpid() and foreground is None
         ):
             return False
         if self._hung_up_at is None:
@@ -156,17 +159,8 @@ class SignalRouter:
             return b""
 
 
-def _has_terminal() -> bool:
-    """True while this process has a controlling terminal."""
-    try:
-        os.close(os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK))
-    except OSError:
-        return False
-    return True
-
-
-def in_terminal_foreground() -> bool:
-    """True when zklock's process group is the foreground group of its controlling terminal.
+def terminal_foreground() -> bool | None:
+    """Whether zklock's process group is its controlling terminal's foreground; None: no terminal.
 
     Asked of ``/dev/tty``, the controlling terminal whatever fds 0-2 are: at a prompt, a
     ``zklock ... </dev/null >log 2>&1`` still gets the terminal's Ctrl-C.
@@ -174,10 +168,15 @@ def in_terminal_foreground() -> bool:
     try:
         fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError:  # no controlling terminal: cron, systemd, a container, after setsid
-        return False
+        return None
     try:
         return os.tcgetpgrp(fd) == os.getpgrp()
     except OSError:
         return False
     finally:
         os.close(fd)
+
+
+def in_terminal_foreground() -> bool:
+    """True when zklock's process group is the foreground group of its controlling terminal."""
+    return terminal_foreground() is True
