@@ -12,7 +12,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional
 
 from .impls import REFERENCE
@@ -38,6 +38,14 @@ def slug(impl: str) -> str:
 def _measured(value: Any) -> bool:
     """A figure that was measured: a finite number (not ``None``, not NaN)."""
     return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def turns(impls: Sequence[str]) -> Iterator[list[str]]:
+    """The implementations' order for each round in turn: A B C, B C A, C A B, A B C, ..."""
+    order = list(impls)
+    while True:
+        yield list(order)
+        order.append(order.pop(0))
 
 
 def ratio_summary(
@@ -94,16 +102,15 @@ def uncontended(
         worker.call("cycles", n=warmup)
     per_repeat: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
     pooled: dict[str, list[float]] = {impl: [] for impl in impls}
-    order = list(impls)
+    orders = turns(impls)
     for repeat in range(repeats):
         latencies: dict[str, list[float]] = {impl: [] for impl in impls}
         cpu = dict.fromkeys(impls, 0.0)
         for done in range(0, cycles, block):
-            for impl in order:
+            for impl in next(orders):
                 reply = workers[impl].call("cycles", n=min(block, cycles - done))
                 latencies[impl] += reply["latencies"]
                 cpu[impl] += reply["cpu"]
-            order.append(order.pop(0))
         for impl in impls:
             pooled[impl] += latencies[impl]
             per_repeat[impl].append({
@@ -333,15 +340,14 @@ def contended(
 
     for impl in impls:
         untimed_round(impl, max(counts), "warm-up", section_hold=exclusion_hold)
-    order = list(impls)
+    orders = turns(impls)
     for n in counts:
         per_repeat: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
         for repeat in range(repeats):
-            for impl in order:
+            for impl in next(orders):
                 start, replies, requests = one_round(impl, n, str(repeat), server_count=True)
                 per_repeat[impl].append(round_figures(replies, start, duration, settle,
                                                       requests))
-            order.append(order.pop(0))
             progress(f"contended N={n} repeat {repeat + 1}/{repeats}: " + ", ".join(
                 f"{impl} {per_repeat[impl][-1]['throughput_per_s']:.0f}/s"
                 for impl in impls))
@@ -438,8 +444,9 @@ def scale(
     """
     hold: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
     chain: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
-    order = list(impls)
+    orders = turns(impls)
     for repeat in range(repeats):
+        order = next(orders)
         for impl in order:
             path = f"{base}/scale-hold/{repeat}-{slug(impl)}"
             run_once(["scale-parents", "create", hosts, str(locks), path], 600)
@@ -453,7 +460,6 @@ def scale(
                  f"{base}/scale-waiters/{repeat}-{slug(impl)}"], 600))
             progress(f"scale {repeat + 1}/{repeats}: {impl} {waiters} waiters, "
                      f"{chain[impl][-1]['watch_events']} watch events")
-        order.append(order.pop(0))
     return {
         "repeats": repeats,
         "hold": {impl: merge_runs(runs) for impl, runs in hold.items()},
