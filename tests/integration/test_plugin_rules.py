@@ -9,7 +9,8 @@ its own environment) and checks the exact outcome counts and that the report nam
 (d) threads left running make the test error under ``zklock_thread_leak_check``, and
     ``no_thread_leaks`` checks after every fixture's teardown, whatever the argument order;
 (e) a run inside a test, in this very process, leaves the outer run's containers alone;
-(f) a server that dies mid-run fails every later test at once, saying so.
+(f) a server that dies mid-run fails every later test at once, saying so;
+(g) under ``zklock_no_skips_in_ci`` (this project's setting), every kind of skip fails in CI.
 
 The inner runs of (c), (d) and (e) use this session's ``zookeeper`` through
 ``ZKLOCK_ZOOKEEPER_HOSTS``, so they start no container of their own.
@@ -422,3 +423,57 @@ def test_an_in_process_run_spares_the_containers_of_the_run_around_it(
     container.reload()
     assert container.status == "running"
     assert server_mode(*zookeeper.addresses[0]) == "standalone"
+
+
+# ------------------------------------------------------------------ (g) no skips in CI at all
+_EVERY_KIND_OF_SKIP = """
+import pytest
+
+
+def test_skips():
+    pytest.skip("no widget")
+
+
+@pytest.mark.skipif(True, reason="never here")
+def test_skipif():
+    pass
+
+
+@pytest.mark.parametrize("value", [])
+def test_empty_parameters(value):
+    pass
+
+
+@pytest.mark.xfail(reason="known broken")
+def test_expected_failure():
+    assert False
+
+
+def test_runs():
+    pass
+"""
+
+
+@pytest.mark.parametrize("ci", ["true", None])
+def test_no_skips_in_ci_makes_every_skip_a_failure_in_ci_only(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ci: Optional[str]
+) -> None:
+    pytester.makepyfile(test_inner=_EVERY_KIND_OF_SKIP)
+    pytester.makeini("[pytest]\nzklock_no_skips_in_ci = true\n")
+
+    result = _run_inner(pytester, monkeypatch, {"CI": ci})
+
+    if ci is None:
+        result.assert_outcomes(passed=1, skipped=3, xfailed=1)
+        return
+    # A skip decided before the body (a mark, an empty parameter set) fails the setup: an error.
+    result.assert_outcomes(passed=1, failed=2, errors=2)
+    assert _summary(result.stdout.str(), "FAILED") == ["test_expected_failure", "test_skips"]
+    assert _summary(result.stdout.str(), "ERROR") == ["test_empty_parameters", "test_skipif"]
+    result.stdout.fnmatch_lines_random(
+        [
+            "*this test did not run in CI: Skipped: no widget*",
+            "*this test did not run in CI: Skipped: never here*",
+            "*this test did not run in CI: expected to fail (known broken)*",
+        ]
+    )

@@ -83,6 +83,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="ephemeral",
         help="zklock: znodes left under zk_path that fail a test: ephemeral|all|off",
     )
+    parser.addini(
+        "zklock_no_skips_in_ci",
+        type="bool",
+        default=False,
+        help="zklock: in CI (CI=1/true/yes), a test that skips or xfails fails instead",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -110,15 +116,35 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"zklock.testing: ZooKeeper image {settings.image} (pull: {settings.pull.value})"
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Remember whether a test's body failed: leak checks then stay quiet, not to bury it."""
+    """Remember whether a test's body failed: leak checks then stay quiet, not to bury it.
+
+    With ``zklock_no_skips_in_ci`` set, a skip or an expected failure in CI is made a failure
+    here (outermost, after pytest's own skipping plugin has written the report): a skipped
+    test must never be counted as a passing one.
+    """
     report = yield
+    if report.skipped and in_ci() and item.config.getini("zklock_no_skips_in_ci"):
+        _fail_the_skip(report)
     if report.when == "call":
         item.stash[_CALL_FAILED] = report.failed
     return report
+
+
+def _fail_the_skip(report: pytest.TestReport) -> None:
+    expected_failure = getattr(report, "wasxfail", None)
+    if expected_failure is not None:
+        del report.wasxfail  # else it would be reported as an unexpected pass
+        why = f"expected to fail ({expected_failure or 'xfail'})"
+    elif isinstance(report.longrepr, tuple):  # (path, line, "Skipped: reason")
+        why = str(report.longrepr[2])
+    else:
+        why = str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"zklock_no_skips_in_ci: this test did not run in CI: {why}"
 
 
 def _call_failed(request: pytest.FixtureRequest) -> bool:
