@@ -2,6 +2,7 @@
 ``ZKLOCK_TLS_*`` variables) against the harness's TLS-enabled ZooKeeper, run as subprocesses.
 
 ``exec`` and ``status`` work over TLS, with digest authentication on top; an untrusted server
+(a CA other than ``--tls-ca``'s, even one of the system's; a certificate not naming the host)
 or a plain connection to the TLS port is "unreachable" (69) with kazoo's reason; bad TLS
 options are usage errors (64) before any connection is tried.
 """
@@ -17,7 +18,7 @@ import sys
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from zklock.testing import TlsCertificates, ZooKeeperTlsServer
+from zklock.testing import TcpProxy, TlsCertificates, ZooKeeperTlsServer
 
 CLI = [sys.executable, "-m", "zklock.cli"]
 SHOW_TOKEN = "import os; print('token', os.environ['ZKLOCK_TOKEN'])"
@@ -62,9 +63,40 @@ def test_exec_and_status_with_the_environment_and_digest_auth(tls_env, tls_path)
     assert json.loads(status.stdout)["holder"] is None
 
 
-def test_hostname_check_can_be_turned_off(zookeeper_tls, tls_path):
-    options = [*tls_args(zookeeper_tls), "--tls-no-hostname-check"]
-    ran = zklock_run("exec", *options, f"{tls_path}/job", "--", "true")
+def test_a_certificate_not_naming_the_host_is_refused_unless_the_check_is_off(zookeeper_tls, tls_path):
+    # The server's certificate names 127.0.0.1 and localhost; through 127.0.0.2 the same
+    # server is reached by an address it does not name.
+    with TcpProxy(zookeeper_tls.connect_string, listen_host="127.0.0.2") as proxy:
+        certs = zookeeper_tls.certificates
+        options = [
+            "--hosts", proxy.connect_string, "--connect-timeout", "2",
+            "--tls-ca", certs.ca, "--tls-cert", certs.client_cert, "--tls-key", certs.client_key,
+        ]
+        refused = zklock_run("exec", *options, f"{tls_path}/job", "--", "true")
+        assert refused.returncode == 69, explain(refused)
+        assert re.search(r"CERTIFICATE_VERIFY_FAILED.*(?i:mismatch|match)", refused.stderr), explain(refused)
+
+        ran = zklock_run("exec", *options, "--tls-no-hostname-check", f"{tls_path}/job", "--", "true")
+        assert ran.returncode == 0, explain(ran)
+
+
+def test_tls_ca_is_the_only_ca_trusted(zookeeper_tls, tls_path, tmp_path):
+    # The server's CA made a CA of the system's (the store SSL_CERT_FILE names), and --tls-ca
+    # naming another: the server must be refused, as if no public CA existed.
+    other = TlsCertificates.create(str(tmp_path / "other"))
+    certs = zookeeper_tls.certificates
+    options = [
+        "--hosts", zookeeper_tls.connect_string, "--connect-timeout", "2",
+        "--tls-ca", other.ca, "--tls-cert", certs.client_cert, "--tls-key", certs.client_key,
+    ]
+    system = {"SSL_CERT_FILE": certs.ca, "SSL_CERT_DIR": str(tmp_path)}
+    refused = zklock_run("exec", *options, f"{tls_path}/job", "--", "true", **system)
+    assert refused.returncode == 69, explain(refused)
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.stderr, explain(refused)
+
+    # With no --tls-ca, the system's CAs are the ones trusted.
+    system_only = [o for o in options if o not in ("--tls-ca", other.ca)]
+    ran = zklock_run("exec", *system_only, f"{tls_path}/job", "--", "true", **system)
     assert ran.returncode == 0, explain(ran)
 
 

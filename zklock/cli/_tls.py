@@ -2,10 +2,14 @@
 
 ``--tls-ca``, ``--tls-cert`` and ``--tls-key`` (or ``$ZKLOCK_TLS_CA``, ``$ZKLOCK_TLS_CERT``,
 ``$ZKLOCK_TLS_KEY``) name PEM files; any of them, or ``--tls``, makes the connection use TLS
-(kazoo's ``use_ssl``). The server's certificate is always verified, against the given CA or
-else the system's, and must name the host in ``--hosts`` unless ``--tls-no-hostname-check``.
+(kazoo's ``use_ssl``). The server's certificate is always verified, against the given CA only
+or else the system's, and must name the host in ``--hosts`` unless ``--tls-no-hostname-check``.
 The files are checked before connecting, so a wrong path or a key that does not fit its
 certificate is a usage error (exit 64) rather than a connection that never comes up.
+
+The connection is made with the context built here (:class:`_ContextTlsHandler`), not with
+the one kazoo builds from its ``ca`` option: kazoo's always trusts the system's CAs as well,
+so any certificate a public CA signed would pass, which ``--tls-ca`` is there to prevent.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import argparse
 import os
 import ssl
 from typing import Any, NoReturn, Optional
+
+from kazoo.handlers.threading import SequentialThreadingHandler
 
 from ._errors import CommandLineError
 
@@ -86,6 +92,8 @@ def tls_options(args: argparse.Namespace, prog: str = "zklock") -> dict[str, Any
             context.load_verify_locations(cafile=ca)
         except (ssl.SSLError, ValueError) as error:
             _usage(f"{ca_name} {ca!r}: not a PEM CA certificate ({_reason(error)})", prog)
+    else:
+        context.load_default_certs(ssl.Purpose.SERVER_AUTH)
     if cert and key:
         _readable(cert_name, cert, prog)
         _readable(key_name, key, prog)
@@ -101,16 +109,45 @@ def tls_options(args: argparse.Namespace, prog: str = "zklock") -> dict[str, Any
                 f"matching private key ({_reason(error)})",
                 prog,
             )
-    options: dict[str, Any] = {
-        "use_ssl": True,
-        "verify_certs": True,
-        "check_hostname": not getattr(args, "tls_no_hostname_check", False),
-    }
-    if ca:
-        options["ca"] = ca
-    if cert and key:
-        options.update(certfile=cert, keyfile=key)
-    return options
+    # PROTOCOL_TLS_CLIENT already requires a verified certificate and checks the name.
+    context.check_hostname = not getattr(args, "tls_no_hostname_check", False)
+    return {"use_ssl": True, "handler": _ContextTlsHandler(context)}
+
+
+class _ContextTlsHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is untyped
+    """kazoo's stock handler, whose TLS connections use one given ``ssl.SSLContext``.
+
+    kazoo's own ``create_connection`` builds a context per connection from the client's
+    options, and always loads the system's CAs into it before the ``ca`` file: there is no
+    way to trust one CA alone through those options.
+    """
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__()
+        self._context = context
+
+    def create_connection(
+        self,
+        address: tuple[str, int],
+        hostname: Optional[str] = None,
+        timeout: Optional[float] = None,
+        use_ssl: bool = False,
+        **_kazoo_tls_options: Any,  # ca, certfile...: already in the context
+    ) -> Any:
+        """Connect with kazoo's plain TCP path, then (``use_ssl``) shake hands with the context.
+
+        The handshake is bounded by the same ``timeout`` as the connect, as in kazoo's.
+        """
+        sock = super().create_connection(address, timeout=timeout)
+        if not use_ssl:
+            return sock
+        try:
+            # The context checks the certificate against hostname, as kazoo's does when its
+            # check_hostname is on: the name the client was given in its hosts.
+            return self._context.wrap_socket(sock, server_hostname=hostname)
+        except BaseException:
+            sock.close()
+            raise
 
 
 class _EncryptedKey(Exception):
