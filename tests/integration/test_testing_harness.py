@@ -243,6 +243,20 @@ def test_ensemble_leader_kill_and_restart_keep_the_client_session(
     assert failover < 15, failover
 
 
+def test_harness_containers_resolve_names_on_their_own_loopback_only(
+    zookeeper: ZooKeeperServer, zookeeper_ensemble: ZooKeeperEnsemble
+) -> None:
+    # A peer's name unknown to Docker's DNS (the peer stopped) must not be asked of the
+    # host's resolvers, which are off this machine.
+    containers = [node.get_wrapped_container() for node in zookeeper_ensemble.nodes.values()]
+    if zookeeper.container is not None:
+        containers.append(zookeeper.container.get_wrapped_container())
+    assert len(containers) >= 3
+    for container in containers:
+        container.reload()
+        assert container.attrs["HostConfig"]["Dns"] == ["127.0.0.1"], container.name
+
+
 def test_ensemble_pause_and_unpause_a_follower(zookeeper_ensemble: ZooKeeperEnsemble) -> None:
     ensemble = zookeeper_ensemble
     follower = ensemble.followers()[0]

@@ -158,6 +158,10 @@ class ZooKeeperContainer(DockerContainer):
             image = settings.image if image is None else image
             policy = settings.pull if policy is None else policy
         all_labels = {**(labels or {}), **harness_labels()}
+        # Docker's embedded DNS forwards a name it does not know (an ensemble peer while it is
+        # stopped, which the servers look up again and again) to the host's resolvers: off
+        # this machine. A resolver on the container's own loopback answers nothing, at once.
+        kwargs.setdefault("dns", [LOOPBACK])
         super().__init__(image, labels=all_labels, **kwargs)
         self._pull: PullPolicy = policy
         self._config: dict[str, str] = {}
