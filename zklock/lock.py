@@ -300,19 +300,19 @@ class Lock(_LockingDecorator):
                 break
         if lease is not None:
             open_blocks.discard(lease)
-        else:  # a block begun on another thread
+        else:  # a block begun on another thread: which one cannot be told
             current = self._gate.lease
-            if current is not None and current in open_blocks:
-                open_blocks.discard(current)  # the block that holds the lock now
-            else:
-                # No block holds it: this one's lease was let go of elsewhere (a listener
-                # on SUSPENDED, say), so it is one of the blocks still open on a lease
-                # released since.  Which one does not matter: none has a lease to release
-                # (one lost reports its loss).
-                stale = next(iter(open_blocks - {current}), None)
-                if stale is not None:
-                    open_blocks.discard(stale)
-                    lease = stale
+            # A block still open on a lease let go of elsewhere (a listener on SUSPENDED,
+            # say) is taken for it first: ending one releases nothing (a lost one reports
+            # its loss). Taking the block that holds the lock now instead could end a lease
+            # whose block is still running, on this or another thread, and let another
+            # process in beside it; at worst the lock is now held until that block ends.
+            stale = next(iter(open_blocks - {current}), None)
+            if stale is not None:
+                open_blocks.discard(stale)
+                lease = stale
+            elif current is not None and current in open_blocks:
+                open_blocks.discard(current)  # the one block open: it holds the lock now
         try:
             self._release(lease)
         except LockLost as lost:

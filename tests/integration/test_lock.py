@@ -581,6 +581,30 @@ def test_a_block_let_go_of_elsewhere_may_end_on_another_thread_and_leaves_later_
     assert zk_client.get_children(path) == []
 
 
+def test_a_block_let_go_of_elsewhere_ending_on_another_thread_never_ends_a_running_block(
+    zk_client, zk_path
+):
+    # Block A's lease let go of elsewhere, block C then entered on its own thread, and A
+    # ended on a third thread: which block ends cannot be told, and it must not be taken
+    # for C, whose body still runs (its lease released, another process would get in).
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = f"{zk_path}/running-block"
+    lock = zklock.Lock(zk_client, path)
+    with ThreadPoolExecutor(1) as t1, ThreadPoolExecutor(1) as t2, ThreadPoolExecutor(1) as t3:
+        block_a = t1.submit(lock.__enter__).result(10)
+        lock.release()  # let go of elsewhere, mid-block
+        block_c = t2.submit(lock.__enter__).result(10)
+        t3.submit(lock.__exit__, None, None, None).result(10)  # A's end, on another thread
+        assert block_a.state is zklock.LeaseState.RELEASED
+        assert block_c.state is zklock.LeaseState.HELD, block_c
+        assert lock.locked() and len(zk_client.get_children(path)) == 1
+        t2.submit(lock.__exit__, None, None, None).result(10)  # C's own end
+        assert block_c.state is zklock.LeaseState.RELEASED
+        assert not lock.locked()
+    assert zk_client.get_children(path) == []
+
+
 def test_an_acquire_in_a_kazoo_callback_is_refused_not_left_to_hang(zk_client, zk_path):
     # On kazoo's callback thread, the create's answer would be handed over by that very
     # thread (under kazoo's own handler): the acquire would wait out its request timeout.
