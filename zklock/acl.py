@@ -14,6 +14,8 @@ kazoo's: the client's ``default_acl``, else open.  Nodes that already exist keep
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Sequence
 
 from kazoo.client import KazooClient
@@ -93,11 +95,31 @@ def _check_id(ident: Id) -> None:
     """
     if ident.scheme == "world" and ident.id != "anyone":
         raise InvalidAcl(f"acl entry id {ident!r}: the 'world' scheme has the one id 'anyone'")
-    if ident.scheme == "digest" and (ident.id.count(":") != 1 or ident.id.endswith(":")):
+    if ident.scheme == "digest" and not _is_digest_id(ident.id):
         raise InvalidAcl(
             f"acl entry id {ident!r}: a 'digest' id is 'user:base64-digest' (as "
             "kazoo.security.make_digest_acl_credential makes it), not a password"
         )
+
+
+#: Sizes in bytes of the digests a server may be set to use (``digestAlg``): SHA-1 by
+#: default, SHA-224/SHA3-224, SHA-256/SHA3-256, SHA-384/SHA3-384, SHA-512/SHA3-512.
+_DIGEST_SIZES = frozenset({20, 28, 32, 48, 64})
+
+
+def _is_digest_id(ident: str) -> bool:
+    """``user:digest`` where the digest is the base64 of a hash, not a password.
+
+    ZooKeeper itself only counts the parts, so an entry with a password where its digest
+    belongs would be stored and match nobody: a lock path nobody but the super user could use.
+    """
+    _user, colon, digest = ident.partition(":")
+    if not colon or ":" in digest:
+        return False
+    try:
+        return len(base64.b64decode(digest, validate=True)) in _DIGEST_SIZES
+    except binascii.Error:
+        return False
 
 
 _NEEDED = (

@@ -112,6 +112,9 @@ def test_without_credentials_the_default_is_kazoos(zk_client, lock_path):
         ([ACL(Permissions.ALL, Id("world", "nobody"))], "'anyone'"),
         ([ACL(Permissions.ALL, Id("digest", "alice-secret"))], "user:base64-digest"),
         ([ACL(Permissions.ALL, Id("digest", "alice:"))], "user:base64-digest"),
+        # The password where its digest belongs, user and all: ZooKeeper would store it.
+        ([ACL(Permissions.ALL, Id("digest", "alice:alice-secret"))], "user:base64-digest"),
+        ([ACL(Permissions.ALL, Id("digest", "alice:c2VjcmV0"))], "user:base64-digest"),
     ],
 )
 def test_bad_acls_are_refused_before_anything_is_sent(zk_client, lock_path, acl, message):
