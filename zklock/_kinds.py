@@ -77,7 +77,8 @@ class ExclusiveKind:
     """One holder at a time; each waiter watches the node right ahead of it.
 
     One release wakes exactly one waiter (no herd).  It queues behind every lock node kazoo or
-    Curator writes, so it also excludes their read and write locks.
+    Curator writes, their read and write locks' too: it waits for all of them (whether they
+    wait for it depends on the naming of its own nodes).
     """
 
     marker: str = EXCLUSIVE_MARKER

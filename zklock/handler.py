@@ -111,7 +111,7 @@ def runs_inline(func: F) -> F:
     target = getattr(func, "__func__", func)  # a bound method takes no attribute of its own
     try:
         setattr(target, _INLINE_ATTRIBUTE, True)
-    except AttributeError:  # a built-in, a number: nothing a callback can be marked on
+    except (AttributeError, TypeError):  # a built-in, a number, a type: nothing to mark
         raise UsageError(f"runs_inline marks a Python function or method, not {func!r}") from None
     return func
 

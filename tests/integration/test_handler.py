@@ -311,7 +311,7 @@ def test_runs_inline_marks_and_returns_the_function():
     assert runs_inline(callback) is callback
 
 
-@pytest.mark.parametrize("not_a_function", [None, 3, print])
+@pytest.mark.parametrize("not_a_function", [None, 3, print, int, object])
 def test_runs_inline_refuses_what_it_cannot_mark(not_a_function):
     with pytest.raises(zklock.UsageError, match="runs_inline marks"):
         runs_inline(not_a_function)
