@@ -74,7 +74,10 @@ def _unless_never_retried(
             # unions say yes to a success too, which would send the request again and again
             # (a held lock's acquire never returned) and end in tenacity's RetryError.
             return False
-        if isinstance(outcome.exception(), _NEVER_RETRIED):
+        error = outcome.exception()
+        # Past the bare first try, tenacity records any BaseException as a try's outcome:
+        # Ctrl-C or sys.exit() in a wait must end it, whatever the predicate says.
+        if not isinstance(error, Exception) or isinstance(error, _NEVER_RETRIED):
             return False
         return bool(retry(state))
 
@@ -108,6 +111,11 @@ class RetryPolicy:
         # first retry, after the first connection loss.
         for name in ("stop", "wait", "retry"):
             part = getattr(self, name)
+            if inspect.isclass(part):  # stop_after_attempt for stop_after_attempt(3)
+                raise UsageError(
+                    f"RetryPolicy.{name} must be a tenacity {name} object, not the class "
+                    f"{part.__name__}: make one, e.g. {part.__name__}(...)"
+                )
             if not callable(part) or not _takes_one_argument(part):
                 raise UsageError(
                     f"RetryPolicy.{name} must be a tenacity {name} object or a callable "
@@ -213,7 +221,10 @@ def _checked_wait(
     """
 
     def checked(state: RetryCallState) -> float:
-        seconds = wait(state)
+        try:
+            seconds = wait(state)
+        except TypeError as error:  # wait_fixed(1) + 0.5: tenacity calls the 0.5
+            raise UsageError(f"RetryPolicy.wait could not be called: {error}") from error
         # Any number float() takes will do (a Decimal, a Fraction, a numpy float), but text.
         value = float("nan")
         if not isinstance(seconds, (bool, str, bytes)):

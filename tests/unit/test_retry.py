@@ -349,6 +349,58 @@ def test_a_policy_part_that_cannot_take_tenacitys_argument_is_refused(field):
     RetryPolicy(**{field: lambda state, more=None: 1})  # one argument is enough
 
 
+@pytest.mark.parametrize(
+    "part",
+    [
+        ("stop", tenacity.stop_after_attempt),
+        ("wait", wait_fixed),
+        ("retry", tenacity.retry_if_exception_type),
+    ],
+)
+def test_a_tenacity_class_for_its_object_is_refused(part):
+    # stop=stop_after_attempt would be made with the retry state at the first retry: a stop
+    # that always says stop, or a raw TypeError for a wait.
+    field, cls = part
+    with pytest.raises(errors.UsageError, match=f"RetryPolicy.{field} .* not the class {cls.__name__}"):
+        RetryPolicy(**{field: cls})
+
+
+def test_a_wait_that_fails_to_be_called_is_a_usage_error_at_the_retry():
+    def lost() -> None:
+        raise kazoo_errors.ConnectionLoss()
+
+    policy = RetryPolicy(wait=wait_fixed(0) + 0.5, stop=stop_after_attempt(3))  # type: ignore[operator]
+    with pytest.raises(errors.UsageError, match=r"RetryPolicy\.wait could not be called"):
+        policy.run(lost, Deadline(1.0), lambda _s: None, lambda: "test")
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+@pytest.mark.parametrize(
+    "predicate",
+    [
+        tenacity.retry_always,
+        tenacity.retry_if_not_exception_type(errors.NoAuthorization),
+        tenacity.retry_unless_exception_type(errors.NoAuthorization),
+    ],
+)
+def test_an_interrupt_after_the_first_try_is_never_retried(predicate, interrupt):
+    # The first try fails transiently; the second is interrupted (Ctrl-C in its wait).
+    calls: list[int] = []
+
+    def interrupted_on_the_retry() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise kazoo_errors.ConnectionLoss()
+        if len(calls) == 2:
+            raise interrupt()
+        return "granted"
+
+    policy = RetryPolicy(retry=predicate, stop=stop_after_attempt(5), wait=wait_fixed(0))
+    with pytest.raises(interrupt):
+        policy.run(interrupted_on_the_retry, Deadline(None), lambda _s: None, lambda: "test")
+    assert len(calls) == 2
+
+
 def test_copy_refuses_a_field_a_policy_does_not_have():
     with pytest.raises(errors.UsageError, match="'bogus'"):
         RetryPolicy().copy(bogus=3)
