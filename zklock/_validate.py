@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import threading
@@ -180,10 +181,14 @@ def check_decorated(func: object) -> None:
         raise UsageError(f"a lock decorates a function, not {type(func).__name__} {func!r}")
     # An object called through an ``async def __call__`` (or a generator one) returns before
     # its body runs just the same.
-    call = func if inspect.isroutine(func) or inspect.isclass(func) else type(func).__call__
+    # A functools.partial is looked through first: of such an object, it hides the call.
+    inner = func
+    while isinstance(inner, functools.partial):
+        inner = inner.func
+    call = inner if inspect.isroutine(inner) or inspect.isclass(inner) else type(inner).__call__
     if any(
         check(target)
-        for target in (func, call)
+        for target in (func, inner, call)
         for check in (
             inspect.iscoroutinefunction, inspect.isgeneratorfunction, inspect.isasyncgenfunction
         )

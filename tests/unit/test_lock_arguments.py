@@ -5,6 +5,8 @@ The client is a real, never-started ``KazooClient``: making a Lock sends nothing
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import tenacity
 from kazoo.client import KazooClient
@@ -75,7 +77,23 @@ class _Callable:
         return 1
 
 
-@pytest.mark.parametrize("func", [_coroutine, _generator, _async_generator, _AsyncCallable()])
+class _GeneratorCallable:
+    def __call__(self):
+        yield 1
+
+
+@pytest.mark.parametrize(
+    "func",
+    [
+        _coroutine,
+        _generator,
+        _async_generator,
+        _AsyncCallable(),
+        functools.partial(_AsyncCallable()),
+        functools.partial(functools.partial(_GeneratorCallable())),
+        functools.partial(_coroutine),
+    ],
+)
 def test_decorating_what_a_lock_cannot_cover_is_refused(client, func):
     # Calling these only makes a coroutine or generator: the lock would be released before
     # the body ran, which would then run unprotected.
