@@ -182,7 +182,7 @@ def check_decorated(func: object) -> None:
     # An object called through an ``async def __call__`` (or a generator one) returns before
     # its body runs just the same.
     # A functools.partial is looked through first: of such an object, it hides the call.
-    inner = func
+    inner: object = func
     while isinstance(inner, functools.partial):
         inner = inner.func
     call = inner if inspect.isroutine(inner) or inspect.isclass(inner) else type(inner).__call__
