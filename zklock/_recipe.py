@@ -74,6 +74,9 @@ __all__ = ["LockRecipe", "ReleaseOutcome"]
 
 log = logging.getLogger("zklock.recipe")
 
+#: The lease's ``reason`` once its holder's release deleted its node.
+RELEASED_BY_HOLDER = "released by its holder"
+
 
 class PredecessorWatch:
     """One wait on the node ahead: what its watch saw, and the listing it sent at once.
@@ -630,7 +633,7 @@ class LockRecipe:
             except NoNode:
                 same_session = session.session_id == lease.session_id
                 if len(sent) > 1 and same_session:  # an earlier delete, answered late, did it
-                    lease._transition(LeaseState.RELEASED)
+                    lease._transition(LeaseState.RELEASED, RELEASED_BY_HOLDER)
                     return ReleaseOutcome.RELEASED
                 lease._transition(LeaseState.LOST, "lock node was already gone at release")
                 return ReleaseOutcome.ALREADY_LOST
@@ -642,7 +645,7 @@ class LockRecipe:
                 raise
             finally:
                 session.unsubscribe(wakeup.event)
-            lease._transition(LeaseState.RELEASED)
+            lease._transition(LeaseState.RELEASED, RELEASED_BY_HOLDER)
             if log.isEnabledFor(logging.INFO):
                 log.info("%s: released %s", self._context(), lease.node)
             return ReleaseOutcome.RELEASED

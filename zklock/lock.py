@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import socket
 import threading
@@ -62,6 +63,8 @@ def _add_note(error: BaseException, note: str) -> None:
     add_note = getattr(error, "add_note", None)  # Python >= 3.11
     if add_note is not None:
         add_note(note)
+    else:  # the loss must not go unsaid: in the log, then, beside the error that hides it
+        logging.getLogger("zklock.lock").warning("%s (while %r was raised)", note, error)
 
 
 class _LockingDecorator(contextlib.ContextDecorator):

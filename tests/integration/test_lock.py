@@ -80,6 +80,7 @@ def test_acquire_release_locked_and_lease(zk_client, zk_path, lock_class):
     assert [c.identifier for c in lock.contenders()] == ["me"]
     lock.release()
     assert not lock.locked() and lease.state is zklock.LeaseState.RELEASED
+    assert lease.reason == "released by its holder"
     assert zk_client.get_children(f"{zk_path}/a") == []
     with pytest.raises(zklock.NotHeld):
         lock.release()

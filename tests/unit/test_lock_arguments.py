@@ -196,3 +196,17 @@ def test_decorating_a_callable_object_or_a_class_is_accepted(client):
     lock = zklock.Lock(client, "/locks/a")
     assert callable(lock(_Callable()))
     assert callable(lock(_Callable))
+
+
+class _NoNotes(Exception):
+    add_note = None  # as every exception before Python 3.11
+
+
+def test_a_note_that_cannot_be_added_is_logged_instead(caplog):
+    from zklock.lock import _add_note
+
+    with caplog.at_level("WARNING", logger="zklock.lock"):
+        _add_note(_NoNotes("body failed"), "zklock: the lock was lost while this block ran")
+    assert [r.getMessage() for r in caplog.records] == [
+        "zklock: the lock was lost while this block ran (while _NoNotes('body failed') was raised)"
+    ]
