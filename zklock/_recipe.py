@@ -137,6 +137,14 @@ class LockRecipe:
         naming: NodeNaming = NodeNaming.KAZOO,
         acl: list[ACL] | None = None,
     ) -> None:
+        missing = {kind.marker, kind.curator_marker} - set(kind.queued_behind)
+        if missing:
+            # Its own node would never be found in its listing: each try would queue again
+            # and leave a node behind, one per try, until the session ended.
+            raise UsageError(
+                f"lock kind {kind!r} must queue behind its own nodes: {sorted(missing)} missing "
+                "from its queued_behind"
+            )
         self.client = client
         self.path = path
         self.kind = kind

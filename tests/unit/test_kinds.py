@@ -87,3 +87,19 @@ def test_kinds_are_immutable_values():
     assert ExclusiveKind() == EXCLUSIVE
     with pytest.raises(dataclasses.FrozenInstanceError):
         Decision(holds=True).holds = False  # type: ignore[misc]
+
+
+def test_a_kind_that_does_not_queue_behind_its_own_nodes_is_refused():
+    # Such a kind would never find its own node in a listing: every try would queue again,
+    # leaving one node behind per try.
+    from kazoo.client import KazooClient
+
+    from zklock._recipe import LockRecipe
+    from zklock.errors import UsageError
+    from zklock.retry import DEFAULT_RETRY
+
+    readers_only = dataclasses.replace(EXCLUSIVE, queued_behind=(SHARED_MARKER,))
+    client = KazooClient(hosts="127.0.0.1:1")  # never started: nothing is sent
+    with pytest.raises(UsageError, match="must queue behind its own nodes"):
+        LockRecipe(client, "/lock", readers_only, "me", DEFAULT_RETRY)
+    LockRecipe(client, "/lock", EXCLUSIVE, "me", DEFAULT_RETRY)
