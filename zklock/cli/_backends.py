@@ -8,6 +8,7 @@ command's own: a taken ``--port`` is :class:`BackendUnavailable`, any other fail
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -115,6 +116,9 @@ class ContainerBackend:
         self.image = image
         self.description = f"docker, {_kind(size)}"
         self._running: Any = None  # a ZooKeeperContainer or a ZooKeeperEnsemble
+        # This process's harness containers and networks from before start(): not ours to
+        # sweep at stop() (None: start() never got that far).
+        self._before: frozenset[str] | None = None
 
     @staticmethod
     def unavailable(image: str | None, must_be_local: bool) -> str | None:
@@ -164,12 +168,14 @@ class ContainerBackend:
             ZooKeeperEnsemble,
             loopback_ports,
         )
+        from ..testing._leaks import harness_object_ids
 
         # The Docker engine's own refusals (no address pool left for a network, a port it
         # cannot bind...) are a server that did not start, not a bug of zklock's.
         docker_errors: Any = importlib.import_module("docker.errors")
         requests_errors: Any = importlib.import_module("requests.exceptions")
         try:
+            self._before = harness_object_ids()
             settings = Settings.from_env()
             image = self.image or settings.image
             self.description += f", {image}"
@@ -216,11 +222,22 @@ class ContainerBackend:
                 raise ServerFailed(f"container {status}:\n{container.logs_tail(15)}")
 
     def stop(self) -> None:
-        """Remove the container(s) (and the ensemble's network); idempotent."""
+        """Remove the container(s) (and the ensemble's network); idempotent.
+
+        Then whatever else of this process's harness objects appeared since :meth:`start`
+        began goes too: a start that failed cleans up after itself, and a stop signal in the
+        middle of that clean-up would have left the rest behind.
+        """
         running, self._running = self._running, None
-        if running is None:
-            return
-        if self.size == 1:
-            running.stop()
-        else:
-            running.close()
+        before, self._before = self._before, None
+        try:
+            if running is not None and self.size == 1:
+                running.stop()
+            elif running is not None:
+                running.close()
+        finally:
+            if before is not None:
+                from ..testing._leaks import remove_containers
+
+                with contextlib.suppress(Exception):  # no Docker left: then nothing of ours
+                    remove_containers(sparing=before)

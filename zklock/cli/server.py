@@ -95,12 +95,11 @@ def run(args: argparse.Namespace) -> int:
     """Run ``zklock server`` until a stop signal; return 0 after a clean stop."""
     check_arguments(args)
     with _StopSignals() as stopping:
+        tried: list[Backend] = []  # every backend whose start began: each is stopped at the end
+        serving = False
         try:
-            backend, connect_string = _start(args, stopping)
-        except _Stop as stop:
-            say(f"signal {stop.signum} before ZooKeeper served; stopped")
-            return signal_status(stop.signum)
-        try:
+            backend, connect_string = _start(args, stopping, tried)
+            serving = True
             # AttributeError: started with stdout closed (>&-), sys.stdout is None.  The server
             # is still of use (its address is on stderr too): serve on.
             with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -114,15 +113,26 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(0.5)  # a stop signal raises _Stop in here
                 backend.check()
         except _Stop as stop:
+            if not serving:
+                say(f"signal {stop.signum} before ZooKeeper served; stopped")
+                return signal_status(stop.signum)
             say(f"signal {stop.signum}: stopping ZooKeeper")
             return 0
         finally:
             stopping.ignore()
-            backend.stop()
+            for started in tried:
+                started.stop()
 
 
-def _start(args: argparse.Namespace, stopping: _StopSignals) -> tuple[Backend, str]:
-    """Start the chosen backend (``auto``: docker, else java); a stop signal cleans up."""
+def _start(
+    args: argparse.Namespace, stopping: _StopSignals, tried: list[Backend]
+) -> tuple[Backend, str]:
+    """Start the chosen backend (``auto``: docker, else java), noting each in ``tried``.
+
+    A backend that fails is stopped at once, with stop signals held back meanwhile (a
+    removal cut short would leave its containers behind); one that came then raises
+    :class:`_Stop` before the next backend is tried.
+    """
     candidates: list[Backend] = []
     problems: list[str] = []
     if args.backend in ("auto", "docker"):
@@ -140,20 +150,16 @@ def _start(args: argparse.Namespace, stopping: _StopSignals) -> tuple[Backend, s
         else:
             problems.append(f"java: {reason}")
     for backend in candidates:
+        tried.append(backend)
         try:
             return backend, backend.start()
-        except _Stop:
-            stopping.ignore()
-            backend.stop()
-            raise
         except ServerFailed as error:
+            stopping.ignore()
             backend.stop()
             problems.append(f"{backend.description}: {error}")
             if backend is not candidates[-1]:
                 say(f"{backend.description} did not start ({error}); trying the next backend")
-        except BaseException:
-            backend.stop()
-            raise
+            stopping.arm()  # a stop signal that came meanwhile raises _Stop here
     raise BackendUnavailable("no ZooKeeper could be started: " + "; ".join(problems))
 
 
@@ -167,14 +173,22 @@ class _Stop(BaseException):
 
 
 class _StopSignals:
-    """The first stop signal raises :class:`_Stop`; later ones are ignored while cleaning up."""
+    """The first stop signal raises :class:`_Stop`; one that comes while disarmed is kept.
+
+    A SIGHUP the process was started with ignored (``nohup``) stays ignored. SIGINT is
+    handled even when ignored: a shell without job control starts a background command
+    (``zklock server &`` in a script) with it ignored, and stops it with ``kill -INT``.
+    """
 
     def __init__(self) -> None:
         self._armed = True
+        self._pending: int | None = None
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> _StopSignals:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if signum == signal.SIGHUP and signal.getsignal(signum) is signal.SIG_IGN:
+                continue
             self._old[signum] = signal.signal(signum, self._handle)
         return self
 
@@ -183,10 +197,19 @@ class _StopSignals:
             signal.signal(signum, signal.SIG_DFL if old is None else old)
 
     def ignore(self) -> None:
-        """From now on, record nothing and raise nothing: cleanup must finish."""
+        """From now on raise nothing (a cleanup must finish); a signal is kept for :meth:`arm`."""
         self._armed = False
+
+    def arm(self) -> None:
+        """Raise :class:`_Stop` for a signal kept while disarmed, else arm again."""
+        if self._pending is not None:
+            signum, self._pending = self._pending, None
+            raise _Stop(signum)
+        self._armed = True
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self._armed:
             self._armed = False
             raise _Stop(signum)
+        if self._pending is None:
+            self._pending = signum
