@@ -14,8 +14,10 @@ import re
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -819,6 +821,9 @@ def test_no_wait_and_timeout_against_a_held_lock(hosts, zk_path, zk_client):
         (["exec", "--auth", "nocolon", "/l", "true"], "SCHEME:CREDENTIAL"),
         (["exec", "--grace", "1e10", "/l", "true"], "more seconds than a wait can take"),
         (["exec", "--connect-timeout", "1e10", "/l", "true"], "more seconds than a wait can take"),
+        # The handshake carries whole milliseconds in 32 bits: kazoo would fail in its thread.
+        (["exec", "--session-timeout", "3000000", "/l", "true"], "must be from 0.001 to"),
+        (["status", "--session-timeout", "0.0001", "/l"], "must be from 0.001 to"),
         (["exec", "--hosts", "", "/l", "true"], "--hosts is empty"),
         (["exec", "--identifier", "", "/l", "true"], "--identifier is empty"),
         (["exec", "--hosts", "127.0.0.1:1/zookeeper", "/l", "true"], "bad chroot"),
@@ -906,6 +911,73 @@ def test_connect_timeout_bounds_a_server_that_never_answers(subcommand, silent_s
     assert result.returncode == 69, explain(result)
     assert f"could not connect to ZooKeeper at 127.0.0.1:{port} within 2 s" in result.stderr
     assert elapsed < 8, elapsed
+
+
+@pytest.fixture
+def mute_after_handshake() -> Iterator[int]:
+    """A local server that answers a client's handshake (a session) and then nothing at all:
+    a server that hangs once connected.  Yields its port."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    connections: list[socket.socket] = []
+    done = threading.Event()
+
+    def answer_handshakes() -> None:
+        while not done.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # timed out: look at done again
+                continue
+            connections.append(connection)
+            connection.settimeout(5)
+            try:
+                (length,) = struct.unpack("!i", _read_exactly(connection, 4))
+                request = _read_exactly(connection, length)
+                # ConnectRequest: protocol version, last zxid seen, timeout, session id, ...
+                _version, _zxid, timeout, _session = struct.unpack("!iqiq", request[:24])
+                # ConnectResponse: version, timeout, session id, password (16 bytes), read-only
+                reply = struct.pack("!iiqi", 0, timeout, 0x5EED, 16) + bytes(16) + b"\0"
+                connection.sendall(struct.pack("!i", len(reply)) + reply)
+            except OSError:
+                pass
+
+    server = threading.Thread(target=answer_handshakes, name="mute-after-handshake")
+    server.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        done.set()
+        server.join(5)
+        for connection in connections:
+            connection.close()
+        listener.close()
+
+
+def _read_exactly(connection: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
+        if not chunk:
+            raise OSError("closed")
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("subcommand", [["exec", "/l", "--", "true"], ["status", "/l"]])
+def test_connect_timeout_bounds_a_server_that_answers_the_handshake_and_nothing_else(
+    subcommand, mute_after_handshake
+):
+    # Connected, then no answer to the first request: zklock gives up after --connect-timeout
+    # and does not wait that long again to close the session on its way out.
+    started = time.monotonic()
+    result = zklock_run(subcommand[0], "--hosts", f"127.0.0.1:{mute_after_handshake}",
+                        "--session-timeout", "30", "--connect-timeout", "4", *subcommand[1:],
+                        timeout=60)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 69, explain(result)
+    assert elapsed < 7, elapsed  # 4 s, then at most 1 s to stop; it took 8 before
 
 
 def test_a_signal_while_connecting_to_a_silent_server_ends_zklock_at_once(silent_server, spawn):

@@ -33,6 +33,7 @@ __all__ = [
     "non_negative_seconds",
     "positive_seconds",
     "say",
+    "session_seconds",
 ]
 
 ENV_HOSTS = "ZKLOCK_HOSTS"
@@ -59,6 +60,20 @@ def positive_seconds(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
     return value
+
+
+def session_seconds(text: str) -> float:
+    """Argparse type: a session timeout ZooKeeper's handshake can carry (whole ms, 32 bits)."""
+    value = _seconds(text)
+    if not 0.001 <= value <= _LONGEST_SESSION:
+        raise argparse.ArgumentTypeError(
+            f"must be from 0.001 to {_LONGEST_SESSION} seconds: {text!r}"
+        )
+    return value
+
+
+# The handshake sends the session timeout in milliseconds as a signed 32-bit number.
+_LONGEST_SESSION = (2**31 - 1) / 1000
 
 
 def non_negative_seconds(text: str) -> float:
@@ -106,7 +121,7 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--session-timeout",
         metavar="SECONDS",
-        type=positive_seconds,
+        type=session_seconds,
         default=DEFAULT_SESSION_TIMEOUT,
         help="ZooKeeper session timeout: how long a silent client keeps its locks "
         f"(default: {DEFAULT_SESSION_TIMEOUT:g}; the server may clamp it)",
@@ -240,12 +255,14 @@ def connect(args: argparse.Namespace) -> Iterator[KazooClient]:
         )
     except ValueError as error:
         raise CommandLineError(f"--hosts {hosts!r}: {error}", prog) from None
+    answered = False  # whether the server answered the first request in time
     try:
         _start_client(client, hosts, args.connect_timeout)
         # Credentials are checked after the connect: one request shows whether they passed.
         # With a chroot, "/" is the chroot: the same request tells whether it exists.
         with translate_kazoo_errors():
             root = client.exists_async("/").get(timeout=args.connect_timeout)
+        answered = True
         if client.chroot and root is None:
             # kazoo's start() only warns (a raw UserWarning); a lock would then fail to be
             # made (NoNodeError) or, one level deep, make the chroot itself: from a typo, a
@@ -257,7 +274,10 @@ def connect(args: argparse.Namespace) -> Iterator[KazooClient]:
             )
         yield client
     finally:
-        _stop_client(client, args.connect_timeout if client.connected else _GIVE_UP_STOP)
+        # A server that took the handshake and then answered nothing in time is not waited
+        # for a second time on the way out: the caller was promised about --connect-timeout.
+        stop_bound = args.connect_timeout if answered and client.connected else _GIVE_UP_STOP
+        _stop_client(client, stop_bound)
 
 
 _GIVE_UP_STOP = 1.0
