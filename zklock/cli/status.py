@@ -121,14 +121,23 @@ def table(path: str, contenders: list[Contender], now: float) -> str:
             (
                 str(i),
                 "holder" if i == 0 else "waiting",
-                contender.identifier,
+                _shown(contender.identifier),
                 str(contender.token),
                 f"0x{contender.session_id:x}",
                 f"{max(0.0, now - contender.created_at):.1f}s",
-                contender.node,
+                _shown(contender.node),
             )
         )
     widths = [max(len(row[col]) for row in rows) for col in range(len(header))]
     for row in rows:
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     return "\n".join(lines) + "\n"
+
+
+def _shown(text: str) -> str:
+    """``text`` for a table cell: control characters escaped, as ``repr`` writes them.
+
+    Any client may write any identifier (zklock's own refuses control characters, kazoo's and
+    Curator's do not): a newline must not split a row, nor forge one.
+    """
+    return text if text.isprintable() else repr(text)[1:-1]
