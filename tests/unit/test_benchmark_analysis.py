@@ -7,16 +7,17 @@ the order of the scale suite.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
 
+import benchmarks.worker
 from benchmarks import suites
 from benchmarks.run import exclusion_failures
 from benchmarks.worker import Occupancy, Worker, new_occupancy_file
@@ -203,26 +204,31 @@ class _NoLock:
         return None
 
 
-def contend_alone(occupancy_file: str) -> dict[str, Any]:
+def contend_alone(occupancy_file: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    # The worker's clock steps 1 ms per reading: ten sections' worth of readings, whatever
+    # the machine's load (a real 10 ms window could pass before the first section).
+    ticks = itertools.count()
+    monkeypatch.setattr(benchmarks.worker, "_clock", lambda: next(ticks) * 0.001)
     worker = Worker()
     worker.lock = _NoLock()  # type: ignore[assignment]
     worker.occupancy = Occupancy(occupancy_file)
     try:
-        now = time.monotonic()
-        return worker.contend(start=now, end=now + 0.01, hold=0.0)
+        return worker.contend(start=0.0, end=0.03, hold=0.0)
     finally:
         worker.disconnect()
 
 
-def test_contend_raises_the_counter_in_every_section_and_reports_what_it_found(occupancy_file):
-    alone = contend_alone(occupancy_file)
+def test_contend_raises_the_counter_in_every_section_and_reports_what_it_found(
+    occupancy_file, monkeypatch
+):
+    alone = contend_alone(occupancy_file, monkeypatch)
     assert alone["sections"] and alone["occupancy_overlaps"] == 0
     for called, entered, leaving, token in alone["sections"]:
         assert called <= entered <= leaving and token is None
     intruder = Occupancy(occupancy_file)  # another holder, inside all along
     try:
         intruder.enter()
-        crowded = contend_alone(occupancy_file)
+        crowded = contend_alone(occupancy_file, monkeypatch)
     finally:
         intruder.close()
     assert crowded["occupancy_overlaps"] == len(crowded["sections"]) > 0
