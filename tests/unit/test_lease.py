@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import pytest
 
@@ -285,10 +284,12 @@ def test_a_transition_from_another_thread_waits_for_a_condition_being_asked(leas
     # reported meanwhile (SUSPENDED) lands after the HELD, so the lease ends SUSPENDED.
     lease._transition(SUSPENDED, "dropped")
     asking = threading.Event()
+    lease._mutex = mutex = _Contended(lease._mutex)
 
     def still_connected() -> bool:
         asking.set()
-        time.sleep(0.2)  # time for the other thread to try its transition
+        # The other thread has tried its transition and waits for this one's to end.
+        assert mutex.contended.wait(5)
         return True
 
     held = threading.Thread(target=lambda: lease._transition(HELD, only_if=still_connected))
@@ -301,6 +302,22 @@ def test_a_transition_from_another_thread_waits_for_a_condition_being_asked(leas
     assert lease.state is SUSPENDED
     assert changes[-2:] == [HELD, SUSPENDED]
     assert lease.reason == "dropped again"
+
+
+class _Contended:
+    """A lease's mutex that notes when a thread finds it taken."""
+
+    def __init__(self, inner: threading.Lock) -> None:
+        self.inner = inner
+        self.contended = threading.Event()
+
+    def __enter__(self) -> None:
+        if not self.inner.acquire(blocking=False):
+            self.contended.set()
+            self.inner.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.inner.release()
 
 
 # ---------------------------------------------------------------- listener delivery order
