@@ -425,19 +425,25 @@ def test_acquire_right_after_start_async_waits_for_the_connection(zk_client_fact
     client = zk_client_factory(start=False)
     connection = client._connection
     addresses_of_hosts = connection._expand_client_hosts
-    acquire_begun = threading.Event()
+    sent_while_closed = threading.Event()
+    send = client._call  # where every request of kazoo's *_async methods goes
 
-    def after_the_acquire_has_begun() -> list:
-        acquire_begun.wait(10)
-        time.sleep(0.3)  # the acquire's first try meets CLOSED
+    def noting_a_request_sent_while_closed(request, async_object):
+        if client.client_state == KeeperState.CLOSED:
+            sent_while_closed.set()
+        return send(request, async_object)
+
+    def after_the_acquires_first_try() -> list:
+        sent_while_closed.wait(10)  # the acquire's first try has met CLOSED
         return addresses_of_hosts()
 
-    connection._expand_client_hosts = after_the_acquire_has_begun
+    client._call = noting_a_request_sent_while_closed
+    connection._expand_client_hosts = after_the_acquires_first_try
     client.start_async()
     assert client.client_state == KeeperState.CLOSED
     lock = lock_class(client, f"{zk_path}/x")
-    acquire_begun.set()
     assert lock.acquire(timeout=15)
+    assert sent_while_closed.is_set()
     lock.release()
 
 

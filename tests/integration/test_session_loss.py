@@ -6,6 +6,7 @@ Timings printed by these tests are measured figures (run pytest with -s to see t
 from __future__ import annotations
 
 import json
+import logging
 import select
 import signal
 import socket
@@ -30,6 +31,7 @@ from zklock._kinds import ExclusiveKind
 from zklock._session import SessionWatcher
 from zklock.testing import (
     KazooClientFactory,
+    KazooTraffic,
     TcpProxy,
     ZooKeeperEnsemble,
     expire_session,
@@ -511,15 +513,19 @@ def test_tokens_strictly_increase_across_processes_and_parent_recreation(
 
 def test_connection_loss_during_create_leaks_nothing(zk_client_factory, zk_path, proxy):
     path = f"{zk_path}/create-loss"
-    client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
+    logger = _own_logger()
+    client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0, logger=logger)
     observer = zk_client_factory()
     lock = zklock.Lock(client, path, retry=zklock.RetryPolicy(request_timeout=0.5))
     observer.ensure_path(path)
     proxy.blackhole()
     got: list[bool] = []
     thread = threading.Thread(target=lambda: got.append(lock.acquire(timeout=15)))
-    thread.start()
-    time.sleep(0.3)  # the create is on its way into the void
+    with KazooTraffic.recording(logger) as traffic:
+        thread.start()
+        # The create is on its way into the void (else the drop would come first, and the
+        # acquire would meet no lost create at all).
+        assert wait_until(lambda: "Create2" in traffic.sent(), 10)
     proxy.drop()
     proxy.heal()
     thread.join(20)
@@ -919,12 +925,14 @@ def test_a_lost_create_on_a_lock_path_not_made_yet_still_acquires(
     # The first acquire of a new path loses its create's reply.  Looking for that create's
     # node then finds no lock path at all, which only means the create never ran.
     path = f"{zk_path}/create-loss-new-path"
-    client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
+    logger = _own_logger()
+    client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0, logger=logger)
     observer = zk_client_factory()
     lock = zklock.Lock(client, path, retry=zklock.RetryPolicy(request_timeout=0.5))
     proxy.blackhole()
-    thread, outcome = acquire_in_a_thread(lock, timeout=15)
-    time.sleep(0.3)  # the create is on its way into the void
+    with KazooTraffic.recording(logger) as traffic:
+        thread, outcome = acquire_in_a_thread(lock, timeout=15)
+        assert wait_until(lambda: "Create2" in traffic.sent(), 10)  # on its way into the void
     proxy.drop()  # and is lost with the connection
     proxy.heal()
     thread.join(20)
@@ -932,6 +940,11 @@ def test_a_lost_create_on_a_lock_path_not_made_yet_still_acquires(
     assert observer.get_children(path) == [lock.lease.node.rsplit("/", 1)[1]]
     lock.release()
     assert wait_until(lambda: observer.get_children(path) == [], 5)
+
+
+def _own_logger() -> logging.Logger:
+    """A logger for one client alone, whose traffic KazooTraffic can record."""
+    return logging.getLogger(f"zklock-test-session-loss.{uuid.uuid4().hex[:8]}")
 
 
 class _Interrupted(BaseException):
