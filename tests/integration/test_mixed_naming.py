@@ -229,3 +229,23 @@ def test_a_kazoo_reader_zklock_and_a_kazoo_writer_take_the_lock_in_queue_order(
                 writer.cancel()
                 second.join(25)
     assert order == ["zklock", "kazoo-writer"]
+
+
+def test_the_queue_runs_on_across_the_32_bit_wrap_of_the_sequence(zk_client, zk_client_factory, zk_path):
+    # Nodes named as ZooKeeper names them just before and after its counter wraps (made by
+    # hand: a real wrap takes 2**31 creations). By text, "-2147483648" would come first.
+    other = zk_client_factory()
+    path = f"{zk_path}/wrap"
+    other.ensure_path(path)
+    names = [
+        f"{'a' * 32}__lock__2147483646",
+        f"{'b' * 32}__lock__2147483647",
+        f"{'c' * 32}__lock__-2147483648",
+        f"{'d' * 32}__lock__-2147483647",
+    ]
+    for name in reversed(names):  # creation order must not be what orders them
+        other.create(f"{path}/{name}", name[0].encode(), ephemeral=True)
+    seen = zklock.Lock(zk_client, path).contenders(timeout=10)
+    assert [c.node.rsplit("/", 1)[1] for c in seen] == names
+    assert [c.identifier for c in seen] == ["a", "b", "c", "d"]
+    other.delete(path, recursive=True)

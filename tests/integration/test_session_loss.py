@@ -153,6 +153,29 @@ def test_short_connection_drop_suspends_then_restores(zk_client_factory, zk_path
     ]
 
 
+def test_a_lease_in_doubt_says_so_on_check_until_the_connection_is_back(
+    zk_client_factory, zk_path, proxy
+):
+    client = zk_client_factory(hosts=proxy.connect_string, timeout=6.0)
+    log = StateLog()
+    lock = zklock.Lock(client, f"{zk_path}/in-doubt", listener=log)
+    with lock as lease:
+        lease.check()  # held: nothing to say
+        proxy.blackhole()  # no reconnect either, until healed
+        proxy.drop()
+        try:
+            assert wait_until(lambda: zklock.LeaseState.SUSPENDED in log.states(), 5)
+            with pytest.raises(zklock.LockInDoubt):
+                lease.check()
+            assert lock.locked() and not lease.valid
+        finally:
+            proxy.heal()
+        assert wait_until(lambda: log.states()[-1:] == [zklock.LeaseState.HELD], 10)
+        lease.check()
+    with pytest.raises(zklock.NotHeld):
+        lease.check()
+
+
 def test_a_listener_may_let_go_on_suspended_without_stalling_kazoos_thread(
     zk_client_factory, zk_path, proxy
 ):
