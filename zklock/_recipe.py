@@ -302,7 +302,10 @@ class LockRecipe:
         if me is None:
             me, children = self._create(deadline, ledger)
         else:  # our node from an earlier try: this one sends no write to vouch for its answers
-            children = self._synced_children(deadline)
+            try:
+                children = self._synced_children(deadline)
+            except NoNode:  # the lock path is gone, so our node is (see below)
+                children = []
         own_name = me.path.rsplit("/", 1)[1]
         own = parse_node_name(own_name, self.kind.queued_behind)
         behind = None if own is None else later_names_key(own)
@@ -353,7 +356,13 @@ class LockRecipe:
                 return None
             if prefetched is None:  # a listing sent now, maybe over a connection made since
                 drops_before = session.drops
-            children = self._children(deadline, prefetched)
+            try:
+                children = self._children(deadline, prefetched)
+            except NoNode:
+                # The lock path is gone. It can be deleted only once empty, so our node went
+                # first (its session expired, a hand deleted it): an empty listing says so,
+                # and we queue again, making the path anew.
+                children = []
 
     def _cancelled(self) -> AcquireCancelled:
         return AcquireCancelled(f"acquire of {self.path!r} was cancelled")

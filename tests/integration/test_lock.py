@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _threads import acquire_in_a_thread
 from kazoo.protocol.states import KeeperState
 from kazoo.recipe.lock import Lock as KazooLock
 
@@ -455,6 +456,41 @@ def test_missing_parent_is_created_and_deleted_parent_recreated(zk_client, zk_pa
     zk_client.delete(f"{zk_path}/deep", recursive=True)
     with lock:  # the same object again: nothing cached says the parent exists
         assert zk_client.exists(path)
+
+
+def test_a_waiter_whose_node_and_lock_path_went_queues_again_on_a_new_path(
+    zk_client, zk_client_factory, zk_path
+):
+    # The waiter's own node deleted (by hand here; its session's expiry does the same), then
+    # the lock path with everything left in it: the waiter's next listing finds no path.
+    # That is its node gone, as an empty listing would say: it queues again, on a new path.
+    path = f"{zk_path}/vanishing"
+    other = zk_client_factory()
+    holder = zklock.Lock(other, path)
+    assert holder.acquire(timeout=10)
+    middle = other.create(f"{path}/{'m' * 32}__lock__", b"m", ephemeral=True, sequence=True)
+    lock = zklock.Lock(zk_client, path)
+    waiting, outcome = acquire_in_a_thread(lock, timeout=20)
+    try:
+        assert wait_until(lambda: len(other.get_children(path)) == 3, 10)
+        (mine,) = set(other.get_children(path)) - {middle.rsplit("/", 1)[1]} - {
+            holder.lease.node.rsplit("/", 1)[1]
+        }
+        other.delete(f"{path}/{mine}")
+        # In one step, so that the waiter, woken by the middle node's deletion, lists a
+        # path that is already gone.
+        gone = other.transaction()
+        gone.delete(middle)
+        gone.delete(holder.lease.node)
+        gone.delete(path)
+        assert all(result is True for result in gone.commit())
+    finally:
+        waiting.join(20)
+    assert outcome == [True], outcome
+    assert lock.lease is not None and other.exists(lock.lease.node) is not None
+    lock.release()
+    with pytest.raises(zklock.LockLost):  # its node went with the path
+        holder.release()
 
 
 def test_a_listener_that_hears_released_may_take_the_lock_again(zk_client, zk_path):
