@@ -20,12 +20,19 @@ mkdir -p "$logs"
 log() { echo "bootstrap: $*" >&2; }
 fail() { log "$*"; exit 1; }
 
-# One bootstrap at a time (test.sh and demo.sh may start together). The lock is held as long
-# as any process has fd 9 open, so every long-lived process started below gets `9>&-`: else
-# dockerd (or a daemon an apt postinst starts) would hold it for good and the next bootstrap
-# would wait forever. The wait is bounded for the same reason: a stuck lock fails with a message.
-exec 9>"$logs/bootstrap.lock"
-flock -w 600 9 || fail "waited 600 s for $logs/bootstrap.lock: another bootstrap still runs, or a process it started holds the lock (see: fuser -v $logs/bootstrap.lock)"
+# One bootstrap at a time on this machine (test.sh and demo.sh may start together, from any
+# clone): apt, dockerd and the image tag are machine-wide, so the lock is too. The lock is held
+# as long as any process has fd 9 open, so every long-lived process started below gets `9>&-`:
+# else dockerd (or a daemon an apt postinst starts) would hold it for good and the next
+# bootstrap would wait forever. The wait is bounded for the same reason: a stuck lock fails
+# with a message. An existing lock file is opened read-only (flock needs no more), so one that
+# another user made in the sticky /run/lock or /tmp cannot make the open fail.
+lockdir=/run/lock
+[ -d "$lockdir" ] && [ -w "$lockdir" ] || lockdir=/tmp
+lock=$lockdir/zklock-bootstrap.lock
+[ -e "$lock" ] || : 2>/dev/null >>"$lock" || true
+exec 9<"$lock" || fail "cannot open the lock file $lock"
+flock -w 600 9 || fail "waited 600 s for $lock: another bootstrap still runs, or a process it started holds the lock (see: fuser -v $lock)"
 
 # ------------------------------------------------------------------ 1. Debian packages
 packages=(docker.io libzookeeper-java libslf4j-java libnetty-java openjdk-17-jdk-headless libcurator-recipes-java python3-venv)
