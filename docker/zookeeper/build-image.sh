@@ -15,11 +15,12 @@
 #
 # Idempotent: missing Debian packages are installed (as root), and the build is skipped when
 # IMAGE already carries the label io.zklock.build-hash of this script, the entrypoint and the
-# package versions. --force (or ZKLOCK_REBUILD_IMAGE=1) rebuilds anyway. The Docker daemon must
-# be running (scripts/bootstrap.sh starts it).
+# package versions. --force (or ZKLOCK_REBUILD_IMAGE=1) rebuilds anyway. IMAGE is tagged only
+# after the new image passed its smoke test. The Docker daemon must be running
+# (scripts/bootstrap.sh starts it).
 set -euo pipefail
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 
 force=${ZKLOCK_REBUILD_IMAGE:-}
 image=
@@ -81,8 +82,27 @@ if [ -z "$force" ] && [ "$current" = "$build_hash" ]; then
 fi
 
 # ------------------------------------------------------------------ 3. root filesystem
+# The jars named below are required, not just copied when present: without zookeeper.jar there
+# is no server, without slf4j-simple.jar it logs nothing (no slf4j binding), and without
+# netty-codec.jar the Netty connection factory cannot serve TLS (the TLS tests need it). A jar
+# missing from the manifest closure (jline.jar, the CLI's) is only reported below.
+for required in zookeeper.jar:libzookeeper-java slf4j-simple.jar:libslf4j-java netty-codec.jar:libnetty-java; do
+  jar=/usr/share/java/${required%%:*}
+  [ -f "$jar" ] || { log "$jar is missing (Debian package ${required#*:}); the image would be unusable"; exit 1; }
+done
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/zklock-zk-image.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# The import goes to a temporary name; IMAGE is tagged only after the smoke test passed. Had
+# IMAGE been tagged first, a failed smoke test (or a kill in between) would leave a broken
+# image whose build hash looks current, and the next run would report it up to date. On exit,
+# by any path, the temporary name goes: after the tag that only untags it, before the tag it
+# deletes the unverified image.
+tmp_image=zklock-zookeeper-unverified:$build_hash-$$
+cleanup() {
+  rm -rf "$work"
+  docker image rm -f "$tmp_image" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 root=$work/rootfs
 mkdir -p "$root"/usr/{bin,lib,lib64,local/bin,share/java} "$root"/{etc,root}
 ln -s usr/bin "$root/bin"; ln -s usr/sbin "$root/sbin"      # merged /usr, so the loader and
@@ -161,7 +181,7 @@ printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$root/etc/nsswitch.co
 install -m 0755 "$here/entrypoint.sh" "$root/usr/local/bin/entrypoint.sh"
 t_rootfs=$(now_ms)
 
-# ------------------------------------------------------------------ 4. import
+# ------------------------------------------------------------------ 4. import (temporary name)
 zk_version=$(dpkg-query -W -f='${Version}' libzookeeper-java)
 old_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
 tar --numeric-owner --owner=0 --group=0 -C "$root" -c . | docker import \
@@ -172,19 +192,20 @@ tar --numeric-owner --owner=0 --group=0 -C "$root" -c . | docker import \
   --change 'ENTRYPOINT ["/bin/sh", "/usr/local/bin/entrypoint.sh"]' \
   --change 'CMD []' \
   --message "ZooKeeper $zk_version from Debian packages, jlinked JRE, FROM scratch" \
-  - "$image" >/dev/null
-new_id=$(docker image inspect -f '{{.Id}}' "$image")
+  - "$tmp_image" >/dev/null
+new_id=$(docker image inspect -f '{{.Id}}' "$tmp_image")
+t_import=$(now_ms)
+
+# ------------------------------------------------------------------ 5. smoke test, then tag
+if ! version=$(docker run --rm --network none "$tmp_image" java -version 2>&1); then
+  log "smoke test failed (the new image is removed; $image is unchanged): $version"
+  exit 1                                                  # cleanup removes $tmp_image
+fi
+log "${version%%$'\n'*}"
+docker tag "$tmp_image" "$image"
 if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
   docker image rm "$old_id" >/dev/null 2>&1 || true       # still used by a container: kept
 fi
-t_import=$(now_ms)
-
-# ------------------------------------------------------------------ 5. smoke test
-if ! version=$(docker run --rm --network none "$image" java -version 2>&1); then
-  log "smoke test failed: $version"
-  exit 1
-fi
-log "${version%%$'\n'*}"
 t_end=$(now_ms)
 log "$(awk -v a="$t_start" -v b="$t_rootfs" -v c="$t_import" -v d="$t_end" 'BEGIN {
   printf "built %s in %.1fs (root filesystem %.1fs, import %.1fs, smoke test %.1fs)",
