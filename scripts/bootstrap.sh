@@ -65,18 +65,29 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # ------------------------------------------------------------------ 2. Docker daemon
-if ! docker info >/dev/null 2>&1; then
+# Every docker call that probes or waits is bounded: a hung dockerd must fail here with a
+# message, not block until CI's own limit (status 124 is the timeout's).
+docker_info() { timeout -k 5 30 docker info >/dev/null 2>&1; }
+rc=0
+docker_info || rc=$?
+if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+  fail "docker info did not answer within 30 s: a Docker daemon runs but hangs (restart it; its log may be .ci/logs/dockerd.log)"
+elif [ "$rc" -ne 0 ]; then
   log "starting dockerd (log: .ci/logs/dockerd.log)"
-  setsid dockerd >"$logs/dockerd.log" 2>&1 </dev/null 9>&- &   # 9>&-: not the lock (above)
-  for _ in $(seq 120); do
-    docker info >/dev/null 2>&1 && break
+  # -w: should setsid have to fork, it waits, so $! stays alive exactly as long as dockerd
+  setsid -w dockerd >"$logs/dockerd.log" 2>&1 </dev/null 9>&- &   # 9>&-: not the lock (above)
+  dockerd_pid=$!
+  deadline=$((SECONDS + 60))
+  until docker_info; do
+    # a dockerd that died (another one holds its pid file, a bad config...) is not waited for
+    kill -0 "$dockerd_pid" 2>/dev/null || { tail -20 "$logs/dockerd.log" >&2; fail "dockerd exited while starting"; }
+    [ "$SECONDS" -lt "$deadline" ] || { tail -20 "$logs/dockerd.log" >&2; fail "dockerd did not start within 60 s"; }
     sleep 0.5
   done
-  docker info >/dev/null 2>&1 || { tail -20 "$logs/dockerd.log" >&2; fail "dockerd did not start"; }
 fi
 
 # ------------------------------------------------------------------ 3. ZooKeeper image
-has_image() { docker image inspect "$1" >/dev/null 2>&1; }
+has_image() { timeout -k 5 30 docker image inspect "$1" >/dev/null 2>&1; }
 if [ -n "${ZKLOCK_ZOOKEEPER_IMAGE:-}" ]; then
   image=$ZKLOCK_ZOOKEEPER_IMAGE
   case "$image" in

@@ -33,10 +33,18 @@ step() {  # step NAME COMMAND...: run, time and record it
   return 0
 }
 
+# Every docker call of the sweep is bounded (timeout 30): a hung dockerd must fail the sweep
+# with a message, not block the run until CI's own limit. Other docker errors stay ignored.
+dock() { timeout -k 5 30 docker "$@"; }
+timed_out() { [ "$1" -eq 124 ] || [ "$1" -eq 137 ]; }  # timed_out STATUS (of timeout -k)
+
 running() {  # running KIND ID: the test process that created the object is still alive
-  local labels=.Labels pid
+  local labels=.Labels pid rc
   [ "$1" = container ] && labels=.Config.Labels
-  pid=$(docker "$1" inspect -f "{{index $labels \"io.zklock.testing.pid\"}}" "$2" 2>/dev/null)
+  pid=$(dock "$1" inspect -f "{{index $labels \"io.zklock.testing.pid\"}}" "$2" 2>/dev/null)
+  rc=$?
+  # No answer in time: keep it (removing a live run's container would be worse than a leftover).
+  timed_out "$rc" && return 0
   [ -n "$pid" ] || return 1
   # Not `kill -0` alone: it fails for another user's live process too (EPERM), which would then
   # count as dead and lose its containers. /proc shows every live process, unless it is mounted
@@ -49,19 +57,23 @@ running() {  # running KIND ID: the test process that created the object is stil
 }
 
 sweep() {  # containers and networks of crashed runs (Ryuk is off); live runs keep theirs
-  local id stale=()
+  local id ids stale=()
   # Only what zklock.testing made (it labels the pid of its process): never another project's
   # testcontainers containers, whatever their image.
-  for id in $(docker ps -aq --filter label=io.zklock.testing.pid); do
+  ids=$(dock ps -aq --filter label=io.zklock.testing.pid)
+  ! timed_out $? || { echo "test.sh: docker ps did not answer within 30 s: is dockerd hung?" >&2; return 1; }
+  for id in $ids; do
     running container "$id" || stale+=("$id")
   done
   if [ ${#stale[@]} -gt 0 ]; then
     echo "test.sh: removing ${#stale[@]} leftover container(s)" >&2
     # One already gone (another sweep, its own run's teardown) is not a failure.
-    docker rm -f -v "${stale[@]}" >/dev/null 2>&1 || true
+    timeout -k 5 120 docker rm -f -v "${stale[@]}" >/dev/null 2>&1 || true
   fi
-  for id in $(docker network ls -q --filter label=io.zklock.testing); do
-    running network "$id" || docker network rm "$id" >/dev/null 2>&1 || true
+  ids=$(dock network ls -q --filter label=io.zklock.testing)
+  ! timed_out $? || { echo "test.sh: docker network ls did not answer within 30 s: is dockerd hung?" >&2; return 1; }
+  for id in $ids; do
+    running network "$id" || dock network rm "$id" >/dev/null 2>&1 || true
   done
 }
 

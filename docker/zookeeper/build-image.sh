@@ -17,7 +17,7 @@
 # IMAGE already carries the label io.zklock.build-hash of this script, the entrypoint and the
 # package versions. --force (or ZKLOCK_REBUILD_IMAGE=1) rebuilds anyway. IMAGE is tagged only
 # after the new image passed its smoke test. The Docker daemon must be running
-# (scripts/bootstrap.sh starts it).
+# (scripts/bootstrap.sh starts it); a daemon that does not answer within 30 s fails the build.
 set -euo pipefail
 
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -67,15 +67,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
     --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if ! docker info >/dev/null 2>&1; then
-  log "the Docker daemon is not reachable (scripts/bootstrap.sh starts it)"
+# Every probe of the daemon is bounded (timeout 30): a hung dockerd must fail with a message,
+# not block until CI's own limit.
+if ! timeout -k 5 30 docker info >/dev/null 2>&1; then
+  log "the Docker daemon is not reachable or did not answer within 30 s (scripts/bootstrap.sh starts it)"
   exit 69
 fi
 
 # ------------------------------------------------------------------ 2. up to date?
 versions=$(dpkg-query -W -f='${Package}=${Version}\n' "${packages[@]:0:4}")
 build_hash=$(cat "$0" "$here/entrypoint.sh" <(echo "$versions $modules $arch") | sha256sum | cut -c1-16)
-current=$(docker image inspect -f '{{index .Config.Labels "io.zklock.build-hash"}}' "$image" 2>/dev/null || true)
+current=$(timeout -k 5 30 docker image inspect -f '{{index .Config.Labels "io.zklock.build-hash"}}' "$image" 2>/dev/null || true)
 if [ -z "$force" ] && [ "$current" = "$build_hash" ]; then
   log "$image is up to date (build hash $build_hash)"
   exit 0
@@ -100,7 +102,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/zklock-zk-image.XXXXXX")
 tmp_image=zklock-zookeeper-unverified:$build_hash-$$
 cleanup() {
   rm -rf "$work"
-  docker image rm -f "$tmp_image" >/dev/null 2>&1 || true
+  timeout -k 5 30 docker image rm -f "$tmp_image" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 root=$work/rootfs
@@ -183,7 +185,7 @@ t_rootfs=$(now_ms)
 
 # ------------------------------------------------------------------ 4. import (temporary name)
 zk_version=$(dpkg-query -W -f='${Version}' libzookeeper-java)
-old_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
+old_id=$(timeout -k 5 30 docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
 tar --numeric-owner --owner=0 --group=0 -C "$root" -c . | docker import \
   --change "ENV PATH=/usr/local/bin:/usr/bin:/bin JAVA_HOME=$jre_dir LANG=C.UTF-8" \
   --change 'WORKDIR /' \
@@ -193,7 +195,7 @@ tar --numeric-owner --owner=0 --group=0 -C "$root" -c . | docker import \
   --change 'CMD []' \
   --message "ZooKeeper $zk_version from Debian packages, jlinked JRE, FROM scratch" \
   - "$tmp_image" >/dev/null
-new_id=$(docker image inspect -f '{{.Id}}' "$tmp_image")
+new_id=$(timeout -k 5 30 docker image inspect -f '{{.Id}}' "$tmp_image")
 t_import=$(now_ms)
 
 # ------------------------------------------------------------------ 5. smoke test, then tag
