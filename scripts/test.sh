@@ -7,8 +7,13 @@
 #
 #   env: ZKLOCK_TEST_TIMEOUT   per-test limit in seconds (default 120, needs pytest-timeout; the
 #                              slowest test takes about 15 s: a hang must not eat CI's budget)
+#        ZKLOCK_STEP_TIMEOUT   limit in seconds for each pytest step as a whole (default 1500;
+#                              the whole run takes about 15 min): an overrun fails that step
+#                              with exit 124 and the summary still prints, before CI's 90 min
 set -uo pipefail
 
+now_ms() { date +%s%3N; }
+t_run=$(now_ms)
 repo=$(cd "$(dirname "$0")/.." && pwd)
 logs=$repo/.ci/logs
 cd "$repo" || exit 1
@@ -17,7 +22,6 @@ cd "$repo" || exit 1
 . "$repo/scripts/_env.sh"
 export PYTHONDONTWRITEBYTECODE=1
 
-now_ms() { date +%s%3N; }
 summary=()
 failed=0
 step() {  # step NAME COMMAND...: run, time and record it
@@ -28,7 +32,7 @@ step() {  # step NAME COMMAND...: run, time and record it
   "$@"
   rc=$?
   summary+=("$(printf '%-10s %6.1fs  %s' "$name" "$(( $(now_ms) - start ))e-3" \
-    "$([ "$rc" -eq 0 ] && echo ok || echo "FAILED (exit $rc)")")")
+    "$(case $rc in 0) echo ok ;; 124) echo "FAILED (exit 124: timed out)" ;; *) echo "FAILED (exit $rc)" ;; esac)")")
   [ "$rc" -eq 0 ] || failed=1
   return 0
 }
@@ -84,12 +88,18 @@ lint() {
 }
 
 run_pytest() {
-  local args=(-ra --durations=15)
+  local args=(-ra --durations=15) limit=(-k 30)
   if .venv/bin/python -c 'import pytest_timeout' 2>/dev/null; then
     args+=("--timeout=${ZKLOCK_TEST_TIMEOUT:-120}")
   fi
-  .venv/bin/python -m pytest "${args[@]}" "$@" 2>&1 | tee "$logs/${PYTEST_LOG:-pytest}.log"
-  # any non-zero status fails, including 5 (no tests collected)
+  # The step's limit: TERM (then KILL 30 s later) to pytest and, by default, its process group
+  # (worker subprocesses too, so none keeps tee's pipe open). From a terminal, --foreground
+  # instead: timeout's own process group would not get the terminal's Ctrl-C.
+  [ -t 0 ] && limit+=(--foreground)
+  timeout "${limit[@]}" "${ZKLOCK_STEP_TIMEOUT:-1500}" \
+    .venv/bin/python -m pytest "${args[@]}" "$@" 2>&1 | tee "$logs/${PYTEST_LOG:-pytest}.log"
+  # timeout's status (124 when over the limit) is pytest's otherwise; any non-zero status
+  # fails, including 5 (no tests collected)
   return "${PIPESTATUS[0]}"
 }
 
@@ -112,4 +122,5 @@ step sweep sweep
 
 echo >&2
 printf '%s\n' "${summary[@]}" >&2
+printf '%-10s %6.1fs  (bootstrap included)\n' total "$(( $(now_ms) - t_run ))e-3" >&2
 exit "$failed"
