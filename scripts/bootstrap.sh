@@ -109,14 +109,21 @@ if [ -z "$python" ]; then
 fi
 constraints=$repo/scripts/constraints.txt
 stamp=$(cat "$repo/pyproject.toml" "$constraints" <(echo "$python $repo") | sha256sum | cut -c1-16)
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+# Recreated when it cannot run pip (broken or half-made) or runs another Python version than
+# $python (a venv made by another interpreter: its installed packages are for that one). pip
+# and every tool are run as `python -m`: bin/ scripts carry a shebang with the venv's path,
+# stale once the clone has moved.
+pyversion='import sys; print(sys.implementation.name, *sys.version_info[:3])'
+want=$("$python" -c "$pyversion") || fail "cannot run $python (ZKLOCK_PYTHON)"
+if [ "$("$venv/bin/python" -c "$pyversion" 2>/dev/null)" != "$want" ] ||
+   ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
   log "creating .venv with $python"
   rm -rf "$venv"
   "$python" -m venv "$venv"
 fi
 if [ "$(cat "$venv/.install-stamp" 2>/dev/null)" != "$stamp" ]; then
   log "pip install -e '.[dev]' with scripts/constraints.txt (log: .ci/logs/pip.log)"
-  PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -c "$constraints" -e "$repo[dev]" \
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install -c "$constraints" -e "$repo[dev]" \
     >"$logs/pip.log" 2>&1 || { tail -30 "$logs/pip.log" >&2; fail "pip install failed"; }
   echo "$stamp" >"$venv/.install-stamp"
 fi

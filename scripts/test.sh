@@ -84,7 +84,7 @@ sweep() {  # containers and networks of crashed runs (Ryuk is off); live runs ke
 lint() {
   local paths=() p
   for p in zklock tests examples benchmarks; do [ -e "$p" ] && paths+=("$p"); done
-  .venv/bin/ruff check "${paths[@]}"
+  .venv/bin/python -m ruff check "${paths[@]}"
 }
 
 run_pytest() {
@@ -106,7 +106,7 @@ run_pytest() {
 echo "test.sh: ZooKeeper image $ZKLOCK_ZOOKEEPER_IMAGE" >&2
 step sweep sweep
 step ruff lint
-step mypy .venv/bin/mypy
+step mypy .venv/bin/python -m mypy
 step pytest run_pytest "$@"
 # The whole suite again with every client made through zklock.testing (the workers in
 # subprocesses too) on zklock's LeanHandler: issue 4 asks that whatever handler ships pass
