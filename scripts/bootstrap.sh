@@ -5,8 +5,9 @@
 #   2. start dockerd (setsid, no systemd needed) when `docker info` fails, and wait for it
 #   3. choose the ZooKeeper image, never pulling: $ZKLOCK_ZOOKEEPER_IMAGE if set, else a local
 #      zookeeper:3.9, else zklock-zookeeper:3.8 built by docker/zookeeper/build-image.sh
-#   4. .venv with `pip install -e '.[dev]'`, versions pinned by scripts/constraints.txt (skipped
-#      while pyproject.toml and the constraints are unchanged)
+#   4. .venv with `pip install -e '.[dev]'`, versions pinned by scripts/constraints.txt, the
+#      setuptools that builds zklock included (skipped while pyproject.toml and the constraints
+#      are unchanged; the .venv is recreated when its pip fails or its Python version differs)
 # The chosen image goes to .venv/zookeeper-image and, as ZKLOCK_ZOOKEEPER_IMAGE=..., to stdout
 # (everything else goes to stderr). Logs: .ci/logs/.
 #
@@ -123,7 +124,12 @@ if [ "$("$venv/bin/python" -c "$pyversion" 2>/dev/null)" != "$want" ] ||
 fi
 if [ "$(cat "$venv/.install-stamp" 2>/dev/null)" != "$stamp" ]; then
   log "pip install -e '.[dev]' with scripts/constraints.txt (log: .ci/logs/pip.log)"
-  PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install -c "$constraints" -e "$repo[dev]" \
+  # The constraints go in PIP_CONSTRAINT, not -c: pip ignores -c in the isolated environment
+  # where it builds zklock itself, but that pip inherits the variable, so the setuptools that
+  # builds zklock is pinned too. Relative to the repository (pip splits the variable at
+  # whitespace, and the clone's path may have some).
+  (cd "$repo" && PIP_CONSTRAINT=scripts/constraints.txt PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    "$venv/bin/python" -m pip install -e "$repo[dev]") \
     >"$logs/pip.log" 2>&1 || { tail -30 "$logs/pip.log" >&2; fail "pip install failed"; }
   echo "$stamp" >"$venv/.install-stamp"
 fi
