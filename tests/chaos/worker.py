@@ -57,8 +57,13 @@ class Worker:
         self.store = FencedStore(Path(config["store"]))
         self.log = EventLog(Path(config["log_dir"]) / f"worker-{index}.jsonl", index)
         self.stopping = threading.Event()
+        # Worker i tries server i (mod the ensemble's size) first: the workers start spread
+        # over every server, so each server's fault (a follower killed) has someone to hit.
+        hosts = config["hosts"].split(",")
+        first = index % len(hosts)
         self.client = KazooClient(
-            hosts=config["hosts"],
+            hosts=",".join(hosts[first:] + hosts[:first]),
+            randomize_hosts=False,
             timeout=float(config["session_timeout"]),
             # kazoo's default backoff grows to an hour between attempts; a worker cut off
             # for a few seconds must come back within a second of the ensemble healing.
