@@ -428,7 +428,10 @@ class LockRecipe:
             ledger.found(attempt_id, node)
             ledger.use(node)
             self._session().answered_through_leader(sent_at)  # a write: the leader committed it
-            return node, self._wait(listing, deadline)
+            try:
+                return node, self._wait(listing, deadline)
+            except NoNode:  # our node, then the path, deleted since: as in LockRecipe._run
+                return node, []
         raise ConnectionLost(f"parent of {self.path!r} keeps disappearing")
 
     def _make_parent(self, deadline: Deadline) -> None:

@@ -110,17 +110,17 @@ class RetryPolicy:
         # A part that cannot be called with tenacity's one argument would fail only at the
         # first retry, after the first connection loss.
         for name in ("stop", "wait", "retry"):
-            part = getattr(self, name)
-            if inspect.isclass(part):  # stop_after_attempt for stop_after_attempt(3)
-                raise UsageError(
-                    f"RetryPolicy.{name} must be a tenacity {name} object, not the class "
-                    f"{part.__name__}: make one, e.g. {part.__name__}(...)"
-                )
-            if not callable(part) or not _takes_one_argument(part):
-                raise UsageError(
-                    f"RetryPolicy.{name} must be a tenacity {name} object or a callable "
-                    f"taking tenacity's RetryCallState, not {part!r}"
-                )
+            for part in _parts(getattr(self, name)):  # each part of a | & + combination too
+                if inspect.isclass(part):  # stop_after_attempt for stop_after_attempt(3)
+                    raise UsageError(
+                        f"RetryPolicy.{name} must be a tenacity {name} object, not the class "
+                        f"{part.__name__}: make one, e.g. {part.__name__}(...)"
+                    )
+                if not callable(part) or not _takes_one_argument(part):
+                    raise UsageError(
+                        f"RetryPolicy.{name} must be a tenacity {name} object or a callable "
+                        f"taking tenacity's RetryCallState, not {part!r}"
+                    )
         timeout = self.request_timeout
         if timeout is None:
             return
@@ -200,6 +200,22 @@ class RetryPolicy:
         )
 
 
+# Where tenacity's combinations keep their parts: stop_any/stop_all (|, &), retry_any/retry_all
+# (|, &), wait_combine (+) and wait_chain.
+_COMBINED_PARTS = ("stops", "retries", "wait_funcs", "strategies")
+
+
+def _parts(policy: object) -> list[object]:
+    """``policy`` itself, or the parts a tenacity combination is made of, however deep."""
+    if inspect.isclass(policy):
+        return [policy]
+    for attribute in _COMBINED_PARTS:
+        parts = getattr(policy, attribute, None)
+        if isinstance(parts, tuple):
+            return [leaf for part in parts for leaf in _parts(part)]
+    return [policy]
+
+
 def _takes_one_argument(part: Callable[..., Any]) -> bool:
     """Whether ``part`` can be called with one positional argument (True when unknowable)."""
     try:
@@ -221,10 +237,7 @@ def _checked_wait(
     """
 
     def checked(state: RetryCallState) -> float:
-        try:
-            seconds = wait(state)
-        except TypeError as error:  # wait_fixed(1) + 0.5: tenacity calls the 0.5
-            raise UsageError(f"RetryPolicy.wait could not be called: {error}") from error
+        seconds = wait(state)
         # Any number float() takes will do (a Decimal, a Fraction, a numpy float), but text.
         value = float("nan")
         if not isinstance(seconds, (bool, str, bytes)):

@@ -365,13 +365,30 @@ def test_a_tenacity_class_for_its_object_is_refused(part):
         RetryPolicy(**{field: cls})
 
 
-def test_a_wait_that_fails_to_be_called_is_a_usage_error_at_the_retry():
-    def lost() -> None:
-        raise kazoo_errors.ConnectionLoss()
+@pytest.mark.parametrize(
+    "part",
+    [
+        ("wait", lambda: wait_fixed(0) + 0.5),  # tenacity would call the 0.5
+        ("wait", lambda: tenacity.wait_chain(wait_fixed(1), wait_fixed)),
+        ("stop", lambda: stop_after_attempt(3) | 3),
+        ("stop", lambda: stop_after_attempt(3) & (tenacity.stop_after_delay(1) | tenacity.stop_after_delay)),
+        ("retry", lambda: tenacity.retry_if_exception_type() | 3),
+        ("retry", lambda: tenacity.retry_always & (lambda: True)),
+    ],
+)
+def test_a_bad_part_of_a_combination_is_refused_when_the_policy_is_made(part):
+    # Not at the first retry, after the first connection loss: a raw TypeError there.
+    field, make = part
+    with pytest.raises(errors.UsageError, match=f"RetryPolicy.{field}"):
+        RetryPolicy(**{field: make()})
 
-    policy = RetryPolicy(wait=wait_fixed(0) + 0.5, stop=stop_after_attempt(3))  # type: ignore[operator]
-    with pytest.raises(errors.UsageError, match=r"RetryPolicy\.wait could not be called"):
-        policy.run(lost, Deadline(1.0), lambda _s: None, lambda: "test")
+
+def test_good_combinations_are_accepted():
+    RetryPolicy(
+        stop=stop_after_attempt(3) | (tenacity.stop_after_delay(1) & stop_after_attempt(2)),
+        wait=tenacity.wait_chain(wait_fixed(1) + tenacity.wait_random(0, 1), wait_fixed(2)),
+        retry=tenacity.retry_if_exception_type() & tenacity.retry_always,
+    )
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])

@@ -18,8 +18,9 @@ Both are adapters in ``_backends.py``; this module chooses one and runs the fore
 The connect string is the first line on stdout (flushed at once); everything else goes to
 stderr.  Every server listens on 127.0.0.1 only, with development settings: ``tickTime`` 200 ms
 (a dead client's locks go within about a second of its session timeout), sessions of 0.4 to
-60 s.  On SIGINT/SIGTERM/SIGHUP all servers are stopped and their data deleted; the Java
-processes are also killed by the kernel if zklock itself is killed (Linux).
+60 s.  On SIGINT/SIGTERM/SIGHUP (SIGHUP not when started under ``nohup``) all servers are
+stopped and their data deleted; the Java processes are also killed by the kernel if zklock
+itself is killed (Linux).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Declare the arguments of ``zklock server``."""
     parser.description = (
         "Start a throwaway ZooKeeper on 127.0.0.1 for development, print its connect string "
-        "on stdout, and keep it running until SIGINT (Ctrl-C), SIGTERM or SIGHUP; then stop it and "
+        "on stdout, and keep it running until SIGINT (Ctrl-C), SIGTERM or SIGHUP (not under nohup); "
+        "then stop it and "
         "delete its data.  By default uses containers when a Docker engine is reachable and the "
         "image is present locally, else a local Java ZooKeeper.  Exit status: 0 after a clean "
         "stop; 64 bad arguments; 69 no backend, or the server failed to start or died; 128 + N "
@@ -107,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
                 sys.stdout.flush()
             say(
                 f"ZooKeeper ({backend.description}) serving on {connect_string}; "
-                "Ctrl-C, SIGTERM or SIGHUP stops it"
+                f"{stopping.described()} stops it"
             )
             while True:
                 time.sleep(0.5)  # a stop signal raises _Stop in here
@@ -201,11 +203,16 @@ class _StopSignals:
         self._armed = False
 
     def arm(self) -> None:
-        """Raise :class:`_Stop` for a signal kept while disarmed, else arm again."""
+        """Arm again; raise :class:`_Stop` for a signal kept while disarmed."""
+        self._armed = True  # first: a signal from here on raises by itself
         if self._pending is not None:
+            self._armed = False
             signum, self._pending = self._pending, None
             raise _Stop(signum)
-        self._armed = True
+
+    def described(self) -> str:
+        """The signals that stop the server, for its message (SIGHUP not under ``nohup``)."""
+        return "Ctrl-C, SIGTERM or SIGHUP" if signal.SIGHUP in self._old else "Ctrl-C or SIGTERM"
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self._armed:
