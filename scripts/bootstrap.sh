@@ -31,7 +31,7 @@ fail() { log "$*"; exit 1; }
 lockdir=/run/lock
 [ -d "$lockdir" ] && [ -w "$lockdir" ] || lockdir=/tmp
 lock=$lockdir/zklock-bootstrap.lock
-[ -e "$lock" ] || : 2>/dev/null >>"$lock" || true
+[ -e "$lock" ] || (umask 022; : >>"$lock") 2>/dev/null || true  # readable by other users too
 exec 9<"$lock" || fail "cannot open the lock file $lock"
 flock -w 600 9 || fail "waited 600 s for $lock: another bootstrap still runs, or a process it started holds the lock (see: fuser -v $lock)"
 

@@ -32,7 +32,7 @@ step() {  # step NAME COMMAND...: run, time and record it
   "$@"
   rc=$?
   summary+=("$(printf '%-10s %6.1fs  %s' "$name" "$(( $(now_ms) - start ))e-3" \
-    "$(case $rc in 0) echo ok ;; 124) echo "FAILED (exit 124: timed out)" ;; *) echo "FAILED (exit $rc)" ;; esac)")")
+    "$(case $rc in 0) echo ok ;; 124|137) echo "FAILED (exit $rc: timed out)" ;; *) echo "FAILED (exit $rc)" ;; esac)")")
   [ "$rc" -eq 0 ] || failed=1
   return 0
 }
@@ -87,15 +87,24 @@ lint() {
   .venv/bin/python -m ruff check "${paths[@]}"
 }
 
+in_terminal_foreground() {  # this script's process group is its terminal's foreground one
+  # Fields of /proc/PID/stat after "(comm) ": state ppid pgrp session tty_nr tpgid. Not
+  # `[ -t 0 ]`: stdin may be redirected at a prompt, or a background job may have a terminal.
+  local stat pgrp tpgid
+  stat=$(cat "/proc/$$/stat" 2>/dev/null) || return 1
+  read -r _ _ pgrp _ _ tpgid _ <<<"${stat##*) }"
+  [ "$tpgid" -gt 0 ] && [ "$pgrp" = "$tpgid" ]
+}
+
 run_pytest() {
   local args=(-ra --durations=15) limit=(-k 30)
   if .venv/bin/python -c 'import pytest_timeout' 2>/dev/null; then
     args+=("--timeout=${ZKLOCK_TEST_TIMEOUT:-120}")
   fi
   # The step's limit: TERM (then KILL 30 s later) to pytest and, by default, its process group
-  # (worker subprocesses too, so none keeps tee's pipe open). From a terminal, --foreground
-  # instead: timeout's own process group would not get the terminal's Ctrl-C.
-  [ -t 0 ] && limit+=(--foreground)
+  # (worker subprocesses too, so none keeps tee's pipe open). In a terminal's foreground job,
+  # --foreground instead: timeout's own process group would not get the terminal's Ctrl-C.
+  in_terminal_foreground && limit+=(--foreground)
   timeout "${limit[@]}" "${ZKLOCK_STEP_TIMEOUT:-1500}" \
     .venv/bin/python -m pytest "${args[@]}" "$@" 2>&1 | tee "$logs/${PYTEST_LOG:-pytest}.log"
   # timeout's status (124 when over the limit) is pytest's otherwise; any non-zero status

@@ -100,6 +100,12 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/zklock-zk-image.XXXXXX")
 # by any path, the temporary name goes: after the tag that only untags it, before the tag it
 # deletes the unverified image.
 tmp_image=zklock-zookeeper-unverified:$build_hash-$$
+# A build killed outright (SIGKILL skips the trap below) left its unverified image: remove
+# those whose build process is gone.
+for stale in $(timeout -k 5 30 docker images --format '{{.Repository}}:{{.Tag}}' \
+    zklock-zookeeper-unverified 2>/dev/null || true); do
+  [ -d "/proc/${stale##*-}" ] || timeout -k 5 30 docker image rm -f "$stale" >/dev/null 2>&1 || true
+done
 cleanup() {
   rm -rf "$work"
   timeout -k 5 30 docker image rm -f "$tmp_image" >/dev/null 2>&1 || true
