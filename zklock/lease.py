@@ -50,14 +50,18 @@ class Liveness(Protocol):
         """Monotonic time after which the server may have expired the session."""
 
 
-LeaseListener = Callable[["Lease", LeaseState], None]
-"""Called as ``listener(lease, new_state)`` on every state change; must not block.
+class LeaseListener(Protocol):
+    """Called as ``listener(lease, new_state)`` on every state change; must not block.
 
-A listener sees a lease's changes in the order they happened, and its last call carries the
-lease's current state: changes made while the listeners are being called are passed on
-afterwards, by the thread calling them, newest only (see ``Lease._deliver``); changes made
-while a release is under way, by the releasing thread once it has freed the lock.
-"""
+    Any function or callable object of two positional arguments will do. A listener sees a
+    lease's changes in the order they happened, and its last call carries the lease's current
+    state: changes made while the listeners are being called are passed on afterwards, by the
+    thread calling them, newest only (see ``Lease._deliver``); changes made while a release is
+    under way, by the releasing thread once it has freed the lock.
+    """
+
+    def __call__(self, lease: Lease, state: LeaseState, /) -> None:
+        """Hear that ``lease`` is now in ``state``."""
 
 _TERMINAL = (LeaseState.LOST, LeaseState.RELEASED)
 
