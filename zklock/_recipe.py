@@ -106,10 +106,16 @@ def _starting(client: KazooClient) -> bool:
     """True between ``start_async()`` and kazoo's first state change (kazoo says CLOSED then).
 
     kazoo has no public word for it: its ``_stopped`` event is cleared by ``start()`` /
-    ``start_async()`` and set again by ``stop()``.
+    ``start_async()`` and set again by ``stop()``. A client kazoo gave up on by itself (its
+    reconnect tries ran out, its authentication failed) is CLOSED for good with ``_stopped``
+    still clear: its connection thread, made by ``start_async()`` before it returns, has ended.
     """
     stopped = getattr(client, "_stopped", None)
-    return stopped is not None and not stopped.is_set()
+    if stopped is None or stopped.is_set():
+        return False
+    routine = getattr(getattr(client, "_connection", None), "_connection_routine", None)
+    is_alive = getattr(routine, "is_alive", None)  # a greenlet of another handler may not say
+    return routine is not None and (is_alive is None or bool(is_alive()))
 
 
 def _is_lost(lease: Lease) -> bool:
