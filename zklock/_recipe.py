@@ -178,8 +178,17 @@ class LockRecipe:
         Always on kazoo's connection thread (state listeners, lease listeners told of a
         connection change, inline callbacks); with ``on_callback_thread_too``, also on
         kazoo's callback threads (watch and completion callbacks, the listeners they tell).
+        ``acquire()`` (``on_callback_thread_too``) is refused on the session's watchdog too,
+        where lease listeners hear of a loss: its wait would stall every other lease's watch.
         """
-        if self._session().on_kazoo_thread(callback_threads_too=on_callback_thread_too):
+        session = self._session()
+        if on_callback_thread_too and session.on_watchdog_thread():
+            raise UsageError(
+                f"{call} cannot wait on zklock's session watchdog (in a lease listener told "
+                "of a loss or a reconnect): it would stop watching every other lease "
+                "meanwhile; call it from another thread"
+            )
+        if session.on_kazoo_thread(callback_threads_too=on_callback_thread_too):
             raise UsageError(
                 f"{call} cannot wait for ZooKeeper on one of kazoo's threads (in a state or "
                 "lease listener, or a callback): it would block the thread that hands over "

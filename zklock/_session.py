@@ -138,6 +138,13 @@ class SessionWatcher:
             return True
         return callback_threads_too and me in getattr(getattr(client, "handler", None), "_workers", ())
 
+    def on_watchdog_thread(self) -> bool:
+        """Whether the caller is this session's watchdog (lease listeners told of LOST, say).
+
+        A wait there stalls every other lease's loss bound, heartbeat and read-back.
+        """
+        return threading.current_thread() is self._watchdog
+
     # ------------------------------------------------------------------ liveness
     @property
     def session_timeout(self) -> float:

@@ -270,6 +270,38 @@ def test_partition_longer_than_session_holder_hears_first(zk_client_factory, zk_
     assert wait_until(lambda: holder_client.state == KazooState.CONNECTED, 15)
 
 
+def test_a_lost_listener_on_the_watchdog_may_not_wait_there_for_another_lock(
+    zk_client_factory, zk_path, proxy
+):
+    # The watchdog declares the loss when the connection stays silent past the bound, and
+    # tells the lease's listeners on its own thread: an acquire() there would stall its watch
+    # over every other lease of the session, and is refused.
+    client = zk_client_factory(hosts=proxy.connect_string, timeout=2.0)
+    again = zklock.Lock(client, f"{zk_path}/again")
+    heard: list[tuple[str, object]] = []
+
+    def take_another(lease: zklock.Lease, state: zklock.LeaseState) -> None:
+        if state is zklock.LeaseState.LOST:
+            try:
+                outcome: object = again.acquire(timeout=1)
+            except zklock.UsageError as refused:
+                outcome = refused
+            heard.append((threading.current_thread().name, outcome))
+
+    lock = zklock.Lock(client, f"{zk_path}/watched", listener=take_another)
+    assert lock.acquire(timeout=10)
+    proxy.blackhole()
+    try:
+        assert wait_until(lambda: heard, 15)  # nobody reads the lease's state meanwhile
+    finally:
+        proxy.heal()
+    ((thread, outcome),) = heard
+    assert thread.startswith("zklock-watchdog"), thread
+    assert isinstance(outcome, zklock.UsageError) and "watchdog" in str(outcome), outcome
+    with pytest.raises(zklock.LockLost):
+        lock.release()
+
+
 def test_sigstopped_holder_knows_on_waking(zookeeper, zk_client_factory, zk_path):
     path = f"{zk_path}/frozen"
     session_timeout = 2.0
