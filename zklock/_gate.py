@@ -55,7 +55,8 @@ class LocalGate:
                 if self._owner is me and blocking and deadline.remaining() is None:
                     raise AlreadyHeld(
                         f"this thread already holds {self._path!r}, and would wait for ever "
-                        "for itself (give a timeout if another thread is to release it)"
+                        "for itself (give a timeout if another thread is to release it; a lost "
+                        "lease, too, holds the object until release())"
                     )
                 if not self._wait_turn(wakeup, deadline, blocking):
                     return False

@@ -216,7 +216,12 @@ class Lock(_LockingDecorator):
             )
 
     def locked(self) -> bool:
-        """True while this object holds the lock and the lease is not known to be lost."""
+        """True while this object holds the lock and the lease is not known to be lost.
+
+        A lost lease still occupies the object until :meth:`release` (which then raises
+        :class:`LockLost`): until then, another ``acquire()`` on it waits, as for a held lock
+        (on the thread that acquired it, with no timeout, :class:`AlreadyHeld`).
+        """
         self._fork_guard.check("this lock")
         lease = self._gate.lease
         return lease is not None and lease.state in (LeaseState.HELD, LeaseState.SUSPENDED)
