@@ -67,7 +67,7 @@ def check_lock_path(path: object, chroot: str = "") -> str:
             raise InvalidPath(f"lock path has an empty component ('//'): {path!r}")
         if part in (".", ".."):
             raise InvalidPath(f"lock path must not contain '.' or '..': {path!r}")
-    on_server = chroot + path
+    on_server = chroot.rstrip("/") + path  # a chroot of "/" (hosts "h:p//") is none
     if on_server == "/zookeeper" or on_server.startswith("/zookeeper/"):
         where = f" (with the client's chroot: {on_server!r})" if chroot else ""
         raise InvalidPath(f"paths under /zookeeper belong to ZooKeeper itself: {path!r}{where}")

@@ -20,7 +20,7 @@ import enum
 import logging
 import threading
 import time
-from typing import Callable, Protocol
+from typing import Callable, NoReturn, Protocol, SupportsIndex
 
 from ._fork import ForkGuard
 from .errors import LockInDoubt, LockLost, NotHeld, UsageError
@@ -83,9 +83,9 @@ class Lease:
     # Slots, not a dictionary: a client may hold thousands of leases at once, and each is
     # kept for as long as its lock is held (docs/performance.md, "Memory per held lock").
     __slots__ = (
-        "_clock", "_delivering", "_fork_guard", "_held_back", "_listeners", "_liveness", "_lost",
-        "_mutex", "_notified", "_state", "acquired_at", "acquired_at_wall", "identifier", "node",
-        "path", "reason", "session_id", "token",
+        "__weakref__", "_clock", "_delivering", "_fork_guard", "_held_back", "_listeners",
+        "_liveness", "_lost", "_mutex", "_notified", "_state", "acquired_at", "acquired_at_wall",
+        "identifier", "node", "path", "reason", "session_id", "token",
     )
 
     def __init__(
@@ -329,6 +329,20 @@ class Lease:
                 listener(self, state)
             except Exception:
                 log.exception("lease listener %r failed", listener)
+
+    # A lease stands for one live node, watched by its session: a copy would be watched by
+    # nobody and go on saying HELD, and a pickled one would leave the process that holds it.
+    def __copy__(self) -> NoReturn:
+        raise UsageError("a Lease cannot be copied: share the object itself (or its token)")
+
+    def __deepcopy__(self, memo: object) -> NoReturn:
+        raise UsageError("a Lease cannot be copied: share the object itself (or its token)")
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        raise UsageError(
+            "a Lease cannot be pickled: only the process that holds it can; send its token "
+            "(the fencing token) instead"
+        )
 
     def __repr__(self) -> str:
         return (

@@ -18,7 +18,7 @@ import socket
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, SupportsIndex, TypeVar
 
 from kazoo.client import KazooClient
 from kazoo.security import ACL
@@ -332,6 +332,19 @@ class Lock(_LockingDecorator):
             if exc is None:
                 raise
             _add_note(exc, f"zklock: releasing the lock also failed: {error!r}")
+
+    # One Lock object is one contender with its own local gate: a copy would share that gate
+    # half-way, and a pickled one could not carry its client.
+    def __copy__(self) -> NoReturn:
+        raise UsageError("a Lock cannot be copied: share it, or make another Lock(client, path)")
+
+    def __deepcopy__(self, memo: object) -> NoReturn:
+        raise UsageError("a Lock cannot be copied: share it, or make another Lock(client, path)")
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        raise UsageError(
+            "a Lock cannot be pickled: make a Lock(client, path) in the process that uses it"
+        )
 
     def __repr__(self) -> str:
         lease = self._gate.lease  # read once: another thread may release meanwhile

@@ -614,3 +614,18 @@ def test_a_release_begun_before_the_birth_hold_back_ends_keeps_its_own(clock, li
     assert seen == []
     lease._let_listeners_hear()  # the release is over
     assert seen == [RELEASED]
+
+
+def test_a_lease_cannot_be_copied_or_pickled_but_can_be_weakly_referenced(lease):
+    # A copy would be watched by nobody and go on saying HELD; keyed weakly, user data goes
+    # with the lease (docs: session-loss.md).
+    import copy
+    import pickle
+    import weakref
+
+    for duplicate in (copy.copy, copy.deepcopy, pickle.dumps):
+        with pytest.raises(errors.UsageError, match="cannot be"):
+            duplicate(lease)
+    notes: weakref.WeakKeyDictionary[Lease, str] = weakref.WeakKeyDictionary()
+    notes[lease] = "mine"
+    assert notes[lease] == "mine"

@@ -210,3 +210,22 @@ def test_a_note_that_cannot_be_added_is_logged_instead(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         "zklock: the lock was lost while this block ran (while _NoNotes('body failed') was raised)"
     ]
+
+
+def test_a_lock_cannot_be_copied_or_pickled(client):
+    import copy
+    import pickle
+
+    lock = zklock.Lock(client, "/locks/a")
+    for duplicate in (copy.copy, copy.deepcopy, pickle.dumps):
+        with pytest.raises(UsageError, match="cannot be"):
+            duplicate(lock)
+
+
+def test_a_chroot_of_slash_is_no_chroot_for_the_zookeeper_check():
+    from zklock.errors import InvalidPath
+
+    client = KazooClient(hosts="127.0.0.1:1//")  # kazoo's chroot: "/"
+    assert client.chroot == "/"
+    with pytest.raises(InvalidPath, match="belong to ZooKeeper"):
+        zklock.Lock(client, "/zookeeper/quota")
