@@ -41,10 +41,16 @@ def _measured(value: Any) -> bool:
 
 
 def turns(impls: Sequence[str]) -> Iterator[list[str]]:
-    """The implementations' order for each round in turn: A B C, B C A, C A B, A B C, ..."""
+    """The implementations' order for each round in turn: A B C, C B A, B C A, A C B, ...
+
+    Each rotation, then the same backwards: every implementation takes every place, and each
+    runs right before another as often as right after it, so a drift over a run, or what a
+    round leaves to the next, does not favour one of them in their per-repeat ratios.
+    """
     order = list(impls)
     while True:
         yield list(order)
+        yield order[::-1]
         order.append(order.pop(0))
 
 
@@ -175,16 +181,22 @@ def sections_of(replies: Sequence[dict[str, Any]]) -> list[Section]:
     ]
 
 
-def _analyse(sections: Sequence[Section]) -> dict[str, Any]:
+def _analyse(
+    sections: Sequence[Section], window: tuple[float, float] = (-math.inf, math.inf)
+) -> dict[str, Any]:
     """Exclusion check and hand-offs over all processes' sections, in the order entered.
 
     For each two sections entered one after the other: an overlap if the second was entered
     before the first's release call; a token inversion if both have fencing tokens and the
     second's is not higher.  Between two processes (``pairs``), the second one's wait is a
-    hand-off only if it had called ``acquire()`` before the first called ``release()``: it was
-    queued and waiting.  Otherwise the releaser found nobody waiting, and the gap would time
-    the next holder's own acquire, not a hand-off; such pairs are counted, not timed.
+    hand-off only if it had called ``acquire()`` before the first called ``release()`` (it
+    was most likely queued and waiting: a call made just before the release may reach the
+    server after it).  Otherwise the releaser found nobody waiting, and the gap would time
+    the next holder's own acquire, not a hand-off; such pairs are counted, not timed.  Pairs
+    are counted and timed only when the second section was entered within ``window`` (the
+    round's timed span: not the ramp-up, nor the drain after it, when nobody queues again).
     """
+    lowest, highest = window
     ordered = sorted(sections, key=lambda s: (s[1], s[2]))
     overlaps = 0
     token_inversions = 0
@@ -195,7 +207,7 @@ def _analyse(sections: Sequence[Section]) -> dict[str, Any]:
             overlaps += 1
         if before[3] is not None and after[3] is not None and after[3] <= before[3]:
             token_inversions += 1
-        if after[4] != before[4]:
+        if after[4] != before[4] and lowest <= after[1] < highest:
             pairs += 1
             if after[0] < before[2]:
                 handoffs.append(after[1] - before[2])
@@ -223,7 +235,7 @@ def round_figures(
 ) -> dict[str, Any]:
     """The figures of one timed contended round, from its workers' ``contend`` replies."""
     sections = sections_of(replies)
-    analysis = _analyse(sections)
+    analysis = _analyse(sections, (start + settle, start + duration))
     handoffs = analysis["handoffs"]
     return {
         "acquisitions": len(sections),

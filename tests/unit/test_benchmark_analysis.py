@@ -88,6 +88,20 @@ def test_only_a_next_holder_already_waiting_makes_a_hand_off():
     assert suites._analyse(list(reversed(sections))) == analysis
 
 
+def test_hand_offs_are_timed_only_into_sections_entered_within_the_timed_window():
+    # The ramp-up before the window and the drain after it (nobody queues again) are left
+    # out of the hand-offs, as out of the throughput; the exclusion checks cover them all.
+    sections = [
+        section(0.0, 1.0, 2.0, process=0),
+        section(1.5, 3.0, 4.0, process=1),   # entered before the window
+        section(2.5, 5.5, 6.0, process=0),   # inside: hand-off 1.5
+        section(5.8, 7.0, 8.0, process=1),   # entered at the window's end: the drain
+    ]
+    analysis = suites._analyse(sections, (4.0, 7.0))
+    assert analysis["pairs"] == 1 and analysis["handoffs"] == [1.5]
+    assert suites._analyse(sections)["handoffs"] == [1.0, 1.5, 1.0]
+
+
 def test_adjacent_sections_that_overlap_and_tokens_out_of_order_are_counted():
     sections = [
         section(0.0, 1.0, 3.0, process=0, token=5),
@@ -266,12 +280,13 @@ def test_the_scale_suite_turns_its_order_each_repeat_and_runs_the_waiters_revers
     monkeypatch.setattr(suites, "run_once", run_once)
     impls = ["zklock", "zklock+lean", "kazoo"]
     result = suites.scale("h:1", "/b", impls, 10, 5, 2, 3, lambda message: None)
+    # Each rotation, then backwards (suites.turns); the waiters' runs in reverse.
     assert [impl for kind, impl in calls if kind == "scale-hold"] == [
-        "zklock", "zklock+lean", "kazoo", "zklock+lean", "kazoo", "zklock",
-        "kazoo", "zklock", "zklock+lean"]
+        "zklock", "zklock+lean", "kazoo", "kazoo", "zklock+lean", "zklock",
+        "zklock+lean", "kazoo", "zklock"]
     assert [impl for kind, impl in calls if kind == "scale-waiters"] == [
-        "kazoo", "zklock+lean", "zklock", "zklock", "kazoo", "zklock+lean",
-        "zklock+lean", "zklock", "kazoo"]
+        "kazoo", "zklock+lean", "zklock", "zklock", "zklock+lean", "kazoo",
+        "zklock", "kazoo", "zklock+lean"]
     assert list(result["hold"]) == list(result["waiters"]) == impls
     assert result["repeats"] == 3 and [len(runs) for runs in result["runs"]["hold"].values()] == [3] * 3
     # Ratios 0.5, 0.25, 0.5 for zklock: the median of the per-repeat ones, not of the medians.
