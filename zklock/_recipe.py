@@ -317,10 +317,7 @@ class LockRecipe:
         if me is None:
             me, children = self._create(deadline, ledger)
         else:  # our node from an earlier try: this one sends no write to vouch for its answers
-            try:
-                children = self._synced_children(deadline)
-            except NoNode:  # the lock path is gone, so our node is (see below)
-                children = []
+            children = self._synced_children(deadline)
         own_name = me.path.rsplit("/", 1)[1]
         own = parse_node_name(own_name, self.kind.queued_behind)
         behind = None if own is None else later_names_key(own)
@@ -371,13 +368,7 @@ class LockRecipe:
                 return None
             if prefetched is None:  # a listing sent now, maybe over a connection made since
                 drops_before = session.drops
-            try:
-                children = self._children(deadline, prefetched)
-            except NoNode:
-                # The lock path is gone. It can be deleted only once empty, so our node went
-                # first (its session expired, a hand deleted it): an empty listing says so,
-                # and we queue again, making the path anew.
-                children = []
+            children = self._children(deadline, prefetched)
 
     def _cancelled(self) -> AcquireCancelled:
         return AcquireCancelled(f"acquire of {self.path!r} was cancelled")
@@ -445,7 +436,7 @@ class LockRecipe:
             self._session().answered_through_leader(sent_at)  # a write: the leader committed it
             try:
                 return node, self._wait(listing, deadline)
-            except NoNode:  # our node, then the path, deleted since: as in LockRecipe._run
+            except NoNode:  # our node, then the path, deleted since: as in _children
                 return node, []
         raise ConnectionLost(f"parent of {self.path!r} keeps disappearing")
 
@@ -478,10 +469,15 @@ class LockRecipe:
         """List the lock path; ``sent`` is a listing already sent (by :meth:`_send_listing`).
 
         The answer counts as contact only once a later request answered through the leader
-        vouches for it: a follower cut off from the leader still answers a listing.
+        vouches for it: a follower cut off from the leader still answers a listing.  A lock
+        path that is gone lists as empty: it can be deleted only once empty, so every node
+        that was in it went first (a waiter's own too: it then queues again, on a new path).
         """
         result, sent_at = sent or self._send_listing()
-        children: list[str] = self._wait(result, deadline)
+        try:
+            children: list[str] = self._wait(result, deadline)
+        except NoNode:
+            children = []
         self._session().answered(sent_at)
         return children
 
@@ -591,10 +587,7 @@ class LockRecipe:
         be on its way to being committed: a sync first (not waited for: the listing is served
         after it) makes the server now serving us apply it before it lists.
         """
-        try:
-            children = self._synced_children(deadline)
-        except NoNode:
-            children = []  # no lock path: those creates failed (the next create makes it)
+        children = self._synced_children(deadline)  # none without a lock path: those failed
         for name in children:
             for attempt_id in list(ledger.unknown):
                 if attempt_id in name:
@@ -710,9 +703,8 @@ class LockRecipe:
             raise ConnectionLost(f"{self._context()}: no answer from ZooKeeper in time") from cut.__cause__
 
     def _contenders(self, deadline: Deadline) -> list[Contender]:
-        try:
-            children = self._children(deadline)
-        except NoNode:
+        children = self._children(deadline)
+        if not children:
             return []
         queue = self._queue(children)
         pending = [(node, self.client.get_async(f"{self.path}/{node.name}")) for node in queue]
