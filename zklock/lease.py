@@ -20,9 +20,10 @@ import enum
 import logging
 import threading
 import time
-from typing import Callable, NoReturn, Protocol, SupportsIndex
+from typing import Callable, Protocol
 
 from ._fork import ForkGuard
+from ._one_of_a_kind import OneOfAKind
 from .errors import LockInDoubt, LockLost, NotHeld, UsageError
 
 __all__ = ["Lease", "LeaseListener", "LeaseState"]
@@ -72,7 +73,7 @@ def check_listener(listener: object) -> None:
         raise UsageError(f"listener must be callable as listener(lease, state), not {listener!r}")
 
 
-class Lease:
+class Lease(OneOfAKind):
     """A held lock: its node, its fencing token, and its live state.
 
     ``token`` is the lock node's creation zxid (``czxid``): strictly increasing across all
@@ -86,6 +87,11 @@ class Lease:
         "__weakref__", "_clock", "_delivering", "_fork_guard", "_held_back", "_listeners",
         "_liveness", "_lost", "_mutex", "_notified", "_state", "acquired_at", "acquired_at_wall",
         "identifier", "node", "path", "reason", "session_id", "token",
+    )
+    _copy_refusal = "a Lease cannot be copied: share the object itself (or its token)"
+    _pickle_refusal = (
+        "a Lease cannot be pickled: only the process that holds it can; send its token "
+        "(the fencing token) instead"
     )
 
     def __init__(
@@ -329,20 +335,6 @@ class Lease:
                 listener(self, state)
             except Exception:
                 log.exception("lease listener %r failed", listener)
-
-    # A lease stands for one live node, watched by its session: a copy would be watched by
-    # nobody and go on saying HELD, and a pickled one would leave the process that holds it.
-    def __copy__(self) -> NoReturn:
-        raise UsageError("a Lease cannot be copied: share the object itself (or its token)")
-
-    def __deepcopy__(self, memo: object) -> NoReturn:
-        raise UsageError("a Lease cannot be copied: share the object itself (or its token)")
-
-    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
-        raise UsageError(
-            "a Lease cannot be pickled: only the process that holds it can; send its token "
-            "(the fencing token) instead"
-        )
 
     def __repr__(self) -> str:
         return (

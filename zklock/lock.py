@@ -18,7 +18,7 @@ import socket
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, ClassVar, NoReturn, SupportsIndex, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from kazoo.client import KazooClient
 from kazoo.security import ACL
@@ -27,6 +27,7 @@ from ._deadline import Deadline
 from ._fork import ForkGuard
 from ._gate import LocalGate
 from ._kinds import EXCLUSIVE, LockKind
+from ._one_of_a_kind import OneOfAKind
 from ._recipe import LockRecipe, ReleaseOutcome
 from ._validate import (
     check_blocking,
@@ -75,7 +76,7 @@ class _LockingDecorator(contextlib.ContextDecorator):
         return super().__call__(func)
 
 
-class Lock(_LockingDecorator):
+class Lock(_LockingDecorator, OneOfAKind):
     """An exclusive lock on ``path``, held through an ephemeral-sequential node.
 
     ``client`` is a started ``KazooClient``.  ``identifier`` is stored in the lock node so
@@ -95,6 +96,8 @@ class Lock(_LockingDecorator):
     """
 
     kind: ClassVar[LockKind] = EXCLUSIVE
+    _copy_refusal = "a Lock cannot be copied: share it, or make another Lock(client, path)"
+    _pickle_refusal = "a Lock cannot be pickled: make a Lock(client, path) in the process that uses it"
 
     def __init__(
         self,
@@ -332,19 +335,6 @@ class Lock(_LockingDecorator):
             if exc is None:
                 raise
             _add_note(exc, f"zklock: releasing the lock also failed: {error!r}")
-
-    # One Lock object is one contender with its own local gate: a copy would share that gate
-    # half-way, and a pickled one could not carry its client.
-    def __copy__(self) -> NoReturn:
-        raise UsageError("a Lock cannot be copied: share it, or make another Lock(client, path)")
-
-    def __deepcopy__(self, memo: object) -> NoReturn:
-        raise UsageError("a Lock cannot be copied: share it, or make another Lock(client, path)")
-
-    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
-        raise UsageError(
-            "a Lock cannot be pickled: make a Lock(client, path) in the process that uses it"
-        )
 
     def __repr__(self) -> str:
         lease = self._gate.lease  # read once: another thread may release meanwhile

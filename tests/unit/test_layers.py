@@ -26,6 +26,7 @@ LAYERS = {
     "_contact": 0,  # pure bookkeeping of answer times
     "_parent_death": 0,  # a C call for child processes (the CLI's and the testing harness's)
     "_fork": 1,
+    "_one_of_a_kind": 1,  # refuses copies with a UsageError
     "handler": 1,  # a kazoo connection handler: needs only kazoo's error classes, from errors
     "acl": 1,
     "_validate": 2,  # checks a NodeNaming and a RetryPolicy (naming, retry: layer 1)
